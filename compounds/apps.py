@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CompoundsConfig(AppConfig):
+    name = "compounds"
+    verbose_name = "Compound registry"

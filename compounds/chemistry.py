@@ -1,0 +1,376 @@
+"""Framework-free chemistry: parsing, standardisation, properties, fingerprints, depiction.
+
+No Django import here: the same functions run in a web request, an RQ worker, a
+benchmark and a unit test without a database.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+import numpy as np
+from rdkit import Chem, RDLogger
+from rdkit.Chem import rdDepictor, rdFingerprintGenerator, rdMolDescriptors
+from rdkit.Chem.Draw import rdMolDraw2D
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
+# RDKit writes parse errors to stderr; we report them per row instead.
+RDLogger.DisableLog("rdApp.*")
+
+FP_RADIUS = 2
+FP_BITS = 2048
+FP_BYTES = FP_BITS // 8
+MAX_SMILES_LENGTH = 5000
+# A registry of small molecules: anything bigger is almost surely a mistake, and
+# standardisation/InChI on huge graphs is slow enough to stall an import.
+MAX_HEAVY_ATOMS = 500
+
+_morgan = rdFingerprintGenerator.GetMorganGenerator(radius=FP_RADIUS, fpSize=FP_BITS)
+_fragment_chooser = rdMolStandardize.LargestFragmentChooser(preferOrganic=True)
+_uncharger = rdMolStandardize.Uncharger()
+_tautomer_enumerator: rdMolStandardize.TautomerEnumerator | None = None
+
+PROPERTY_NAMES = ("mw", "clogp", "tpsa", "hbd", "hba", "rotatable_bonds", "heavy_atoms")
+
+
+class ChemistryError(ValueError):
+    """A structure that cannot be registered; the message says why, for the row report."""
+
+
+@dataclass(frozen=True, slots=True)
+class StandardizedCompound:
+    smiles: str  # as submitted
+    canonical_smiles: str
+    inchikey: str
+    mw: float
+    clogp: float
+    tpsa: float
+    hbd: int
+    hba: int
+    rotatable_bonds: int
+    heavy_atoms: int
+    fingerprint: bytes = field(repr=False)
+
+    def properties(self) -> dict[str, float | int]:
+        return {name: getattr(self, name) for name in PROPERTY_NAMES}
+
+
+def parse_smiles(smiles: str) -> Chem.Mol:
+    """Parse a SMILES string or raise ChemistryError naming the problem."""
+    if smiles is None or not str(smiles).strip():
+        raise ChemistryError("empty SMILES")
+    smiles = str(smiles).strip()
+    if len(smiles) > MAX_SMILES_LENGTH:
+        raise ChemistryError(f"SMILES longer than {MAX_SMILES_LENGTH} characters")
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise ChemistryError("unparseable SMILES")
+    if mol.GetNumAtoms() == 0:
+        raise ChemistryError("no atoms")
+    return mol
+
+
+def standardize(mol: Chem.Mol, *, canonical_tautomer: bool = False) -> Chem.Mol:
+    """Keep the largest organic fragment and neutralise charges; stereo is kept.
+
+    The canonical tautomer is optional because it is slow (~1 ms/molecule) and
+    changes structures chemists may want registered as drawn.
+    """
+    if mol.GetNumHeavyAtoms() > MAX_HEAVY_ATOMS:
+        raise ChemistryError(
+            f"molecule too large ({mol.GetNumHeavyAtoms()} heavy atoms > {MAX_HEAVY_ATOMS})"
+        )
+    if len(Chem.GetMolFrags(mol)) > 1:
+        mol = _fragment_chooser.choose(mol)
+    if any(a.GetFormalCharge() for a in mol.GetAtoms()):
+        mol = _uncharger.uncharge(mol)
+    if canonical_tautomer:
+        global _tautomer_enumerator
+        if _tautomer_enumerator is None:
+            _tautomer_enumerator = rdMolStandardize.TautomerEnumerator()
+        mol = _tautomer_enumerator.Canonicalize(mol)
+    return mol
+
+
+def fingerprint_bytes(mol: Chem.Mol) -> bytes:
+    """Packed Morgan fingerprint (radius 2, 2048 bits, big-endian bit order) as 256 bytes."""
+    bits = _morgan.GetFingerprintAsNumPy(mol)
+    return np.packbits(bits.astype(np.uint8, copy=False)).tobytes()
+
+
+def compute_properties(mol: Chem.Mol) -> dict[str, float | int]:
+    # The C++ rdMolDescriptors calls; rdkit.Chem.Descriptors wraps some of them in
+    # slower Python.
+    clogp, _mr = rdMolDescriptors.CalcCrippenDescriptors(mol)
+    return {
+        "mw": round(rdMolDescriptors._CalcMolWt(mol), 3),
+        "clogp": round(clogp, 3),
+        "tpsa": round(rdMolDescriptors.CalcTPSA(mol), 2),
+        "hbd": rdMolDescriptors.CalcNumHBD(mol),
+        "hba": rdMolDescriptors.CalcNumHBA(mol),
+        "rotatable_bonds": rdMolDescriptors.CalcNumRotatableBonds(mol),
+        "heavy_atoms": mol.GetNumHeavyAtoms(),
+    }
+
+
+def process_smiles(smiles: str, *, canonical_tautomer: bool = False) -> StandardizedCompound:
+    """Everything a Compound row needs, from one SMILES. Raises ChemistryError."""
+    mol = standardize(parse_smiles(smiles), canonical_tautomer=canonical_tautomer)
+    return process_mol(mol, submitted=str(smiles).strip())
+
+
+def process_mol(mol: Chem.Mol, *, submitted: str) -> StandardizedCompound:
+    canonical = Chem.MolToSmiles(mol)
+    inchikey = Chem.MolToInchiKey(mol)
+    if not inchikey:
+        raise ChemistryError("InChIKey could not be computed")
+    return StandardizedCompound(
+        smiles=submitted,
+        canonical_smiles=canonical,
+        inchikey=inchikey,
+        fingerprint=fingerprint_bytes(mol),
+        **compute_properties(mol),  # type: ignore[arg-type]
+    )
+
+
+# --- Fingerprint arithmetic -------------------------------------------------
+
+
+def fingerprints_to_matrix(fps: Sequence[bytes]) -> np.ndarray:
+    """Stack packed fingerprints into a (n, FP_BYTES) uint8 matrix."""
+    if len(fps) == 0:
+        return np.zeros((0, FP_BYTES), dtype=np.uint8)
+    return np.frombuffer(b"".join(bytes(f) for f in fps), dtype=np.uint8).reshape(-1, FP_BYTES)
+
+
+def unpack_bits(packed: np.ndarray) -> np.ndarray:
+    """(n, FP_BYTES) packed → (n, FP_BITS) 0/1 uint8."""
+    return np.unpackbits(packed, axis=1)
+
+
+def tanimoto(query: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Tanimoto similarity of one packed fingerprint against every row of `matrix`."""
+    return tanimoto_matrix(query.reshape(1, -1), matrix)[0]
+
+
+def tanimoto_matrix(a: np.ndarray, b: np.ndarray, *, chunk: int = 2048) -> np.ndarray:
+    """All-pairs Tanimoto between packed fingerprint matrices a (n, B) and b (m, B)."""
+    a64 = np.ascontiguousarray(a).view(np.uint64)
+    b64 = np.ascontiguousarray(b).view(np.uint64)
+    count_a = np.bitwise_count(a64).sum(axis=1, dtype=np.int32)
+    count_b = np.bitwise_count(b64).sum(axis=1, dtype=np.int32)
+    out = np.empty((a64.shape[0], b64.shape[0]), dtype=np.float32)
+    for start in range(0, a64.shape[0], chunk):
+        block = a64[start : start + chunk]
+        inter = np.bitwise_count(block[:, None, :] & b64[None, :, :]).sum(axis=2, dtype=np.int32)
+        union = count_a[start : start + chunk, None] + count_b[None, :] - inter
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sim = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+        out[start : start + chunk] = sim
+    return out
+
+
+def top_k_similar(
+    query: np.ndarray, matrix: np.ndarray, k: int
+) -> list[tuple[int, float]]:
+    """Indices and similarities of the k rows most similar to `query`, best first."""
+    if matrix.shape[0] == 0 or k <= 0:
+        return []
+    sims = tanimoto(query, matrix)
+    k = min(k, sims.shape[0])
+    idx = np.argpartition(-sims, k - 1)[:k]
+    idx = idx[np.lexsort((idx, -sims[idx]))]
+    return [(int(i), float(sims[i])) for i in idx]
+
+
+# --- Depiction --------------------------------------------------------------
+
+
+def depict_svg(
+    smiles: str,
+    *,
+    width: int = 300,
+    height: int = 220,
+    atom_weights: Sequence[float] | None = None,
+) -> str:
+    """SVG of a structure; with `atom_weights`, atoms are shaded red (+) / blue (−)."""
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise ChemistryError("unparseable SMILES")
+    rdDepictor.SetPreferCoordGen(True)
+    rdDepictor.Compute2DCoords(mol)
+    drawer = rdMolDraw2D.MolDraw2DSVG(width, height)
+    opts = drawer.drawOptions()
+    opts.clearBackground = False
+    opts.padding = 0.08
+    if atom_weights is not None:
+        weights = np.asarray(atom_weights, dtype=float)
+        scale = float(np.max(np.abs(weights))) or 1.0
+        colours: dict[int, tuple[float, float, float]] = {}
+        radii: dict[int, float] = {}
+        for i, w in enumerate(weights):
+            t = min(abs(w) / scale, 1.0)
+            if t < 0.05:
+                continue
+            colours[i] = (1.0, 1.0 - 0.7 * t, 1.0 - 0.7 * t) if w > 0 else (1.0 - 0.7 * t, 1.0 - 0.5 * t, 1.0)
+            radii[i] = 0.35 + 0.15 * t
+        drawer.DrawMolecule(
+            mol,
+            highlightAtoms=list(colours),
+            highlightAtomColors=colours,
+            highlightAtomRadii=radii,
+            highlightBonds=[],
+        )
+    else:
+        drawer.DrawMolecule(mol)
+    drawer.FinishDrawing()
+    svg = drawer.GetDrawingText()
+    # Drop the XML prolog so the SVG can be inlined in HTML.
+    return svg.split("?>", 1)[-1].strip()
+
+
+# --- File readers -----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class InputRow:
+    row: int  # 1-based data row number (CSV: line after header; SDF: record index)
+    smiles: str | None
+    name: str
+    value: str | None
+    error: str | None = None  # set when the row could not even be read
+
+
+SMILES_COLUMN_CANDIDATES = ("smiles", "SMILES", "Smiles", "canonical_smiles", "structure")
+NAME_COLUMN_CANDIDATES = ("name", "Name", "NAME", "id", "ID", "compound_id", "external_id")
+
+
+def detect_format(filename: str) -> str:
+    lower = filename.lower()
+    for ext, fmt in ((".csv", "csv"), (".tsv", "tsv"), (".sdf", "sdf"), (".sd", "sdf"), (".smi", "smi")):
+        if lower.endswith(ext) or lower.endswith(ext + ".gz"):
+            return fmt
+    raise ChemistryError(f"unsupported file type: {filename!r} (use .csv, .tsv, .sdf or .smi)")
+
+
+def read_rows(
+    stream: IO[bytes],
+    fmt: str,
+    *,
+    smiles_column: str | None = None,
+    name_column: str | None = None,
+    value_column: str | None = None,
+) -> Iterator[InputRow]:
+    """Stream rows from a CSV/TSV/SMILES/SDF file without loading it whole."""
+    if fmt in ("csv", "tsv"):
+        yield from _read_delimited(stream, "\t" if fmt == "tsv" else ",", smiles_column, name_column, value_column)
+    elif fmt == "smi":
+        yield from _read_smi(stream)
+    elif fmt == "sdf":
+        yield from _read_sdf(stream, name_column, value_column)
+    else:
+        raise ChemistryError(f"unsupported format {fmt!r}")
+
+
+def _text(stream: IO[bytes]) -> io.TextIOWrapper:
+    # utf-8-sig strips a BOM; undecodable bytes become U+FFFD so one bad row
+    # cannot abort the file (the row then fails to parse and is reported).
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _pick(columns: Iterable[str], wanted: str | None, candidates: Sequence[str], what: str) -> str | None:
+    cols = list(columns)
+    if wanted:
+        if wanted not in cols:
+            raise ChemistryError(f"{what} column {wanted!r} not found; columns are {', '.join(cols)}")
+        return wanted
+    lowered = {c.lower(): c for c in cols}
+    for c in candidates:
+        if c in cols:
+            return c
+        if c.lower() in lowered:
+            return lowered[c.lower()]
+    return None
+
+
+def _read_delimited(
+    stream: IO[bytes], delimiter: str, smiles_column: str | None, name_column: str | None, value_column: str | None
+) -> Iterator[InputRow]:
+    reader = csv.reader(_text(stream), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ChemistryError("the file is empty") from None
+    header = [h.strip() for h in header]
+    s_col = _pick(header, smiles_column, SMILES_COLUMN_CANDIDATES, "SMILES")
+    if s_col is None:
+        raise ChemistryError(f"no SMILES column found; columns are {', '.join(header)}")
+    n_col = _pick(header, name_column, NAME_COLUMN_CANDIDATES, "name")
+    v_col = _pick(header, value_column, (), "value") if value_column else None
+    s_i = header.index(s_col)
+    n_i = header.index(n_col) if n_col else None
+    v_i = header.index(v_col) if v_col else None
+    for i, fields in enumerate(reader, start=1):
+        if not fields or all(not f.strip() for f in fields):
+            yield InputRow(row=i, smiles=None, name="", value=None, error="empty line")
+            continue
+        if len(fields) <= s_i:
+            yield InputRow(row=i, smiles=None, name="", value=None, error="missing SMILES field")
+            continue
+        yield InputRow(
+            row=i,
+            smiles=fields[s_i].strip(),
+            name=(fields[n_i].strip() if n_i is not None and n_i < len(fields) else "")[:200],
+            value=(fields[v_i].strip() if v_i is not None and v_i < len(fields) else None),
+        )
+
+
+def _read_smi(stream: IO[bytes]) -> Iterator[InputRow]:
+    for i, line in enumerate(_text(stream), start=1):
+        line = line.strip()
+        if not line:
+            yield InputRow(row=i, smiles=None, name="", value=None, error="empty line")
+            continue
+        parts = line.split(None, 1)
+        if i == 1 and parts[0].lower() == "smiles":
+            continue  # a header line
+        yield InputRow(row=i, smiles=parts[0], name=(parts[1].strip() if len(parts) > 1 else "")[:200], value=None)
+
+
+def _read_sdf(stream: IO[bytes], name_column: str | None, value_column: str | None) -> Iterator[InputRow]:
+    """SDF records become SMILES rows; a broken block is reported and the next one read."""
+    supplier = Chem.ForwardSDMolSupplier(stream, sanitize=True, removeHs=True)
+    for i, mol in enumerate(supplier, start=1):
+        if mol is None:
+            yield InputRow(row=i, smiles=None, name="", value=None, error="unreadable SDF record")
+            continue
+        name = mol.GetProp(name_column) if name_column and mol.HasProp(name_column) else (
+            mol.GetProp("_Name") if mol.HasProp("_Name") else ""
+        )
+        value = mol.GetProp(value_column) if value_column and mol.HasProp(value_column) else None
+        try:
+            smiles = Chem.MolToSmiles(mol)
+        except Exception:
+            yield InputRow(row=i, smiles=None, name=name, value=None, error="unreadable SDF record")
+            continue
+        yield InputRow(row=i, smiles=smiles, name=name.strip()[:200], value=value)
+
+
+def csv_safe(value: object) -> str:
+    """Neutralise spreadsheet formula injection in exported cells."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,34 @@
+from django import forms
+from django.conf import settings
+
+from compounds.models import Assay, TaskType
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="CSV/TSV with a SMILES column, an SDF, or a .smi file")
+    dataset = forms.CharField(max_length=200, help_text="Name of the dataset the compounds join")
+    smiles_column = forms.CharField(max_length=100, required=False, help_text="Default: detected (smiles)")
+    name_column = forms.CharField(max_length=100, required=False, help_text="Default: detected (name / id)")
+    value_column = forms.CharField(max_length=100, required=False, help_text="Column with assay values")
+    assay = forms.ModelChoiceField(queryset=Assay.objects.all(), required=False)
+    new_assay = forms.CharField(max_length=200, required=False, help_text="…or create an assay with this name")
+    task_type = forms.ChoiceField(choices=TaskType.choices, initial=TaskType.REGRESSION, required=False)
+    units = forms.CharField(max_length=50, required=False)
+
+    def clean_file(self):  # type: ignore[no-untyped-def]
+        f = self.cleaned_data["file"]
+        if f.size > settings.CHEMLOOP_MAX_UPLOAD_BYTES:
+            limit_mb = settings.CHEMLOOP_MAX_UPLOAD_BYTES // (1024 * 1024)
+            raise forms.ValidationError(f"The file is {f.size // (1024 * 1024)} MB; the limit is {limit_mb} MB.")
+        return f
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        if data.get("value_column") and not (data.get("assay") or data.get("new_assay")):
+            self.add_error("assay", "Choose or name the assay the values belong to.")
+        return data
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=500)
+    dataset = forms.IntegerField(required=False, min_value=1)

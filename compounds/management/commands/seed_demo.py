@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from config.demo import demo_data_create
+
+
+class Command(BaseCommand):
+    help = "Load demo users (viewer/scientist/lead), the solubility data set and its assays. Idempotent."
+
+    def handle(self, *args: object, **opts: object) -> None:
+        demo_data_create(log=self.stdout.write)
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))

@@ -1,0 +1,371 @@
+"""Writes to the compound registry: registration, bulk import, measurements."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from typing import IO, Any
+
+from django.db import IntegrityError, transaction
+
+from compounds import chemistry
+from compounds.models import (
+    Assay,
+    Compound,
+    Dataset,
+    DatasetMembership,
+    LabelConfidence,
+    LabelSource,
+    Measurement,
+    TaskType,
+)
+from config.exceptions import ValidationFailed
+
+# Rows per chemistry chunk / database round trip.
+IMPORT_CHUNK_SIZE = 5000
+# Below this many rows a process pool costs more than it saves.
+PARALLEL_THRESHOLD = 4000
+# Reports keep at most this many per-row issues (counts stay exact).
+MAX_REPORTED_ISSUES = 100_000
+
+
+@dataclass(slots=True)
+class RowIssue:
+    row: int
+    input: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    dataset_id: int | None = None
+    dataset_name: str = ""
+    total_rows: int = 0
+    created: int = 0
+    existing: int = 0
+    duplicates_in_file: int = 0
+    invalid: int = 0
+    measurements_created: int = 0
+    issues: list[RowIssue] = field(default_factory=list)
+    issues_truncated: bool = False
+
+    @property
+    def imported(self) -> int:
+        """Rows that ended up in the dataset (new or already registered)."""
+        return self.created + self.existing
+
+    def add_issue(self, row: int, text: str | None, reason: str) -> None:
+        if reason != "duplicate in file":
+            self.invalid += 1
+        if len(self.issues) < MAX_REPORTED_ISSUES:
+            self.issues.append(RowIssue(row=row, input=(text or "")[:200], reason=reason))
+        else:
+            self.issues_truncated = True
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["imported"] = self.imported
+        return data
+
+
+def _compound_from_record(rec: chemistry.StandardizedCompound, *, name: str = "") -> Compound:
+    return Compound(
+        smiles=rec.smiles,
+        canonical_smiles=rec.canonical_smiles,
+        inchikey=rec.inchikey,
+        name=name,
+        fingerprint=rec.fingerprint,
+        **rec.properties(),
+    )
+
+
+def compound_register(*, smiles: str, name: str = "", external_id: str = "") -> tuple[Compound, bool]:
+    """Register one structure (or return the existing one with the same InChIKey)."""
+    try:
+        rec = chemistry.process_smiles(smiles)
+    except chemistry.ChemistryError as exc:
+        raise ValidationFailed(f"Invalid structure: {exc}", extra={"field": "smiles"}) from exc
+    compound = _compound_from_record(rec, name=name[:200])
+    compound.external_id = external_id[:100]
+    existing = Compound.objects.filter(inchikey=rec.inchikey).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            compound.save()
+    except IntegrityError:
+        # A concurrent registration of the same structure won the race.
+        return Compound.objects.get(inchikey=rec.inchikey), False
+    return compound, True
+
+
+def assay_get_or_create(
+    *, name: str, task_type: str = TaskType.REGRESSION, units: str = "", classes: list[str] | None = None
+) -> Assay:
+    if task_type not in TaskType.values:
+        raise ValidationFailed(f"task type must be one of {', '.join(TaskType.values)}", extra={"field": "task_type"})
+    assay, _ = Assay.objects.get_or_create(
+        name=name, defaults={"task_type": task_type, "units": units, "classes": classes or []}
+    )
+    return assay
+
+
+def parse_measurement_value(assay: Assay, raw: Any) -> float:
+    """A label value checked against the assay; raises ValidationFailed naming the problem."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise ValidationFailed("value is empty", extra={"field": "value"})
+    if assay.is_classification:
+        text = str(raw).strip()
+        if text in assay.classes:
+            return float(assay.classes.index(text))
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValidationFailed(
+                f"value {text!r} is not one of the classes {', '.join(assay.classes)}", extra={"field": "value"}
+            ) from None
+        if number.is_integer() and 0 <= number < len(assay.classes):
+            return number
+        raise ValidationFailed(
+            f"class index {text} is out of range (0–{len(assay.classes) - 1})", extra={"field": "value"}
+        )
+    if isinstance(raw, bool):
+        raise ValidationFailed("value is not numeric", extra={"field": "value"})
+    try:
+        number = float(str(raw).strip()) if not isinstance(raw, (int, float)) else float(raw)
+    except ValueError:
+        raise ValidationFailed("value is not numeric", extra={"field": "value"}) from None
+    if not math.isfinite(number):
+        raise ValidationFailed("value must be a finite number", extra={"field": "value"})
+    return number
+
+
+def measurement_create(
+    *,
+    compound: Compound,
+    assay: Assay,
+    value: Any,
+    source: str = LabelSource.EXPERIMENTAL,
+    confidence: str = "",
+    notes: str = "",
+    user: Any = None,
+    queue_item: Any = None,
+) -> Measurement:
+    number = parse_measurement_value(assay, value)
+    if source not in LabelSource.values:
+        raise ValidationFailed(f"source must be one of {', '.join(LabelSource.values)}", extra={"field": "source"})
+    if confidence and confidence not in LabelConfidence.values:
+        raise ValidationFailed(
+            f"confidence must be one of {', '.join(LabelConfidence.values)}", extra={"field": "confidence"}
+        )
+    return Measurement.objects.create(
+        compound=compound,
+        assay=assay,
+        value=number,
+        source=source,
+        confidence=confidence,
+        notes=notes,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+        queue_item=queue_item,
+    )
+
+
+# --- Bulk import ------------------------------------------------------------
+
+
+def _process_chunk(smiles: list[str | None]) -> list[chemistry.StandardizedCompound | str]:
+    """Worker-side chemistry for one chunk: a record, or the reason the row failed."""
+    out: list[chemistry.StandardizedCompound | str] = []
+    for s in smiles:
+        if s is None:
+            out.append("empty SMILES")
+            continue
+        try:
+            out.append(chemistry.process_smiles(s))
+        except chemistry.ChemistryError as exc:
+            out.append(str(exc))
+        except Exception as exc:
+            out.append(f"could not process structure ({type(exc).__name__})")
+    return out
+
+
+def _chunks(rows: Iterable[chemistry.InputRow], size: int) -> Iterator[list[chemistry.InputRow]]:
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _chemistry_results(
+    chunks: Iterator[list[chemistry.InputRow]], processes: int
+) -> Iterator[tuple[list[chemistry.InputRow], list[chemistry.StandardizedCompound | str]]]:
+    """Pair each chunk with its chemistry, in worker processes when `processes` > 1.
+
+    The pool works ahead on the next chunks while this process writes the current
+    one to the database, so the two cores stay busy.
+    """
+    if processes <= 1:
+        for chunk in chunks:
+            yield chunk, _process_chunk([r.smiles for r in chunk])
+        return
+    # fork: the workers need only RDKit and no database connection; spawning would
+    # re-import Django for every worker.
+    ctx = multiprocessing.get_context("fork")
+    pending: list[tuple[list[chemistry.InputRow], Any]] = []
+    with ctx.Pool(processes) as pool:
+        for chunk in chunks:
+            pending.append((chunk, pool.apply_async(_process_chunk, ([r.smiles for r in chunk],))))
+            # Bounded look-ahead keeps memory flat in file size.
+            if len(pending) > processes * 2:
+                head, res = pending.pop(0)
+                yield head, res.get()
+        for head, res in pending:
+            yield head, res.get()
+
+
+def compounds_import(
+    *,
+    stream: IO[bytes],
+    filename: str,
+    dataset_name: str,
+    assay: Assay | None = None,
+    value_column: str | None = None,
+    smiles_column: str | None = None,
+    name_column: str | None = None,
+    user: Any = None,
+    processes: int | None = None,
+    chunk_size: int = IMPORT_CHUNK_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import a CSV/TSV/SMI/SDF file into a dataset, with a per-row report.
+
+    Valid rows are registered (deduplicated by InChIKey: a re-import adds
+    nothing), invalid rows are reported and skipped. The whole import is one
+    transaction, so a failure half-way leaves nothing behind.
+    """
+    try:
+        fmt = chemistry.detect_format(filename)
+    except chemistry.ChemistryError as exc:
+        raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
+    if value_column and assay is None:
+        raise ValidationFailed("a value column needs an assay", extra={"field": "assay"})
+    if not dataset_name.strip():
+        raise ValidationFailed("dataset name is required", extra={"field": "dataset"})
+    if processes is None:
+        processes = min(2, os.cpu_count() or 1)
+
+    report = ImportReport(dataset_name=dataset_name)
+    try:
+        rows = chemistry.read_rows(
+            stream, fmt, smiles_column=smiles_column, name_column=name_column, value_column=value_column
+        )
+        first = list(islice(rows, chunk_size))
+    except chemistry.ChemistryError as exc:
+        raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed("the file is not text (UTF-8) encoded", extra={"field": "file"}) from exc
+
+    def all_chunks() -> Iterator[list[chemistry.InputRow]]:
+        if first:
+            yield first
+        yield from _chunks(rows, chunk_size)
+
+    if len(first) < min(chunk_size, PARALLEL_THRESHOLD):
+        processes = 1
+
+    seen_keys: set[int] = set()  # hashes of InChIKeys seen in this file
+    with transaction.atomic():
+        dataset, _ = Dataset.objects.get_or_create(
+            name=dataset_name.strip()[:200],
+            defaults={"created_by": user if getattr(user, "is_authenticated", False) else None},
+        )
+        report.dataset_id = dataset.pk
+        try:
+            for chunk, results in _chemistry_results(all_chunks(), processes):
+                _import_chunk(chunk, results, dataset=dataset, assay=assay, report=report, seen_keys=seen_keys)
+                if progress:
+                    progress(len(chunk))
+        except chemistry.ChemistryError as exc:
+            raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
+    return report
+
+
+def _import_chunk(
+    chunk: list[chemistry.InputRow],
+    results: list[chemistry.StandardizedCompound | str],
+    *,
+    dataset: Dataset,
+    assay: Assay | None,
+    report: ImportReport,
+    seen_keys: set[int],
+) -> None:
+    good: list[tuple[chemistry.InputRow, chemistry.StandardizedCompound, float | None]] = []
+    for row, res in zip(chunk, results, strict=True):
+        report.total_rows += 1
+        if row.error:
+            report.add_issue(row.row, row.smiles, row.error)
+            continue
+        if isinstance(res, str):
+            report.add_issue(row.row, row.smiles, res)
+            continue
+        value: float | None = None
+        if assay is not None and row.value is not None:
+            try:
+                value = parse_measurement_value(assay, row.value)
+            except ValidationFailed as exc:
+                report.add_issue(row.row, row.smiles, f"{exc.message} ({row.value!r})")
+                continue
+        key = hash(res.inchikey)
+        if key in seen_keys:
+            report.duplicates_in_file += 1
+            report.add_issue(row.row, row.smiles, "duplicate in file")
+            continue
+        seen_keys.add(key)
+        good.append((row, res, value))
+    if not good:
+        return
+
+    keys = [rec.inchikey for _, rec, _ in good]
+    existing = dict(Compound.objects.filter(inchikey__in=keys).values_list("inchikey", "id"))
+    new_objs = [
+        _compound_from_record(rec, name=row.name) for row, rec, _ in good if rec.inchikey not in existing
+    ]
+    Compound.objects.bulk_create(new_objs, batch_size=2000, ignore_conflicts=True)
+    ids = dict(Compound.objects.filter(inchikey__in=keys).values_list("inchikey", "id"))
+    report.created += len(ids) - len(existing)
+    report.existing += len(existing)
+
+    DatasetMembership.objects.bulk_create(
+        [DatasetMembership(dataset=dataset, compound_id=ids[k]) for k in keys],
+        batch_size=5000,
+        ignore_conflicts=True,
+    )
+    if assay is not None:
+        pairs = [(ids[rec.inchikey], value) for _, rec, value in good if value is not None]
+        if pairs:
+            have = set(
+                Measurement.objects.filter(assay=assay, compound_id__in=[c for c, _ in pairs]).values_list(
+                    "compound_id", "value"
+                )
+            )
+            fresh = [
+                Measurement(compound_id=c, assay=assay, value=v, source=LabelSource.IMPORTED)
+                for c, v in pairs
+                if (c, v) not in have
+            ]
+            Measurement.objects.bulk_create(fresh, batch_size=5000)
+            report.measurements_created += len(fresh)
+
+
+def compounds_import_path(*, path: str | os.PathLike[str], **kwargs: Any) -> ImportReport:
+    path = os.fspath(path)
+    if path.endswith(".gz"):
+        import gzip
+
+        with gzip.open(path, "rb") as fh:
+            return compounds_import(stream=fh, filename=path[:-3], **kwargs)
+    with open(path, "rb") as fh:
+        return compounds_import(stream=fh, filename=path, **kwargs)

@@ -1,0 +1,99 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_GET
+
+from compounds import selectors, services
+from compounds.forms import ImportForm, SearchForm
+from compounds.models import Compound, Dataset
+from config.exceptions import ApplicationError
+from config.roles import LEAD, role_required
+
+
+@login_required
+def compound_list(request: HttpRequest) -> HttpResponse:
+    form = SearchForm(request.GET or None)
+    query, dataset_id = "", None
+    if form.is_valid():
+        query, dataset_id = form.cleaned_data["q"] or "", form.cleaned_data["dataset"]
+    page = Paginator(selectors.compound_search(query=query, dataset_id=dataset_id), 25).get_page(
+        request.GET.get("page")
+    )
+    context = {"page": page, "form": form, "query": query, "datasets": Dataset.objects.all()}
+    template = "compounds/list.html#results" if request.htmx else "compounds/list.html"
+    return render(request, template, context)
+
+
+@login_required
+def compound_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    compound = get_object_or_404(Compound, pk=pk)
+    context = {
+        "compound": compound,
+        "measurements": selectors.compound_measurements(compound=compound),
+        "similar": selectors.compound_similar(compound=compound, k=8),
+        "datasets": compound.datasets.all(),
+        "extra_panels": _detail_panels(compound),
+    }
+    return render(request, "compounds/detail.html", context)
+
+
+def _detail_panels(compound: Compound) -> list[str]:
+    """Hook for later apps (model explanation); kept tiny on purpose."""
+    return []
+
+
+@require_GET
+@login_required
+def compound_structure(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        width = min(max(int(request.GET.get("w", 300)), 60), 1200)
+        height = min(max(int(request.GET.get("h", 220)), 60), 1200)
+    except ValueError:
+        width, height = 300, 220
+    key = f"svg:{pk}:{width}x{height}"
+    svg = cache.get(key)
+    if svg is None:
+        svg = selectors.compound_svg(compound_id=pk, width=width, height=height)
+        if svg is None:
+            raise Http404("No such compound")
+        cache.set(key, svg, 60 * 60 * 24)
+    response = HttpResponse(svg, content_type="image/svg+xml")
+    patch_cache_control(response, private=True, max_age=3600)
+    return response
+
+
+@role_required(LEAD)
+def compound_import(request: HttpRequest) -> HttpResponse:
+    report = None
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            assay = data["assay"]
+            if assay is None and data["new_assay"]:
+                assay = services.assay_get_or_create(
+                    name=data["new_assay"], task_type=data["task_type"] or "regression", units=data["units"]
+                )
+            upload = data["file"]
+            report = services.compounds_import(
+                stream=upload.file,
+                filename=upload.name,
+                dataset_name=data["dataset"],
+                assay=assay,
+                value_column=data["value_column"] or None,
+                smiles_column=data["smiles_column"] or None,
+                name_column=data["name_column"] or None,
+                user=request.user,
+            )
+            messages.success(
+                request,
+                f"Imported {report.imported} compounds into “{report.dataset_name}” "
+                f"({report.created} new, {report.existing} already registered, {report.invalid} rows rejected).",
+            )
+        except ApplicationError as exc:
+            form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
+    return render(request, "compounds/import.html", {"form": form, "report": report})

@@ -1,0 +1,109 @@
+import io
+
+import pytest
+from django.urls import reverse
+
+from compounds.models import Compound
+from tests.factories import CompoundFactory
+
+pytestmark = pytest.mark.django_db
+
+READ_PAGES = ["compounds:list", "labeling:queue", "labeling:labeling", "cycles:history", "mlmodels:list"]
+
+
+@pytest.mark.parametrize("name", [*READ_PAGES, "compounds:import", "cycles:selection"])
+def test_anonymous_users_are_sent_to_login(client, name):  # type: ignore[no-untyped-def]
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("role", ["viewer", "scientist", "lead"])
+@pytest.mark.parametrize("name", READ_PAGES)
+def test_every_role_can_read(request, client_for, role, name):  # type: ignore[no-untyped-def]
+    response = client_for(request.getfixturevalue(role)).get(reverse(name))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("role", "status"), [("viewer", 403), ("scientist", 403), ("lead", 200)])
+@pytest.mark.parametrize("name", ["compounds:import", "cycles:selection"])
+def test_only_leads_reach_lead_pages(request, client_for, role, status, name):  # type: ignore[no-untyped-def]
+    response = client_for(request.getfixturevalue(role)).get(reverse(name))
+    assert response.status_code == status
+
+
+def test_the_list_shows_structures_and_searches(client_for, viewer):  # type: ignore[no-untyped-def]
+    benzene = CompoundFactory(smiles="c1ccccc1", name="benzene")
+    CompoundFactory(smiles="CCO", name="ethanol")
+    response = client_for(viewer).get(reverse("compounds:list"), {"q": "benz"})
+    body = response.content.decode()
+    assert reverse("compounds:structure", args=[benzene.pk]) in body
+    assert "ethanol" not in body
+
+
+def test_the_search_fragment_is_returned_to_htmx(client_for, viewer):  # type: ignore[no-untyped-def]
+    CompoundFactory(smiles="CCO", name="ethanol")
+    response = client_for(viewer).get(reverse("compounds:list"), {"q": "eth"}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert "ethanol" in body
+    assert "<html" not in body
+
+
+def test_detail_page_shows_properties_and_similar_compounds(client_for, viewer):  # type: ignore[no-untyped-def]
+    c = CompoundFactory(smiles="CC(=O)Oc1ccccc1C(=O)O", name="aspirin")
+    CompoundFactory(smiles="OC(=O)c1ccccc1O", name="salicylic acid")
+    body = client_for(viewer).get(reverse("compounds:detail", args=[c.pk])).content.decode()
+    assert "BSYNRYMUTXBXSQ-UHFFFAOYSA-N" in body
+    assert "salicylic acid" in body
+
+
+def test_unknown_compound_is_404(client_for, viewer):  # type: ignore[no-untyped-def]
+    assert client_for(viewer).get(reverse("compounds:detail", args=[999999])).status_code == 404
+    assert client_for(viewer).get(reverse("compounds:structure", args=[999999])).status_code == 404
+
+
+def test_structure_svg_is_served_and_cached(client_for, viewer):  # type: ignore[no-untyped-def]
+    c = CompoundFactory(smiles="c1ccccc1")
+    response = client_for(viewer).get(reverse("compounds:structure", args=[c.pk]), {"w": "abc"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in response.content
+    assert "max-age=3600" in response["Cache-Control"]
+
+
+def test_a_lead_imports_a_file_and_sees_the_row_report(client_for, lead):  # type: ignore[no-untyped-def]
+    upload = io.BytesIO(b"smiles,name,logS\nCCO,ethanol,1.0\nxyz,bad,2\n")
+    upload.name = "upload.csv"
+    response = client_for(lead).post(
+        reverse("compounds:import"),
+        {"file": upload, "dataset": "uploaded", "value_column": "logS", "new_assay": "New assay", "task_type": "regression"},
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "unparseable SMILES" in body
+    assert Compound.objects.filter(name="ethanol").exists()
+
+
+def test_an_import_with_a_value_column_but_no_assay_is_refused_inline(client_for, lead):  # type: ignore[no-untyped-def]
+    upload = io.BytesIO(b"smiles\nCCO\n")
+    upload.name = "upload.csv"
+    response = client_for(lead).post(reverse("compounds:import"), {"file": upload, "dataset": "d", "value_column": "v"})
+    assert "Choose or name the assay" in response.content.decode()
+    assert not Compound.objects.exists()
+
+
+def test_login_page_and_demo_login(client):  # type: ignore[no-untyped-def]
+    from config.demo import DEMO_PASSWORD, demo_users_create
+
+    demo_users_create()
+    assert client.get(reverse("login")).status_code == 200
+    response = client.post(reverse("login"), {"username": "scientist", "password": DEMO_PASSWORD})
+    assert response.status_code == 302
+
+
+def test_admin_is_for_leads_only(client_for, scientist, lead):  # type: ignore[no-untyped-def]
+    scientist.is_staff = True
+    scientist.save()
+    assert client_for(scientist).get("/admin/").status_code == 302
+    assert client_for(lead).get("/admin/").status_code == 200
+    assert client_for(lead).get("/admin/compounds/compound/").status_code == 200
