@@ -96,3 +96,40 @@ class LabelQueueItem(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+class AuditAction(models.TextChoices):
+    CLAIM = "claim", "Claimed"
+    LABEL = "label", "Labeled"
+    CORRECT = "correct", "Label corrected"
+    SKIP = "skip", "Skipped"
+    ASSIGN = "assign", "Assigned"
+    UNASSIGN = "unassign", "Unassigned"
+    RESET = "reset", "Reset to pending"
+    SELECT = "select", "Selection"
+    RETRAIN = "retrain", "Retrain triggered"
+
+
+class AuditEvent(models.Model):
+    """Who did what to a queue item or cycle, and when; old values kept in `data`."""
+
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    item = models.ForeignKey(LabelQueueItem, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    cycle = models.ForeignKey(
+        "cycles.ActiveLearningCycle", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # An item's history on its page and in admin.
+            models.Index(fields=["item", "-created_at"], name="ix_audit_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor} at {self.created_at:%Y-%m-%d %H:%M}"

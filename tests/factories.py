@@ -80,3 +80,36 @@ class MeasurementFactory(factory.django.DjangoModelFactory):
     compound = factory.SubFactory(CompoundFactory)
     assay = factory.SubFactory(AssayFactory)
     value = 1.0
+
+
+class ValidationSetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "mlmodels.ValidationSet"
+
+    assay = factory.SubFactory(AssayFactory)
+    name = factory.Sequence(lambda n: f"validation-{n}")
+
+
+class MLModelFactory(factory.django.DjangoModelFactory):
+    """A model row without an artifact: enough for queue tests that never predict."""
+
+    class Meta:
+        model = "mlmodels.MLModel"
+
+    name = factory.Sequence(lambda n: f"model-{n}")
+    assay = factory.SubFactory(AssayFactory)
+    validation_set = factory.SubFactory(ValidationSetFactory, assay=factory.SelfAttribute("..assay"))
+    status = "active"
+
+
+class LabelQueueItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "labeling.LabelQueueItem"
+
+    compound = factory.SubFactory(CompoundFactory)
+    model = factory.SubFactory(MLModelFactory)
+    selection_strategy = "uncertainty"
+    selection_batch = 1
+    priority_score = factory.Sequence(lambda n: float(1000 - n))
+    prediction = 0.5
+    uncertainty = 0.2

@@ -1,0 +1,82 @@
+"""Reads of the label queue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from config.exceptions import NotFound
+from labeling.models import OPEN_STATUSES, AuditEvent, LabelQueueItem, QueueStatus
+
+ORDERINGS = {
+    "priority": ("-priority_score", "created_at"),
+    "-priority": ("priority_score", "created_at"),
+    "uncertainty": ("-uncertainty", "created_at"),
+    "-uncertainty": ("uncertainty", "created_at"),
+    "created": ("created_at", "id"),
+    "-created": ("-created_at", "id"),
+    "prediction": ("-prediction", "created_at"),
+    "-prediction": ("prediction", "created_at"),
+}
+
+
+def queue_items_list(
+    *,
+    status: str | None = None,
+    assigned_to: int | str | None = None,
+    model_id: int | None = None,
+    cycle_id: Any = None,
+    ordering: str = "priority",
+) -> QuerySet[LabelQueueItem]:
+    """The queue with its usual filters; related rows joined so a page costs one query.
+
+    `assigned_to` is a user id, "none" (unassigned) or None (anyone).
+    """
+    qs = LabelQueueItem.objects.select_related("compound", "model__assay", "assigned_to", "labeled_by", "cycle")
+    if status == "open":
+        qs = qs.filter(status__in=OPEN_STATUSES)
+    elif status:
+        qs = qs.filter(status=status)
+    if assigned_to == "none":
+        qs = qs.filter(assigned_to__isnull=True)
+    elif assigned_to not in (None, ""):
+        qs = qs.filter(assigned_to_id=assigned_to)
+    if model_id:
+        qs = qs.filter(model_id=model_id)
+    if cycle_id:
+        qs = qs.filter(cycle_id=cycle_id)
+    return qs.order_by(*ORDERINGS.get(ordering, ORDERINGS["priority"]))
+
+
+def queue_pending_items(*, user: Any = None, model_id: int | None = None, limit: int = 20) -> list[LabelQueueItem]:
+    """The spec's get_pending_items: open items (for a user: theirs and unassigned), best first."""
+    qs = queue_items_list(status="open", model_id=model_id)
+    if user is not None:
+        qs = qs.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True))
+    return list(qs[:limit])
+
+
+def queue_item_get(*, item_id: Any) -> LabelQueueItem:
+    try:
+        pk = item_id if isinstance(item_id, uuid.UUID) else uuid.UUID(str(item_id))
+        return queue_items_list().get(pk=pk)
+    except (LabelQueueItem.DoesNotExist, ValueError, TypeError, AttributeError) as exc:
+        raise NotFound("No such queue item.") from exc
+
+
+def queue_item_events(*, item: LabelQueueItem) -> QuerySet[AuditEvent]:
+    return item.events.select_related("actor").order_by("-created_at", "-id")
+
+
+def queue_counts(*, model_id: int | None = None) -> dict[str, int]:
+    from django.db.models import Count
+
+    qs = LabelQueueItem.objects.all()
+    if model_id:
+        qs = qs.filter(model_id=model_id)
+    counts = {s: 0 for s in QueueStatus.values}
+    for row in qs.values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts

@@ -1,0 +1,329 @@
+"""Writes to the label queue: add, claim, label, skip, assign, reset, correct.
+
+Every operation checks the actor's role here, so the HTML views, the API and the
+admin enforce identical rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.utils import timezone
+
+from compounds.models import LabelConfidence, LabelSource, Measurement
+from compounds.services import parse_measurement_value
+from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
+from config.roles import LEAD, SCIENTIST, has_role
+from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
+
+# Sources a scientist may give; "imported" is reserved for file imports.
+HUMAN_SOURCES = (LabelSource.EXPERIMENTAL, LabelSource.LITERATURE, LabelSource.EXPERT_ESTIMATE)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One selected compound with the model outputs that explain why it was picked."""
+
+    compound_id: int
+    priority_score: float
+    prediction: float | None = None
+    uncertainty: float | None = None
+    applicability_distance: float | None = None
+    probabilities: list[float] | None = None
+    score_components: dict[str, Any] = field(default_factory=dict)
+
+
+def _require_scientist(user: Any) -> None:
+    if not has_role(user, SCIENTIST):
+        raise PermissionDenied("Labeling needs the scientist or lead role.")
+
+
+def _require_lead(user: Any) -> None:
+    if not has_role(user, LEAD):
+        raise PermissionDenied("Only leads can do this.")
+
+
+def _audit(action: str, *, actor: Any, item: LabelQueueItem | None = None, cycle: Any = None, **data: Any) -> None:
+    AuditEvent.objects.create(
+        action=action,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        item=item,
+        cycle=cycle if cycle is not None else (item.cycle if item is not None else None),
+        data=data,
+    )
+
+
+def _locked_item(item_id: Any) -> LabelQueueItem:
+    try:
+        pk = item_id if isinstance(item_id, uuid.UUID) else uuid.UUID(str(item_id))
+        return (
+            LabelQueueItem.objects.select_for_update(of=("self",))
+            .select_related("model__assay", "cycle", "labeled_by")
+            .get(pk=pk)
+        )
+    except (LabelQueueItem.DoesNotExist, ValueError, TypeError, AttributeError) as exc:
+        raise NotFound("No such queue item.") from exc
+
+
+def queue_items_add(
+    *,
+    model: Any,
+    cycle: Any,
+    selection_batch: int,
+    strategy: str,
+    entries: Sequence[QueueEntry],
+) -> list[LabelQueueItem]:
+    """Insert the selected compounds; a compound already open for the model is a conflict."""
+    items = [
+        LabelQueueItem(
+            compound_id=e.compound_id,
+            model=model,
+            cycle=cycle,
+            selection_strategy=strategy,
+            selection_batch=selection_batch,
+            priority_score=e.priority_score,
+            prediction=e.prediction,
+            uncertainty=e.uncertainty,
+            applicability_distance=e.applicability_distance,
+            probabilities=e.probabilities,
+            score_components=e.score_components,
+        )
+        for e in entries
+    ]
+    try:
+        with transaction.atomic():
+            LabelQueueItem.objects.bulk_create(items, batch_size=1000)
+    except IntegrityError as exc:
+        # The unique constraints are the last line of defence against a concurrent selection.
+        raise Conflict("Some of these compounds were queued for this model at the same time; retry.") from exc
+    return items
+
+
+def queue_item_claim_next(*, user: Any, model_id: int | None = None) -> LabelQueueItem | None:
+    """Give the scientist their next item: their own open work first, then the best unassigned.
+
+    `skip_locked` makes concurrent callers pass over rows another transaction is
+    claiming, so two scientists never receive the same item.
+    """
+    _require_scientist(user)
+    with transaction.atomic():
+        qs = LabelQueueItem.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            status__in=OPEN_STATUSES, model__status="active"
+        )
+        if model_id is not None:
+            qs = qs.filter(model_id=model_id)
+        qs = qs.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True))
+        item = (
+            qs.annotate(
+                mine=Case(
+                    When(assigned_to=user, status=QueueStatus.IN_PROGRESS, then=Value(0)),
+                    When(assigned_to=user, then=Value(1)),
+                    default=Value(2),
+                    output_field=IntegerField(),
+                )
+            )
+            .order_by("mine", "-priority_score", "created_at", "id")
+            .first()
+        )
+        if item is None:
+            return None
+        if item.status != QueueStatus.IN_PROGRESS or item.assigned_to_id != user.pk:
+            item.status = QueueStatus.IN_PROGRESS
+            if item.assigned_to_id is None:
+                item.assigned_to = user
+                item.assigned_at = timezone.now()
+            item.save(update_fields=["status", "assigned_to", "assigned_at", "updated_at"])
+            _audit(AuditAction.CLAIM, actor=user, item=item)
+    return item
+
+
+def _check_may_label(item: LabelQueueItem, user: Any) -> None:
+    _require_scientist(user)
+    if item.assigned_to_id not in (None, user.pk) and not has_role(user, LEAD):
+        raise PermissionDenied("This item is assigned to someone else.")
+
+
+def label_submit(
+    *,
+    item_id: Any,
+    user: Any,
+    value: Any,
+    source: str = LabelSource.EXPERIMENTAL,
+    confidence: str = "",
+    notes: str = "",
+) -> LabelQueueItem:
+    """Record a label and its Measurement; a second label is refused, never overwritten."""
+    if source not in HUMAN_SOURCES:
+        raise ValidationFailed(
+            f"source must be one of {', '.join(HUMAN_SOURCES)}", extra={"field": "source"}
+        )
+    if confidence and confidence not in LabelConfidence.values:
+        raise ValidationFailed(
+            f"confidence must be one of {', '.join(LabelConfidence.values)}", extra={"field": "confidence"}
+        )
+    notes = (notes or "")[:5000]
+    with transaction.atomic():
+        item = _locked_item(item_id)
+        _require_scientist(user)
+        # State first: "someone else labeled it" is the answer a racing scientist needs.
+        if item.status in (QueueStatus.LABELED, QueueStatus.ARCHIVED):
+            who = item.labeled_by.username if item.labeled_by else "someone"
+            raise Conflict(f"This item was already labeled by {who}.", extra={"status": item.status})
+        if item.status == QueueStatus.SKIPPED:
+            raise Conflict("This item was skipped; a lead can reset it to pending.", extra={"status": item.status})
+        _check_may_label(item, user)
+        assay = item.model.assay
+        number = parse_measurement_value(assay, value)
+        now = timezone.now()
+        Measurement.objects.create(
+            compound_id=item.compound_id,
+            assay=assay,
+            value=number,
+            source=source,
+            confidence=confidence,
+            notes=notes,
+            created_by=user,
+            queue_item=item,
+        )
+        item.status = QueueStatus.LABELED
+        item.label = number
+        item.label_source = source
+        item.label_confidence = confidence
+        item.notes = notes
+        item.labeled_at = now
+        item.labeled_by = user
+        if item.assigned_to_id is None:
+            item.assigned_to = user
+            item.assigned_at = now
+        item.save()
+        if item.cycle_id:
+            type(item.cycle).objects.filter(pk=item.cycle_id).update(items_labeled=F("items_labeled") + 1)
+        _audit(AuditAction.LABEL, actor=user, item=item, value=number, source=source, confidence=confidence)
+    return item
+
+
+def label_correct(*, item_id: Any, user: Any, value: Any, notes: str = "") -> LabelQueueItem:
+    """A lead corrects a label; the old value stays in the audit history."""
+    _require_lead(user)
+    with transaction.atomic():
+        item = _locked_item(item_id)
+        if item.status not in (QueueStatus.LABELED, QueueStatus.ARCHIVED):
+            raise Conflict("Only labeled items can be corrected.", extra={"status": item.status})
+        number = parse_measurement_value(item.model.assay, value)
+        old = item.label
+        item.label = number
+        if notes:
+            item.notes = notes[:5000]
+        item.save(update_fields=["label", "notes", "updated_at"])
+        Measurement.objects.filter(queue_item=item).update(value=number)
+        _audit(AuditAction.CORRECT, actor=user, item=item, old_value=old, new_value=number)
+    return item
+
+
+def queue_item_skip(*, item_id: Any, user: Any, reason: str = "") -> LabelQueueItem:
+    with transaction.atomic():
+        item = _locked_item(item_id)
+        _require_scientist(user)
+        if item.status not in OPEN_STATUSES:
+            raise Conflict(f"Only pending items can be skipped (this one is {item.status}).", extra={"status": item.status})
+        _check_may_label(item, user)
+        item.status = QueueStatus.SKIPPED
+        if reason:
+            item.notes = reason[:5000]
+        item.save(update_fields=["status", "notes", "updated_at"])
+        if item.cycle_id:
+            type(item.cycle).objects.filter(pk=item.cycle_id).update(items_skipped=F("items_skipped") + 1)
+        _audit(AuditAction.SKIP, actor=user, item=item, reason=reason)
+    return item
+
+
+def queue_items_skip(*, item_ids: Iterable[Any], user: Any) -> int:
+    """Bulk skip (lead): open items are skipped, the rest are left alone."""
+    _require_lead(user)
+    done = 0
+    for item_id in item_ids:
+        try:
+            queue_item_skip(item_id=item_id, user=user)
+            done += 1
+        except (Conflict, NotFound):
+            continue
+    return done
+
+
+def queue_item_assign(*, item_id: Any, assignee_id: int | None, user: Any) -> LabelQueueItem:
+    """Assign an open item to a scientist (or unassign with None). Leads only."""
+    _require_lead(user)
+    assignee = None
+    if assignee_id is not None:
+        assignee = get_user_model().objects.filter(pk=assignee_id, is_active=True).first()
+        if assignee is None:
+            raise ValidationFailed("No such active user.", extra={"field": "user_id"})
+        if not has_role(assignee, SCIENTIST):
+            raise ValidationFailed(f"{assignee.username} cannot label (needs the scientist or lead role).", extra={"field": "user_id"})
+    with transaction.atomic():
+        item = _locked_item(item_id)
+        if item.status not in OPEN_STATUSES:
+            raise Conflict(f"Only open items can be assigned (this one is {item.status}).", extra={"status": item.status})
+        previous = item.assigned_to_id
+        item.assigned_to = assignee
+        item.assigned_at = timezone.now() if assignee else None
+        if item.status == QueueStatus.IN_PROGRESS and previous != (assignee.pk if assignee else None):
+            # A reassigned item starts fresh for its new owner.
+            item.status = QueueStatus.PENDING
+        item.save(update_fields=["assigned_to", "assigned_at", "status", "updated_at"])
+        _audit(
+            AuditAction.ASSIGN if assignee else AuditAction.UNASSIGN,
+            actor=user,
+            item=item,
+            previous=previous,
+            assignee=assignee.pk if assignee else None,
+        )
+    return item
+
+
+def queue_items_assign(*, item_ids: Iterable[Any], assignee_id: int | None, user: Any) -> int:
+    _require_lead(user)
+    done = 0
+    for item_id in item_ids:
+        try:
+            queue_item_assign(item_id=item_id, assignee_id=assignee_id, user=user)
+            done += 1
+        except (Conflict, NotFound):
+            continue
+    return done
+
+
+def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
+    """A lead returns a skipped or stuck in-progress item to the pending queue."""
+    _require_lead(user)
+    with transaction.atomic():
+        item = _locked_item(item_id)
+        if item.status not in (QueueStatus.SKIPPED, QueueStatus.IN_PROGRESS):
+            raise Conflict(f"Only skipped or in-progress items can be reset (this one is {item.status}).")
+        was_skipped = item.status == QueueStatus.SKIPPED
+        item.status = QueueStatus.PENDING
+        item.save(update_fields=["status", "updated_at"])
+        if was_skipped and item.cycle_id:
+            type(item.cycle).objects.filter(pk=item.cycle_id, items_skipped__gt=0).update(
+                items_skipped=F("items_skipped") - 1
+            )
+        _audit(AuditAction.RESET, actor=user, item=item)
+    return item
+
+
+def queue_items_reset(*, item_ids: Iterable[Any], user: Any) -> int:
+    _require_lead(user)
+    done = 0
+    for item_id in item_ids:
+        try:
+            queue_item_reset(item_id=item_id, user=user)
+            done += 1
+        except (Conflict, NotFound):
+            continue
+    return done

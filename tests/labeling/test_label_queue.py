@@ -1,0 +1,228 @@
+import threading
+
+import pytest
+from django.db import connection
+
+from compounds.models import Measurement, TaskType
+from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
+from labeling import selectors, services
+from labeling.models import AuditEvent, LabelQueueItem, QueueStatus
+from tests.factories import AssayFactory, CompoundFactory, LabelQueueItemFactory, MLModelFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_claim_next_gives_the_highest_priority_unassigned_item(scientist):  # type: ignore[no-untyped-def]
+    model = MLModelFactory()
+    low = LabelQueueItemFactory(model=model, priority_score=1.0)
+    high = LabelQueueItemFactory(model=model, priority_score=9.0)
+
+    item = services.queue_item_claim_next(user=scientist)
+
+    assert item.pk == high.pk
+    high.refresh_from_db()
+    assert high.status == QueueStatus.IN_PROGRESS
+    assert high.assigned_to == scientist
+    low.refresh_from_db()
+    assert low.status == QueueStatus.PENDING
+
+
+def test_claim_next_resumes_own_work_before_new_items(scientist):  # type: ignore[no-untyped-def]
+    model = MLModelFactory()
+    LabelQueueItemFactory(model=model, priority_score=9.0)
+    mine = LabelQueueItemFactory(model=model, priority_score=1.0, assigned_to=scientist)
+    assert services.queue_item_claim_next(user=scientist).pk == mine.pk
+
+
+def test_claim_next_skips_items_of_others_and_inactive_models(scientist, other_scientist):  # type: ignore[no-untyped-def]
+    LabelQueueItemFactory(assigned_to=other_scientist)
+    LabelQueueItemFactory(model=MLModelFactory(status="superseded"))
+    assert services.queue_item_claim_next(user=scientist) is None
+
+
+def test_viewers_cannot_claim(viewer):  # type: ignore[no-untyped-def]
+    with pytest.raises(PermissionDenied):
+        services.queue_item_claim_next(user=viewer)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_claims_get_twenty_distinct_items(django_user_model):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.get(name="scientist")
+    users = []
+    for i in range(20):
+        u = django_user_model.objects.create_user(username=f"claimer{i}")
+        u.groups.add(group)
+        users.append(u)
+    model = MLModelFactory()
+    for _ in range(25):
+        LabelQueueItemFactory(model=model)
+
+    results: list = []
+    errors: list = []
+    barrier = threading.Barrier(20)
+
+    def claim(user):  # type: ignore[no-untyped-def]
+        try:
+            barrier.wait()
+            item = services.queue_item_claim_next(user=user)
+            results.append(item.pk if item else None)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert None not in results
+    assert len(set(results)) == 20
+    assert LabelQueueItem.objects.filter(status=QueueStatus.IN_PROGRESS).count() == 20
+
+
+def test_a_label_creates_a_measurement_and_records_who_and_when(scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+
+    services.label_submit(item_id=item.pk, user=scientist, value="-2.5", source="experimental", confidence="high", notes="n")
+
+    item.refresh_from_db()
+    assert item.status == QueueStatus.LABELED
+    assert item.label == -2.5
+    assert item.labeled_by == scientist
+    assert item.labeled_at is not None
+    m = Measurement.objects.get(queue_item=item)
+    assert (m.value, m.source, m.confidence, m.created_by) == (-2.5, "experimental", "high", scientist)
+    assert AuditEvent.objects.filter(item=item, action="label", actor=scientist).exists()
+
+
+def test_a_second_label_is_a_conflict_and_changes_nothing(scientist, other_scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    services.label_submit(item_id=item.pk, user=scientist, value=1.0)
+    with pytest.raises(Conflict, match="already labeled"):
+        services.label_submit(item_id=item.pk, user=other_scientist, value=2.0)
+    item.refresh_from_db()
+    assert item.label == 1.0
+    assert Measurement.objects.count() == 1
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", float("inf"), "", None])
+def test_bad_regression_values_are_refused_and_nothing_is_written(scientist, value):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    with pytest.raises(ValidationFailed):
+        services.label_submit(item_id=item.pk, user=scientist, value=value)
+    item.refresh_from_db()
+    assert item.status == QueueStatus.PENDING
+    assert not Measurement.objects.exists()
+
+
+def test_classification_labels_must_be_one_of_the_classes(scientist):  # type: ignore[no-untyped-def]
+    assay = AssayFactory(task_type=TaskType.CLASSIFICATION, classes=["inactive", "active"])
+    model = MLModelFactory(assay=assay)
+    item = LabelQueueItemFactory(model=model)
+    with pytest.raises(ValidationFailed, match="not one of the classes"):
+        services.label_submit(item_id=item.pk, user=scientist, value="maybe")
+    with pytest.raises(ValidationFailed, match="out of range"):
+        services.label_submit(item_id=item.pk, user=scientist, value=2)
+    services.label_submit(item_id=item.pk, user=scientist, value="active")
+    item.refresh_from_db()
+    assert item.label == 1.0
+
+
+def test_bad_source_or_confidence_is_refused(scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    with pytest.raises(ValidationFailed, match="source"):
+        services.label_submit(item_id=item.pk, user=scientist, value=1, source="imported")
+    with pytest.raises(ValidationFailed, match="confidence"):
+        services.label_submit(item_id=item.pk, user=scientist, value=1, confidence="sure")
+
+
+def test_a_scientist_cannot_label_an_item_assigned_to_someone_else(scientist, other_scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory(assigned_to=other_scientist)
+    with pytest.raises(PermissionDenied):
+        services.label_submit(item_id=item.pk, user=scientist, value=1)
+    with pytest.raises(PermissionDenied):
+        services.queue_item_skip(item_id=item.pk, user=scientist)
+
+
+def test_unknown_or_malformed_item_ids_are_not_found(scientist):  # type: ignore[no-untyped-def]
+    with pytest.raises(NotFound):
+        services.label_submit(item_id="not-a-uuid", user=scientist, value=1)
+    with pytest.raises(NotFound):
+        services.label_submit(item_id="00000000-0000-0000-0000-000000000000", user=scientist, value=1)
+
+
+def test_skip_then_skip_again_or_label_is_a_conflict(scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    services.queue_item_skip(item_id=item.pk, user=scientist, reason="cannot source")
+    with pytest.raises(Conflict):
+        services.queue_item_skip(item_id=item.pk, user=scientist)
+    with pytest.raises(Conflict, match="skipped"):
+        services.label_submit(item_id=item.pk, user=scientist, value=1)
+
+
+def test_skipping_a_labeled_item_is_a_conflict(scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    services.label_submit(item_id=item.pk, user=scientist, value=1)
+    with pytest.raises(Conflict):
+        services.queue_item_skip(item_id=item.pk, user=scientist)
+
+
+def test_only_leads_assign_and_only_to_people_who_can_label(lead, scientist, viewer):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    with pytest.raises(PermissionDenied):
+        services.queue_item_assign(item_id=item.pk, assignee_id=scientist.pk, user=scientist)
+    with pytest.raises(ValidationFailed, match="cannot label"):
+        services.queue_item_assign(item_id=item.pk, assignee_id=viewer.pk, user=lead)
+
+    services.queue_item_assign(item_id=item.pk, assignee_id=scientist.pk, user=lead)
+    item.refresh_from_db()
+    assert item.assigned_to == scientist
+    services.queue_item_assign(item_id=item.pk, assignee_id=None, user=lead)
+    item.refresh_from_db()
+    assert item.assigned_to is None
+    assert [e.action for e in selectors.queue_item_events(item=item)] == ["unassign", "assign"]
+
+
+def test_lead_resets_a_skipped_item_and_corrects_a_label_keeping_history(lead, scientist):  # type: ignore[no-untyped-def]
+    skipped = LabelQueueItemFactory()
+    services.queue_item_skip(item_id=skipped.pk, user=scientist)
+    services.queue_item_reset(item_id=skipped.pk, user=lead)
+    skipped.refresh_from_db()
+    assert skipped.status == QueueStatus.PENDING
+
+    labeled = LabelQueueItemFactory()
+    services.label_submit(item_id=labeled.pk, user=scientist, value=1.0)
+    with pytest.raises(PermissionDenied):
+        services.label_correct(item_id=labeled.pk, user=scientist, value=2.0)
+    services.label_correct(item_id=labeled.pk, user=lead, value=2.0)
+    labeled.refresh_from_db()
+    assert labeled.label == 2.0
+    assert Measurement.objects.get(queue_item=labeled).value == 2.0
+    event = AuditEvent.objects.get(item=labeled, action="correct")
+    assert event.data == {"old_value": 1.0, "new_value": 2.0}
+
+
+def test_queue_filters_and_orderings(scientist):  # type: ignore[no-untyped-def]
+    model = MLModelFactory()
+    a = LabelQueueItemFactory(model=model, priority_score=1, uncertainty=0.9)
+    b = LabelQueueItemFactory(model=model, priority_score=2, uncertainty=0.1, assigned_to=scientist)
+    LabelQueueItemFactory(priority_score=3)
+    assert list(selectors.queue_items_list(model_id=model.pk)) == [b, a]
+    assert list(selectors.queue_items_list(model_id=model.pk, ordering="uncertainty")) == [a, b]
+    assert list(selectors.queue_items_list(assigned_to=scientist.pk)) == [b]
+    assert list(selectors.queue_items_list(model_id=model.pk, assigned_to="none")) == [a]
+
+
+def test_adding_a_compound_already_open_for_the_model_is_a_conflict():  # type: ignore[no-untyped-def]
+    model = MLModelFactory()
+    compound = CompoundFactory()
+    entry = services.QueueEntry(compound_id=compound.pk, priority_score=1.0)
+    services.queue_items_add(model=model, cycle=None, selection_batch=1, strategy="random", entries=[entry])
+    with pytest.raises(Conflict):
+        services.queue_items_add(model=model, cycle=None, selection_batch=2, strategy="random", entries=[entry])
+    assert LabelQueueItem.objects.count() == 1
