@@ -188,7 +188,7 @@ def _process_chunk(smiles: list[str | None]) -> list[chemistry.StandardizedCompo
             out.append(chemistry.process_smiles(s))
         except chemistry.ChemistryError as exc:
             out.append(str(exc))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - RDKit can raise anything on hostile input
             out.append(f"could not process structure ({type(exc).__name__})")
     return out
 

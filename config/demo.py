@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +13,9 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from compounds import services as compound_services
-from compounds.models import Assay, TaskType
+from compounds.models import Assay, Compound, TaskType
+from mlmodels import services as model_services
+from mlmodels.models import MLModel
 
 DEMO_PASSWORD = "chemloop-demo"
 DEMO_USERS = {"viewer": "viewer", "scientist": "scientist", "lead": "lead"}
@@ -19,6 +24,11 @@ DATASET = "Solubility (Huuskonen)"
 REGRESSION_ASSAY = "Aqueous solubility (logS)"
 CLASS_ASSAY = "Solubility class"
 SOLUBILITY_CLASSES = ["(A) low", "(B) medium", "(C) high"]
+TEST_SPLIT_DATASET = "Solubility test split"
+DEMO_MODEL = "Solubility"
+DEMO_SEED = 7
+# Initial labeled train compounds; the rest of the train split is the demo pool.
+INITIAL_LABELS = 300
 
 
 def demo_users_create() -> dict[str, object]:
@@ -49,15 +59,67 @@ def demo_data_create(*, log: Callable[[str], None] = print) -> dict[str, object]
     classes = compound_services.assay_get_or_create(
         name=CLASS_ASSAY, task_type=TaskType.CLASSIFICATION, classes=SOLUBILITY_CLASSES
     )
-    for assay, column in ((logs, "logS"), (classes, "solubility_class")):
-        report = compound_services.compounds_import_path(
-            path=FIXTURE, dataset_name=DATASET, assay=assay, value_column=column, processes=1
-        )
-        log(
-            f"{assay.name}: {report.created} new compounds, {report.existing} existing, "
-            f"{report.measurements_created} measurements, {report.invalid} rejected rows"
-        )
-    return {"users": users, "assays": [logs, classes]}
+    rows = _fixture_rows()
+    # The registry gets every compound; the logS assay gets the test split (the frozen
+    # validation set) and a seeded sample of the train split as initial labels. The rest
+    # of the train split is the unlabeled pool the demo's active-learning loop draws on.
+    report = _import_rows(rows, dataset=DATASET)
+    log(f"{DATASET}: {report.created} new compounds, {report.existing} existing, {report.invalid} rejected rows")
+    rng = random.Random(DEMO_SEED)
+    train = [r for r in rows if r["split"] == "train"]
+    initial = rng.sample(train, min(INITIAL_LABELS, len(train)))
+    labeled = [r for r in rows if r["split"] == "test"] + initial
+    report = _import_rows(labeled, dataset=DATASET, assay=logs, column="logS")
+    log(f"{logs.name}: {report.measurements_created} measurements (test split + {len(initial)} initial train labels)")
+    report = _import_rows(rows, dataset=DATASET, assay=classes, column="solubility_class")
+    log(f"{classes.name}: {report.measurements_created} measurements")
+    test_ids = demo_test_split_ids()
+    log(f"{TEST_SPLIT_DATASET}: {len(test_ids)} compounds")
+    return {"users": users, "assays": [logs, classes], "test_ids": test_ids}
+
+
+def _fixture_rows() -> list[dict[str, str]]:
+    with FIXTURE.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _import_rows(
+    rows: list[dict[str, str]], *, dataset: str, assay: Assay | None = None, column: str | None = None
+) -> compound_services.ImportReport:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["name", "smiles", "value"])
+    writer.writerows((r["name"], r["smiles"], r[column] if column else "") for r in rows)
+    return compound_services.compounds_import(
+        stream=io.BytesIO(buffer.getvalue().encode()),
+        filename="solubility.csv",
+        dataset_name=dataset,
+        assay=assay,
+        value_column="value" if assay else None,
+        processes=1,
+    )
+
+
+def demo_test_split_ids() -> list[int]:
+    """The fixture's `split == test` compounds as a dataset (the fixed validation set)."""
+    report = _import_rows([r for r in _fixture_rows() if r["split"] == "test"], dataset=TEST_SPLIT_DATASET)
+    return list(Compound.objects.filter(datasets__pk=report.dataset_id).values_list("id", flat=True))
+
+
+def demo_model_create(*, log: Callable[[str], None] = print) -> MLModel:
+    """Train "Solubility" v1 on the demo data, validated on the fixture's test split."""
+    existing = MLModel.objects.filter(name=DEMO_MODEL).order_by("-version").first()
+    if existing is not None:
+        log(f"model {existing} exists already")
+        return existing
+    model = model_services.model_create_initial(
+        assay=demo_assay(),
+        name=DEMO_MODEL,
+        validation_compound_ids=demo_test_split_ids(),
+    )
+    shown = {k: v for k, v in model.metrics.items() if k in ("rmse", "r2", "n")}
+    log(f"model {model} trained on {model.training_size} compounds; validation {shown}")
+    return model
 
 
 def demo_assay() -> Assay:

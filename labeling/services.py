@@ -49,7 +49,7 @@ def _require_lead(user: Any) -> None:
         raise PermissionDenied("Only leads can do this.")
 
 
-def _audit(action: str, *, actor: Any, item: LabelQueueItem | None = None, cycle: Any = None, **data: Any) -> None:
+def audit(action: str, *, actor: Any, item: LabelQueueItem | None = None, cycle: Any = None, **data: Any) -> None:
     AuditEvent.objects.create(
         action=action,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
@@ -139,7 +139,7 @@ def queue_item_claim_next(*, user: Any, model_id: int | None = None) -> LabelQue
                 item.assigned_to = user
                 item.assigned_at = timezone.now()
             item.save(update_fields=["status", "assigned_to", "assigned_at", "updated_at"])
-            _audit(AuditAction.CLAIM, actor=user, item=item)
+            audit(AuditAction.CLAIM, actor=user, item=item)
     return item
 
 
@@ -204,7 +204,7 @@ def label_submit(
         item.save()
         if item.cycle_id:
             type(item.cycle).objects.filter(pk=item.cycle_id).update(items_labeled=F("items_labeled") + 1)
-        _audit(AuditAction.LABEL, actor=user, item=item, value=number, source=source, confidence=confidence)
+        audit(AuditAction.LABEL, actor=user, item=item, value=number, source=source, confidence=confidence)
     return item
 
 
@@ -222,7 +222,7 @@ def label_correct(*, item_id: Any, user: Any, value: Any, notes: str = "") -> La
             item.notes = notes[:5000]
         item.save(update_fields=["label", "notes", "updated_at"])
         Measurement.objects.filter(queue_item=item).update(value=number)
-        _audit(AuditAction.CORRECT, actor=user, item=item, old_value=old, new_value=number)
+        audit(AuditAction.CORRECT, actor=user, item=item, old_value=old, new_value=number)
     return item
 
 
@@ -239,7 +239,7 @@ def queue_item_skip(*, item_id: Any, user: Any, reason: str = "") -> LabelQueueI
         item.save(update_fields=["status", "notes", "updated_at"])
         if item.cycle_id:
             type(item.cycle).objects.filter(pk=item.cycle_id).update(items_skipped=F("items_skipped") + 1)
-        _audit(AuditAction.SKIP, actor=user, item=item, reason=reason)
+        audit(AuditAction.SKIP, actor=user, item=item, reason=reason)
     return item
 
 
@@ -277,7 +277,7 @@ def queue_item_assign(*, item_id: Any, assignee_id: int | None, user: Any) -> La
             # A reassigned item starts fresh for its new owner.
             item.status = QueueStatus.PENDING
         item.save(update_fields=["assigned_to", "assigned_at", "status", "updated_at"])
-        _audit(
+        audit(
             AuditAction.ASSIGN if assignee else AuditAction.UNASSIGN,
             actor=user,
             item=item,
@@ -313,7 +313,7 @@ def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
             type(item.cycle).objects.filter(pk=item.cycle_id, items_skipped__gt=0).update(
                 items_skipped=F("items_skipped") - 1
             )
-        _audit(AuditAction.RESET, actor=user, item=item)
+        audit(AuditAction.RESET, actor=user, item=item)
     return item
 
 

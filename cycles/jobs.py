@@ -1,0 +1,13 @@
+"""RQ jobs of the cycles app: take ids, call one service."""
+
+from django.db import close_old_connections
+
+from cycles import services
+
+
+def retrain_cycle(job_id: str) -> None:
+    close_old_connections()
+    try:
+        services.cycle_retrain_run(job_id=job_id)
+    finally:
+        close_old_connections()

@@ -1,0 +1,350 @@
+"""Retrain a lineage on the new labels, measured on the same frozen validation set."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.exceptions import Conflict, NotFound, PermissionDenied, ServiceUnavailable, ValidationFailed
+from config.roles import LEAD, has_role
+from cycles import strategies
+from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
+from labeling.models import OPEN_STATUSES, AuditAction, LabelQueueItem, QueueStatus
+from labeling.services import audit
+from mlmodels import services as model_services
+from mlmodels.models import MLModel, ModelStatus
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_NEW_LABELS = 10
+# A running job refreshes its heartbeat this often; reconcile calls it dead after
+# JOB_STALE_SECONDS without one (a SIGKILLed worker stops beating at once).
+HEARTBEAT_SECONDS = 5
+JOB_STALE_SECONDS = getattr(settings, "CHEMLOOP_JOB_STALE_SECONDS", 60)
+
+
+def _lock_cycle(cycle_id: Any) -> ActiveLearningCycle:
+    try:
+        pk = cycle_id if isinstance(cycle_id, uuid.UUID) else uuid.UUID(str(cycle_id))
+        return ActiveLearningCycle.objects.select_for_update(of=("self",)).select_related("model__assay").get(pk=pk)
+    except (ActiveLearningCycle.DoesNotExist, ValueError, TypeError, AttributeError) as exc:
+        raise NotFound("No such cycle.") from exc
+
+
+def new_label_count(*, model: MLModel) -> int:
+    """Labels given on this model version's queue items (they are not in its training set yet)."""
+    return LabelQueueItem.objects.filter(model=model, status=QueueStatus.LABELED).count()
+
+
+def cycle_retrain_trigger(
+    *, cycle_id: Any, user: Any, min_new_labels: int = DEFAULT_MIN_NEW_LABELS, allow_failed: bool = False
+) -> Job:
+    """Mark the cycle `training` and enqueue exactly one retrain job for it.
+
+    Refuses (409) when the cycle or any cycle of its lineage is training, or when
+    fewer than `min_new_labels` labels are new. If the queue is unreachable the
+    cycle is put back as it was and a 503 says so.
+    """
+    if not has_role(user, LEAD):
+        raise PermissionDenied("Only leads can trigger retraining.")
+    with transaction.atomic():
+        cycle = _lock_cycle(cycle_id)
+        previous_status = cycle.status
+        if cycle.status == CycleStatus.TRAINING:
+            raise Conflict("This cycle is already training.", extra={"status": cycle.status})
+        if cycle.status == CycleStatus.COMPLETE:
+            raise Conflict("This cycle is complete; select a new batch for the next cycle.", extra={"status": cycle.status})
+        if cycle.status == CycleStatus.FAILED and not allow_failed:
+            raise Conflict("This cycle failed; retry it instead.", extra={"status": cycle.status})
+        model = cycle.model
+        if model.status != ModelStatus.ACTIVE:
+            raise Conflict(f"{model} is {model.status}; only the active version can be retrained.")
+        # Lineage lock: one retrain per lineage at a time.
+        list(MLModel.objects.select_for_update().filter(name=model.name).values_list("id", flat=True))
+        busy = ActiveLearningCycle.objects.filter(model__name=model.name, status=CycleStatus.TRAINING).exclude(
+            pk=cycle.pk
+        )
+        if busy.exists() or MLModel.objects.filter(name=model.name, status=ModelStatus.TRAINING).exists():
+            raise Conflict(f"{model.name} is already being retrained.")
+        n_new = new_label_count(model=model)
+        if n_new < min_new_labels:
+            raise ValidationFailed(
+                f"{n_new} new label{'s' if n_new != 1 else ''} since {model}; at least {min_new_labels} are "
+                "needed to retrain.",
+                extra={"field": "min_new_labels", "new_labels": n_new},
+            )
+        job = Job.objects.create(
+            kind="retrain",
+            params={"cycle_id": str(cycle.pk)},
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+            stage="queued",
+        )
+        cycle.status = CycleStatus.TRAINING
+        cycle.job = job
+        cycle.error = ""
+        cycle.save(update_fields=["status", "job", "error"])
+        audit(AuditAction.RETRAIN, actor=user, cycle=cycle, new_labels=n_new, job=str(job.pk))
+    # Enqueue after commit so the worker sees the rows; undo if the queue is down.
+    try:
+        _enqueue(job)
+    except Exception as exc:
+        logger.exception("could not enqueue retrain job %s", job.pk)
+        message = "The job queue (Redis) is unreachable; nothing was started. Try again shortly."
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error=message, finished_at=timezone.now())
+        ActiveLearningCycle.objects.filter(pk=cycle.pk, status=CycleStatus.TRAINING).update(
+            status=previous_status, job=None
+        )
+        raise ServiceUnavailable(message) from exc
+    job.refresh_from_db()
+    return job
+
+
+def _enqueue(job: Job) -> None:
+    from cycles import jobs
+
+    if settings.JOBS_IN_PROCESS:
+        # No Redis (make run): a thread in this process, so the page can poll progress.
+        thread = threading.Thread(target=jobs.retrain_cycle, args=(str(job.pk),), daemon=True)
+        thread.start()
+        return
+    import django_rq
+
+    rq_job = django_rq.get_queue("default").enqueue(
+        jobs.retrain_cycle, str(job.pk), job_id=str(job.pk), job_timeout=settings.RQ_QUEUES["default"].get("DEFAULT_TIMEOUT", 3600)
+    )
+    Job.objects.filter(pk=job.pk).update(rq_job_id=rq_job.id)
+
+
+def cycle_retry(*, cycle_id: Any, user: Any) -> Job:
+    """Re-run a failed cycle's retrain (labels are intact; the old version is still active)."""
+    with transaction.atomic():
+        cycle = _lock_cycle(cycle_id)
+        if cycle.status != CycleStatus.FAILED:
+            raise Conflict(f"Only failed cycles can be retried (this one is {cycle.status}).", extra={"status": cycle.status})
+    return cycle_retrain_trigger(cycle_id=cycle_id, user=user, min_new_labels=0, allow_failed=True)
+
+
+# --- The job itself -----------------------------------------------------------------
+
+
+class _Heartbeat:
+    """Refresh the job's heartbeat from a side thread while the work runs."""
+
+    def __init__(self, job_id: Any) -> None:
+        self.job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                Job.objects.filter(pk=self.job_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+            except Exception:  # noqa: BLE001 - a missed beat must not kill the job
+                logger.warning("heartbeat failed for job %s", self.job_id)
+            finally:
+                close_old_connections()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def job_progress(*, job_id: Any, stage: str, percent: int) -> None:
+    Job.objects.filter(pk=job_id).update(stage=stage[:100], percent=max(0, min(100, percent)), heartbeat_at=timezone.now())
+
+
+def cycle_retrain_run(*, job_id: Any) -> None:
+    """Body of the retrain job: new version, metrics on the frozen validation set, queue moved."""
+    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), stage="starting"
+    )
+    if not claimed:
+        # Already run, or reconciled as failed: a re-delivered job does nothing.
+        logger.info("retrain job %s is not queued; nothing to do", job_id)
+        return
+    job = Job.objects.get(pk=job_id)
+    cycle = ActiveLearningCycle.objects.select_related("model__assay", "model__validation_set").get(
+        pk=job.params["cycle_id"]
+    )
+    parent = cycle.model
+    new: MLModel | None = None
+
+    def progress(stage: str, percent: int) -> None:
+        job_progress(job_id=job.pk, stage=stage, percent=percent)
+
+    try:
+        with _Heartbeat(job.pk):
+            progress("creating new version", 2)
+            new = model_services.model_version_create(parent=parent, user=job.created_by)
+            model_services.model_train(model=new, progress=lambda s, p: progress(s, int(p * 0.85)))
+            progress("re-scoring pending items", 88)
+            _finish(cycle=cycle, parent=parent, new=new, job=job)
+    except Exception as exc:
+        logger.exception("retrain of cycle %s failed", cycle.pk)
+        message = f"{type(exc).__name__}: {exc}"
+        _fail(cycle_id=cycle.pk, job_id=job.pk, new=new, message=message, detail=traceback.format_exc())
+
+
+def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: Job) -> None:
+    pending = list(
+        LabelQueueItem.objects.filter(model=parent, status__in=OPEN_STATUSES).values_list("id", "compound_id")
+    )
+    rescored = _rescore(new=new, cycle=cycle, compound_ids=[c for _, c in pending]) if pending else {}
+    with transaction.atomic():
+        locked = ActiveLearningCycle.objects.select_for_update().get(pk=cycle.pk)
+        if locked.status != CycleStatus.TRAINING:
+            raise Conflict(f"cycle is {locked.status}, not training (reconciled while running?)")
+        model_services.model_activate(model=new)
+        LabelQueueItem.objects.filter(model=parent, status=QueueStatus.LABELED).update(
+            status=QueueStatus.ARCHIVED, updated_at=timezone.now()
+        )
+        updates = []
+        for item in LabelQueueItem.objects.filter(model=parent, status__in=OPEN_STATUSES):
+            values = rescored.get(item.compound_id)
+            item.model = new
+            if values:
+                for key, value in values.items():
+                    setattr(item, key, value)
+            updates.append(item)
+        LabelQueueItem.objects.bulk_update(
+            updates,
+            ["model", "prediction", "uncertainty", "applicability_distance", "probabilities", "priority_score", "score_components"],
+            batch_size=1000,
+        )
+        locked.status = CycleStatus.COMPLETE
+        locked.result_model = new
+        locked.metrics_before = _headline(parent.metrics)
+        locked.metrics_after = _headline(new.metrics)
+        locked.completed_at = timezone.now()
+        locked.error = ""
+        locked.save()
+        Job.objects.filter(pk=job.pk).update(
+            status=JobStatus.SUCCEEDED,
+            stage="done",
+            percent=100,
+            finished_at=timezone.now(),
+            result={"model_id": new.pk, "version": new.version, "rescored": len(rescored)},
+        )
+
+
+def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (metrics or {}).items() if not isinstance(v, list) or k == "confusion_matrix"}
+
+
+def _rescore(*, new: MLModel, cycle: ActiveLearningCycle, compound_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """New predictions and priorities for still-open items, with the cycle's strategy."""
+    scores = model_services.model_score_compounds(
+        model=new, compound_ids=compound_ids, with_members=cycle.selection_strategy == "bald"
+    )
+    task = "classification" if new.assay.is_classification else "regression"
+    params = {k: v for k, v in (cycle.strategy_params or {}).items() if k in ("weights", "threshold", "beta", "xi", "positive_class")}
+    try:
+        outputs = strategies.ModelOutputs(
+            task=task,
+            mean=scores.mean,
+            std=scores.std,
+            proba=scores.proba,
+            member_proba=scores.member_proba,
+            applicability=scores.applicability,
+            best_observed=None,
+            direction=new.assay.direction,
+        )
+        strategy = cycle.selection_strategy if cycle.selection_strategy != "expected_improvement" else "ucb"
+        priority = strategies.select(strategy, outputs, len(compound_ids), params=params, random_state=0).scores
+    except strategies.StrategyError:
+        priority = scores.uncertainty
+    out: dict[int, dict[str, Any]] = {}
+    for k, cid in enumerate(scores.ids):
+        out[int(cid)] = {
+            "prediction": float(scores.prediction[k]),
+            "uncertainty": float(scores.uncertainty[k]),
+            "applicability_distance": float(scores.applicability[k]),
+            "probabilities": [float(p) for p in scores.proba[k]] if scores.proba is not None else None,
+            "priority_score": float(priority[k]) if np.isfinite(priority[k]) else 0.0,
+        }
+    return out
+
+
+def _fail(*, cycle_id: Any, job_id: Any, new: MLModel | None, message: str, detail: str = "") -> None:
+    """Record a failure: the old version stays active and every label stays where it was."""
+    with transaction.atomic():
+        if new is not None and new.pk:
+            MLModel.objects.filter(pk=new.pk).exclude(status=ModelStatus.ACTIVE).update(
+                status=ModelStatus.FAILED, error=message[:5000]
+            )
+        ActiveLearningCycle.objects.filter(pk=cycle_id, status=CycleStatus.TRAINING).update(
+            status=CycleStatus.FAILED, error=message[:5000]
+        )
+        Job.objects.filter(pk=job_id).exclude(status=JobStatus.SUCCEEDED).update(
+            status=JobStatus.FAILED, error=(message + ("\n\n" + detail if detail else ""))[:20000], finished_at=timezone.now()
+        )
+
+
+# --- Reconcile ------------------------------------------------------------------------
+
+
+def _rq_status(job: Job) -> str | None:
+    """RQ's view of the job: its status, "missing", or None when Redis can't be asked."""
+    if settings.JOBS_IN_PROCESS or not job.rq_job_id:
+        return None
+    try:
+        import django_rq
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job as RQJob
+
+        try:
+            rq_job = RQJob.fetch(job.rq_job_id, connection=django_rq.get_connection("default"))
+        except NoSuchJobError:
+            return "missing"
+        status = rq_job.get_status(refresh=True)
+        return str(getattr(status, "value", status)) if status is not None else "missing"
+    except Exception:  # noqa: BLE001 - Redis down: decide on the heartbeat alone
+        return None
+
+
+def jobs_reconcile(*, stale_after: float | None = None, job_ids: list[Any] | None = None) -> list[Job]:
+    """Turn jobs that died without reporting (worker killed, job lost) into `failed`.
+
+    A job is dead when RQ says it failed/stopped/was lost, or when it is running
+    and its heartbeat is older than `stale_after` seconds.
+    """
+    stale_after = JOB_STALE_SECONDS if stale_after is None else stale_after
+    now = timezone.now()
+    qs = Job.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+    if job_ids is not None:
+        qs = qs.filter(pk__in=job_ids)
+    failed = []
+    for job in qs:
+        rq_status = _rq_status(job)
+        dead = rq_status in ("failed", "stopped", "canceled", "missing")
+        if job.status == JobStatus.RUNNING and job.heartbeat_at and now - job.heartbeat_at > timedelta(seconds=stale_after):
+            dead = True
+        if job.status == JobStatus.QUEUED and rq_status is None and not settings.JOBS_IN_PROCESS and not job.rq_job_id:
+            # Enqueued row without an RQ job: only when it is old (the enqueue may be in flight).
+            dead = now - job.created_at > timedelta(seconds=max(stale_after, 30))
+        if not dead:
+            continue
+        reason = "The worker stopped without reporting (killed or lost); labels are intact — retry the cycle."
+        cycle_id = job.params.get("cycle_id")
+        _fail(cycle_id=cycle_id, job_id=job.pk, new=None, message=reason)
+        if cycle_id:
+            MLModel.objects.filter(
+                Q(status=ModelStatus.TRAINING), name__in=ActiveLearningCycle.objects.filter(pk=cycle_id).values("model__name")
+            ).update(status=ModelStatus.FAILED, error=reason)
+        job.refresh_from_db()
+        failed.append(job)
+    return failed

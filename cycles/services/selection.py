@@ -1,0 +1,289 @@
+"""Select compounds for labeling: build the pool, score it, rank it, queue the batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef, QuerySet
+
+from compounds import services as compound_services
+from compounds.models import Compound, Measurement
+from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
+from config.roles import LEAD, has_role
+from cycles import strategies
+from cycles.models import ActiveLearningCycle, CycleStatus
+from labeling import services as queue_services
+from labeling.models import OPEN_STATUSES, AuditAction, LabelQueueItem
+from mlmodels import services as model_services
+from mlmodels.models import MLModel, ModelStatus
+
+MAX_BATCH_SIZE = 5000
+MAX_POOL_LIST = 100_000
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """Which compounds to consider: everything unlabeled, a dataset, or an explicit list."""
+
+    kind: str = "all"  # "all" | "dataset" | "compounds" | "smiles"
+    dataset_id: int | None = None
+    compound_ids: tuple[int, ...] = ()
+    smiles: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "dataset":
+            return f"dataset {self.dataset_id}"
+        if self.kind == "compounds":
+            return f"{len(self.compound_ids)} listed compounds"
+        if self.kind == "smiles":
+            return f"{len(self.smiles)} pasted SMILES"
+        return "all unlabeled compounds"
+
+
+@dataclass
+class Candidate:
+    compound: Compound
+    rank: int
+    priority_score: float
+    prediction: float | None
+    uncertainty: float | None
+    applicability_distance: float | None
+    probabilities: list[float] | None
+    score_components: dict[str, Any]
+
+
+@dataclass
+class SelectionResult:
+    model: MLModel
+    strategy: str
+    params: dict[str, Any]
+    pool_size: int
+    candidates: list[Candidate]
+    cycle: ActiveLearningCycle | None = None
+    pool_errors: list[dict[str, Any]] = field(default_factory=list)
+    # For the chemical-space map: packed fingerprints of the pool and the chosen rows.
+    pool_fingerprints: np.ndarray | None = None
+    chosen_indices: np.ndarray | None = None
+
+
+def strategy_catalog() -> list[dict[str, Any]]:
+    """Strategies with their goal, tasks and parameters, for forms and the API."""
+    return [
+        {
+            "name": info.name,
+            "goal": info.goal,
+            "tasks": list(info.tasks),
+            "description": info.description,
+            "params": {**strategies.COMMON_PARAMS, **dict(info.params)},
+        }
+        for info in strategies.STRATEGIES.values()
+    ]
+
+
+def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[QuerySet[Compound], list[dict[str, Any]]]:
+    """The eligible pool: validation compounds, measured compounds and compounds already
+    open for this model lineage are always excluded."""
+    errors: list[dict[str, Any]] = []
+    qs = Compound.objects.all()
+    if pool.kind == "dataset":
+        if not pool.dataset_id:
+            raise ValidationFailed("choose a dataset", extra={"field": "dataset_id"})
+        qs = qs.filter(datasets__id=pool.dataset_id)
+    elif pool.kind == "compounds":
+        if not pool.compound_ids:
+            raise ValidationFailed("the compound list is empty", extra={"field": "compound_ids"})
+        if len(pool.compound_ids) > MAX_POOL_LIST:
+            raise ValidationFailed(f"at most {MAX_POOL_LIST} compounds per list", extra={"field": "compound_ids"})
+        qs = qs.filter(id__in=list(pool.compound_ids))
+    elif pool.kind == "smiles":
+        if not pool.smiles:
+            raise ValidationFailed("the SMILES list is empty", extra={"field": "smiles"})
+        if len(pool.smiles) > MAX_POOL_LIST:
+            raise ValidationFailed(f"at most {MAX_POOL_LIST} SMILES per list", extra={"field": "smiles"})
+        ids = []
+        for i, s in enumerate(pool.smiles, start=1):
+            try:
+                compound, _ = compound_services.compound_register(smiles=s)
+                ids.append(compound.pk)
+            except ValidationFailed as exc:
+                errors.append({"row": i, "input": s[:200], "reason": exc.message})
+        qs = qs.filter(id__in=ids)
+    elif pool.kind != "all":
+        raise ValidationFailed("pool must be all, dataset, compounds or smiles", extra={"field": "pool"})
+    measured = Measurement.objects.filter(assay_id=model.assay_id, compound_id=OuterRef("pk"))
+    open_items = LabelQueueItem.objects.filter(
+        compound_id=OuterRef("pk"), model__name=model.name, status__in=OPEN_STATUSES
+    )
+    qs = (
+        qs.exclude(validation_sets=model.validation_set_id)
+        .exclude(Exists(measured))
+        .exclude(Exists(open_items))
+        .distinct()
+    )
+    return qs, errors
+
+
+def _best_observed(model: MLModel) -> float | None:
+    from django.db.models import Max as DMax
+    from django.db.models import Min as DMin
+
+    agg = Measurement.objects.filter(assay_id=model.assay_id).aggregate(lo=DMin("value"), hi=DMax("value"))
+    return agg["lo"] if model.assay.direction == "minimize" else agg["hi"]
+
+
+def cycle_select(
+    *,
+    model: MLModel,
+    user: Any,
+    strategy: str = "uncertainty",
+    batch_size: int = 50,
+    params: dict[str, Any] | None = None,
+    pool: PoolSpec | None = None,
+    random_state: int | None = None,
+    preview: bool = False,
+    with_pool_fingerprints: bool = False,
+) -> SelectionResult:
+    """Score the pool with the model, rank it with the strategy, and (unless previewing)
+    open a new cycle whose queue holds the batch — all in one transaction."""
+    if not has_role(user, LEAD):
+        raise PermissionDenied("Only leads can select samples.")
+    if model.status != ModelStatus.ACTIVE:
+        raise Conflict(f"{model} is {model.status}; select with the lineage's active version.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValidationFailed(f"batch size must be between 1 and {MAX_BATCH_SIZE}", extra={"field": "batch_size"})
+    info = strategies.STRATEGIES.get(strategy)
+    if info is None:
+        raise ValidationFailed(
+            f"unknown strategy {strategy!r}; choose from {', '.join(strategies.STRATEGIES)}", extra={"field": "strategy"}
+        )
+    pool = pool or PoolSpec()
+    qs, pool_errors = pool_queryset(model=model, pool=pool, user=user)
+    needs_members = strategy == "bald"
+    scores = model_services.model_score_compounds(model=model, queryset=qs, with_members=needs_members)
+    if scores.ids.size == 0:
+        raise ValidationFailed(
+            "The pool has no eligible compounds (all are labeled, queued or in the validation set).",
+            extra={"field": "pool", "pool_errors": pool_errors},
+        )
+    task = "classification" if model.assay.is_classification else "regression"
+    labeled_fps = None
+    if (params or {}).get("batch") == "ranked_batch":
+        labeled_fps = model_services.model_training_fingerprints(art=model_services.model_load(model=model))
+    try:
+        outputs = strategies.ModelOutputs(
+            task=task,
+            mean=scores.mean,
+            std=scores.std,
+            proba=scores.proba,
+            member_proba=scores.member_proba,
+            applicability=scores.applicability,
+            fingerprints=scores.fingerprints,
+            labeled_fingerprints=labeled_fps,
+            best_observed=_best_observed(model) if task == "regression" else None,
+            direction=model.assay.direction,
+        )
+        selection = strategies.select(strategy, outputs, batch_size, params=params, random_state=random_state)
+    except strategies.StrategyError as exc:
+        raise ValidationFailed(exc.message, extra={"field": exc.param}) from exc
+
+    chosen = selection.indices
+    compounds = Compound.objects.in_bulk([int(scores.ids[i]) for i in chosen])
+    candidates = []
+    for rank, (i, comps) in enumerate(zip(chosen, selection.components, strict=True), start=1):
+        candidates.append(
+            Candidate(
+                compound=compounds[int(scores.ids[i])],
+                rank=rank,
+                priority_score=float(selection.scores[i]),
+                prediction=float(scores.prediction[i]),
+                uncertainty=float(scores.uncertainty[i]),
+                applicability_distance=float(scores.applicability[i]),
+                probabilities=[float(p) for p in scores.proba[i]] if scores.proba is not None else None,
+                score_components={k: _jsonable(v) for k, v in comps.items()},
+            )
+        )
+    result = SelectionResult(
+        model=model,
+        strategy=strategy,
+        params={k: _jsonable(v) for k, v in selection.params.items()},
+        pool_size=int(scores.ids.size),
+        candidates=candidates,
+        pool_errors=pool_errors,
+        pool_fingerprints=scores.fingerprints if with_pool_fingerprints else None,
+        chosen_indices=chosen if with_pool_fingerprints else None,
+    )
+    if preview:
+        return result
+    result.cycle = _cycle_open(model=model, user=user, result=result, batch_size=batch_size, pool=pool)
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@transaction.atomic
+def _cycle_open(
+    *, model: MLModel, user: Any, result: SelectionResult, batch_size: int, pool: PoolSpec
+) -> ActiveLearningCycle:
+    # Lock the model row: concurrent selections for one model get consecutive cycle numbers.
+    locked = MLModel.objects.select_for_update().get(pk=model.pk)
+    if locked.status != ModelStatus.ACTIVE:
+        raise Conflict(f"{locked} stopped being active while selecting; select again.")
+    last = ActiveLearningCycle.objects.filter(model__name=model.name).aggregate(n=Max("cycle_number"))["n"] or 0
+    cycle = ActiveLearningCycle.objects.create(
+        model=model,
+        cycle_number=last + 1,
+        selection_strategy=result.strategy,
+        strategy_params=result.params,
+        batch_size=batch_size,
+        pool_description=pool.describe(),
+        status=CycleStatus.LABELING,
+        metrics_before=_headline(model.metrics),
+        items_selected=len(result.candidates),
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    queue_services.queue_items_add(
+        model=model,
+        cycle=cycle,
+        selection_batch=cycle.cycle_number,
+        strategy=result.strategy,
+        entries=[
+            queue_services.QueueEntry(
+                compound_id=c.compound.pk,
+                priority_score=c.priority_score,
+                prediction=c.prediction,
+                uncertainty=c.uncertainty,
+                applicability_distance=c.applicability_distance,
+                probabilities=c.probabilities,
+                score_components=c.score_components,
+            )
+            for c in result.candidates
+        ],
+    )
+    queue_services.audit(AuditAction.SELECT, actor=user, cycle=cycle, strategy=result.strategy, n=len(result.candidates))
+    return cycle
+
+
+def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """Metrics without the per-compound arrays (those stay on the model)."""
+    return {k: v for k, v in (metrics or {}).items() if not isinstance(v, list) or k == "confusion_matrix"}
+
+
+def cycle_get(*, cycle_id: Any) -> ActiveLearningCycle:
+    import uuid
+
+    try:
+        pk = cycle_id if isinstance(cycle_id, uuid.UUID) else uuid.UUID(str(cycle_id))
+        return ActiveLearningCycle.objects.select_related("model__assay", "result_model", "job").get(pk=pk)
+    except (ActiveLearningCycle.DoesNotExist, ValueError, TypeError, AttributeError) as exc:
+        raise NotFound("No such cycle.") from exc

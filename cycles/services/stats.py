@@ -1,0 +1,88 @@
+"""Statistics of a model lineage's cycles: counts, before/after metrics, convergence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from cycles.models import ActiveLearningCycle, CycleStatus
+from labeling.selectors import queue_counts
+from mlmodels.ml.metrics import primary_metric
+from mlmodels.models import MLModel
+
+# Converged when each of the last K completed cycles moved the primary metric by less than δ.
+CONVERGENCE_K = getattr(settings, "CHEMLOOP_CONVERGENCE_K", 2)
+CONVERGENCE_DELTA = getattr(settings, "CHEMLOOP_CONVERGENCE_DELTA", 0.01)
+
+
+def _metric(metrics: dict[str, Any] | None, key: str) -> float | None:
+    value = (metrics or {}).get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVERGENCE_DELTA) -> dict[str, Any]:
+    """The spec's get_cycle_stats for the lineage `model` belongs to."""
+    task = "classification" if model.assay.is_classification else "regression"
+    key, direction = primary_metric(task)
+    versions = list(MLModel.objects.filter(name=model.name).order_by("version"))
+    cycles = list(
+        ActiveLearningCycle.objects.filter(model__name=model.name)
+        .select_related("model", "result_model", "job")
+        .order_by("cycle_number")
+    )
+    rows = []
+    improvements = []
+    for c in cycles:
+        before = _metric(c.metrics_before, key)
+        after = _metric(c.metrics_after, key)
+        change = None
+        if before is not None and after is not None:
+            change = after - before
+            if c.status == CycleStatus.COMPLETE:
+                improvements.append(-change if direction == "lower" else change)
+        rows.append(
+            {
+                "id": str(c.pk),
+                "cycle_number": c.cycle_number,
+                "status": c.status,
+                "strategy": c.selection_strategy,
+                "model_version": c.model.version,
+                "result_version": c.result_model.version if c.result_model else None,
+                "items_selected": c.items_selected,
+                "items_labeled": c.items_labeled,
+                "items_skipped": c.items_skipped,
+                "metrics_before": c.metrics_before,
+                "metrics_after": c.metrics_after,
+                "primary_before": before,
+                "primary_after": after,
+                "primary_change": change,
+                "training_size_after": c.result_model.training_size if c.result_model else None,
+                "error": c.error,
+                "job_id": str(c.job_id) if c.job_id else None,
+                "started_at": c.started_at.isoformat(),
+                "completed_at": c.completed_at.isoformat() if c.completed_at else None,
+            }
+        )
+    recent = improvements[-k:]
+    converged = len(recent) >= k and all(i < delta for i in recent)
+    curve = [
+        {"version": v.version, "labels": v.training_size, "value": _metric(v.metrics, key), "status": v.status}
+        for v in versions
+        if v.trained_at is not None
+    ]
+    active = next((v for v in versions if v.status == "active"), None)
+    return {
+        "model": {"id": model.pk, "name": model.name, "version": model.version, "status": model.status},
+        "active_version": {"id": active.pk, "version": active.version} if active else None,
+        "primary_metric": key,
+        "direction": direction,
+        "cycles": rows,
+        "learning_curve": curve,
+        "total_cycles": len(cycles),
+        "total_labeled": sum(c.items_labeled for c in cycles),
+        "total_skipped": sum(c.items_skipped for c in cycles),
+        "queue": queue_counts(model_id=active.pk if active else model.pk),
+        "converged": converged,
+        "convergence_rule": {"k": k, "delta": delta},
+    }

@@ -1,0 +1,868 @@
+"""Selection strategies: which pool compounds should be labeled next, and why.
+
+Framework-free (numpy, scipy, scikit-learn; never django) so the same code runs
+in a web request, an RQ job, the `simulate` command and a unit test. Services
+turn querysets into a `ModelOutputs` and call `select()`.
+
+Conventions every strategy follows:
+- a score is "higher = more wanted", whatever the strategy;
+- ties are broken by the lower pool index, so a ranking is reproducible;
+- scoring and top-k are O(n) (np.partition, never a full sort of the pool), so a
+  pool of 1,000,000 compounds is fine; only the `diverse` and `ranked_batch`
+  batch modes do O(candidates x batch) work, on the top `pool_factor x batch`
+  candidates.
+
+Uncertainty of a compound (used by `uncertainty`, `hybrid` and the
+`min_uncertainty` filter): the ensemble standard deviation for regression; for
+classification the entropy of the mean class probabilities divided by log(K),
+i.e. in [0, 1] whatever the number of classes (1 = uniform).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from scipy.special import ndtr
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+
+from compounds.chemistry import tanimoto_matrix, unpack_bits
+
+REGRESSION = "regression"
+CLASSIFICATION = "classification"
+TASKS = (REGRESSION, CLASSIFICATION)
+DIRECTIONS = ("maximize", "minimize")
+DEFAULT_HYBRID_WEIGHTS: dict[str, float] = {"uncertainty": 0.5, "margin": 0.3, "applicability": 0.2}
+# Probabilities are clipped before log() so p = 0 contributes 0 instead of NaN.
+_EPS = 1e-12
+# Rows of a probability matrix may sum to 1 only up to float32 rounding.
+_PROBA_SUM_TOLERANCE = 1e-3
+
+Components = dict[str, float | int]
+
+
+class StrategyError(ValueError):
+    """Invalid strategy input; `param` names the offending parameter or model output."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    """Everything a strategy may need; arrays are aligned over the pool (n compounds).
+
+    Classification probabilities may be given as (n,) for a binary model
+    (probability of the positive class); they are stored as (n, 2).
+    """
+
+    task: str
+    mean: np.ndarray | None = None  # regression mean (n,)
+    std: np.ndarray | None = None  # regression ensemble spread (n,)
+    proba: np.ndarray | None = None  # classification mean probabilities (n, K)
+    member_proba: np.ndarray | None = None  # per-member probabilities (members, n, K), for BALD
+    applicability: np.ndarray | None = None  # 1 - max Tanimoto to the training set (n,)
+    fingerprints: np.ndarray | None = None  # packed (n, 256) uint8
+    labeled_fingerprints: np.ndarray | None = None  # packed (L, 256) uint8 of labeled compounds
+    best_observed: float | None = None  # for expected_improvement
+    direction: str = "maximize"  # which way is "better" for the assay
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise StrategyError("task", f"must be one of {TASKS}, got {self.task!r}")
+        if self.direction not in DIRECTIONS:
+            raise StrategyError("direction", f"must be one of {DIRECTIONS}, got {self.direction!r}")
+        for name in ("mean", "std", "applicability"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _float_array(name, value, ndim=1))
+        if self.std is not None and (self.std < 0).any():
+            raise StrategyError("std", "must be non-negative")
+        if self.proba is not None:
+            proba = _float_array("proba", self.proba, ndim=(1, 2))
+            if proba.ndim == 1:
+                proba = _binary_to_two_columns(proba)
+            object.__setattr__(self, "proba", _check_proba("proba", proba))
+        if self.member_proba is not None:
+            members = _float_array("member_proba", self.member_proba, ndim=(2, 3))
+            if members.ndim == 2:
+                members = _binary_to_two_columns(members)
+            object.__setattr__(self, "member_proba", _check_proba("member_proba", members))
+        for name in ("fingerprints", "labeled_fingerprints"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _fingerprint_array(name, value))
+        if (
+            self.fingerprints is not None
+            and self.labeled_fingerprints is not None
+            and self.fingerprints.shape[1] != self.labeled_fingerprints.shape[1]
+        ):
+            raise StrategyError("labeled_fingerprints", "width differs from fingerprints")
+        if (
+            self.proba is not None
+            and self.member_proba is not None
+            and self.proba.shape[1] != self.member_proba.shape[2]
+        ):
+            raise StrategyError("member_proba", "number of classes differs from proba")
+        if self.best_observed is not None:
+            try:
+                best = float(self.best_observed)
+            except (TypeError, ValueError):
+                best = math.nan
+            if not math.isfinite(best):
+                raise StrategyError("best_observed", f"must be a finite number, got {self.best_observed!r}")
+            object.__setattr__(self, "best_observed", best)
+        sizes = self._pool_sizes()
+        if len(set(sizes.values())) > 1:
+            raise StrategyError("outputs", f"arrays are not aligned over the pool: {sizes}")
+
+    def _pool_sizes(self) -> dict[str, int]:
+        sizes = {
+            name: getattr(self, name).shape[0]
+            for name in ("mean", "std", "proba", "applicability", "fingerprints")
+            if getattr(self, name) is not None
+        }
+        if self.member_proba is not None:
+            sizes["member_proba"] = self.member_proba.shape[1]
+        return sizes
+
+    @property
+    def n(self) -> int:
+        sizes = self._pool_sizes()
+        if not sizes:
+            raise StrategyError("outputs", "no per-compound array given, the pool size is unknown")
+        return next(iter(sizes.values()))
+
+
+@dataclass
+class Selection:
+    indices: np.ndarray  # chosen pool indices, in priority order (best first)
+    scores: np.ndarray  # base-strategy score of every pool compound (n,), higher = more wanted
+    components: list[Components]  # per chosen index: why it was picked
+    strategy: str
+    params: dict[str, Any]  # parameters actually used (defaults and data-derived values filled in)
+    eligible: np.ndarray  # (n,) bool: compounds left after `exclude` and `min_uncertainty`
+
+
+ScoreResult = tuple[np.ndarray, dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    name: str
+    tasks: tuple[str, ...]
+    goal: str  # "improve" (the model) | "find" (the best compounds)
+    description: str
+    params: Mapping[str, Any]  # strategy-specific parameters and their defaults
+    requires: Mapping[str, tuple[str, ...]]  # task -> ModelOutputs fields that must be set
+    scorer: Callable[[ModelOutputs, dict[str, Any]], ScoreResult] = field(repr=False, compare=False)
+
+
+# --- Array scoring functions (public, each O(n)) ---------------------------
+
+
+def entropy_scores(proba: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) of each row of an (n, K) probability matrix."""
+    return -(proba * np.log(np.clip(proba, _EPS, 1.0))).sum(axis=1)
+
+
+def gaussian_entropy_scores(std: np.ndarray) -> np.ndarray:
+    """Differential entropy of N(mean, std^2): the regression analogue of entropy."""
+    return 0.5 * math.log(2 * math.pi * math.e) + np.log(np.maximum(std, _EPS))
+
+
+def least_confidence_scores(proba: np.ndarray) -> np.ndarray:
+    return 1.0 - proba.max(axis=1)
+
+
+def _top_two(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k = proba.shape[1]
+    part = np.partition(proba, (k - 2, k - 1), axis=1)
+    return part[:, -1], part[:, -2]
+
+
+def margin_scores(proba: np.ndarray) -> np.ndarray:
+    """1 - (p1 - p2): 1 when the two most likely classes tie, 0 when the model is sure."""
+    p1, p2 = _top_two(proba)
+    return 1.0 - (p1 - p2)
+
+
+def ratio_scores(proba: np.ndarray) -> np.ndarray:
+    """p2 / p1 of the two most likely classes."""
+    p1, p2 = _top_two(proba)
+    return p2 / np.maximum(p1, _EPS)
+
+
+def threshold_margin_scores(mean: np.ndarray, threshold: float) -> np.ndarray:
+    """Regression margin: -|mean - threshold|, highest for predictions on the decision threshold."""
+    return -np.abs(mean - threshold)
+
+
+def bald_scores(member_proba: np.ndarray) -> np.ndarray:
+    """Mutual information H[mean_m p_m] - mean_m H[p_m] over ensemble members (nats).
+
+    High where members disagree; ~0 where they agree, even if they agree on 50/50.
+    """
+    total = entropy_scores(member_proba.mean(axis=0))
+    expected = np.mean([entropy_scores(p) for p in member_proba], axis=0)
+    # Rounding can take an exact zero slightly negative.
+    return np.maximum(total - expected, 0.0)
+
+
+def _sign(direction: str) -> float:
+    return 1.0 if direction == "maximize" else -1.0
+
+
+def greedy_scores(mean: np.ndarray, direction: str = "maximize") -> np.ndarray:
+    return _sign(direction) * mean
+
+
+def ucb_scores(
+    mean: np.ndarray, std: np.ndarray, beta: float = 2.0, direction: str = "maximize"
+) -> np.ndarray:
+    """Optimistic bound toward the direction: mean + beta*std, or -(mean - beta*std) when minimising."""
+    return _sign(direction) * mean + beta * std
+
+
+def expected_improvement_scores(
+    mean: np.ndarray, std: np.ndarray, best_observed: float, xi: float = 0.01, direction: str = "maximize"
+) -> np.ndarray:
+    """Gaussian expected improvement over `best_observed` (in the assay's units)."""
+    improvement = _sign(direction) * (mean - best_observed) - xi
+    safe_std = np.where(std > 0, std, 1.0)
+    z = improvement / safe_std
+    ei = improvement * ndtr(z) + safe_std * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    # A zero-spread prediction improves by exactly its improvement, if positive.
+    ei = np.where(std > 0, ei, np.maximum(improvement, 0.0))
+    return np.maximum(ei, 0.0)
+
+
+def uncertainty_scores(outputs: ModelOutputs) -> np.ndarray:
+    """Ensemble std (regression) or entropy / log K of the mean probabilities (classification)."""
+    if outputs.task == REGRESSION:
+        return _need(outputs, "std", "uncertainty")
+    proba = _need(outputs, "proba", "uncertainty")
+    return entropy_scores(proba) / math.log(proba.shape[1])
+
+
+def min_max_normalize(values: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; a constant array becomes all zeros (it cannot tell compounds apart)."""
+    if values.size == 0:
+        return values.astype(float)
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return np.zeros_like(values, dtype=float)
+    return (values - lo) / (hi - lo)
+
+
+def top_k(scores: np.ndarray, k: int, eligible: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k highest scores, best first, ties to the lower index; O(n)."""
+    idx = np.arange(scores.shape[0]) if eligible is None else np.flatnonzero(eligible)
+    k = min(k, idx.shape[0])
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    s = scores[idx]
+    if k < idx.shape[0]:
+        # Exact k-th largest value; everything above it is in, ties at it go to
+        # the lowest indices (argpartition alone would pick arbitrary tied ones).
+        kth = np.partition(s, s.shape[0] - k)[s.shape[0] - k]
+        above = np.flatnonzero(s > kth)
+        tied = np.flatnonzero(s == kth)[: k - above.shape[0]]
+        keep = np.concatenate([above, tied])
+        idx, s = idx[keep], s[keep]
+    order = np.lexsort((idx, -s))
+    return idx[order].astype(np.int64)
+
+
+# --- Strategy scorers: (outputs, params) -> (scores, component arrays) --------
+
+
+def _score_uncertainty(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    unc = uncertainty_scores(o)
+    return unc, {"uncertainty": unc}
+
+
+def _regression_threshold(o: ModelOutputs, p: dict[str, Any]) -> float:
+    mean = _need(o, "mean", "margin")
+    if p.get("threshold") is None:
+        # Median of the predictions: the split that is most informative when no
+        # activity cut-off is known. Recorded in params so it can be replayed.
+        p["threshold"] = float(np.median(mean)) if mean.size else 0.0
+    return float(p["threshold"])
+
+
+def _score_margin(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    if o.task == CLASSIFICATION:
+        proba = _need(o, "proba", "margin")
+        p1, p2 = _top_two(proba)
+        margin = 1.0 - (p1 - p2)
+        return margin, {"margin": margin, "p_top": p1, "p_second": p2}
+    threshold = _regression_threshold(o, p)
+    scores = threshold_margin_scores(o.mean, threshold)  # type: ignore[arg-type]
+    return scores, {"distance_to_threshold": -scores}
+
+
+def _score_entropy(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    if o.task == CLASSIFICATION:
+        ent = entropy_scores(_need(o, "proba", "entropy"))
+    else:
+        ent = gaussian_entropy_scores(_need(o, "std", "entropy"))
+    return ent, {"entropy": ent}
+
+
+def _score_least_confidence(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    lc = least_confidence_scores(_need(o, "proba", "least_confidence"))
+    return lc, {"least_confidence": lc}
+
+
+def _score_ratio(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    r = ratio_scores(_need(o, "proba", "ratio"))
+    return r, {"ratio": r}
+
+
+def _score_bald(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    b = bald_scores(_need(o, "member_proba", "bald"))
+    return b, {"bald": b}
+
+
+def _score_random(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    scores = np.random.default_rng(p["random_state"]).random(o.n)
+    return scores, {}
+
+
+def _score_hybrid(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    weights = _validate_weights(p["weights"])
+    p["weights"] = weights
+    raw: dict[str, np.ndarray] = {}
+    if weights["uncertainty"] > 0:
+        raw["uncertainty"] = uncertainty_scores(o)
+    if weights["margin"] > 0:
+        raw["margin"] = _score_margin(o, p)[0]
+    if weights["applicability"] > 0:
+        if o.applicability is None:
+            raise StrategyError(
+                "applicability", "hybrid needs outputs.applicability, or set weights['applicability'] to 0"
+            )
+        raw["applicability"] = o.applicability
+    scores = np.zeros(o.n)
+    comps: dict[str, np.ndarray] = {}
+    for key, values in raw.items():
+        norm = min_max_normalize(values)
+        scores += weights[key] * norm
+        comps[key] = values
+        comps[f"{key}_normalized"] = norm
+    return scores, comps
+
+
+def _score_greedy(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    if o.task == REGRESSION:
+        mean = _need(o, "mean", "greedy")
+        return greedy_scores(mean, o.direction), {"predicted": mean}
+    proba = _need(o, "proba", "greedy")
+    k = proba.shape[1]
+    cls = k - 1 if p["positive_class"] is None else p["positive_class"]
+    if isinstance(cls, bool) or not isinstance(cls, int | np.integer) or not 0 <= cls < k:
+        raise StrategyError("positive_class", f"must be a class index in 0..{k - 1}, got {cls!r}")
+    p["positive_class"] = int(cls)
+    return greedy_scores(proba[:, cls], o.direction), {"p_positive": proba[:, cls]}
+
+
+def _score_ucb(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    mean, std = _need(o, "mean", "ucb"), _need(o, "std", "ucb")
+    beta = _number(p, "beta", minimum=0.0)
+    scores = ucb_scores(mean, std, beta, o.direction)
+    return scores, {"bound": _sign(o.direction) * scores}
+
+
+def _score_expected_improvement(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    mean, std = _need(o, "mean", "expected_improvement"), _need(o, "std", "expected_improvement")
+    if o.best_observed is None:
+        raise StrategyError("best_observed", "expected_improvement needs the best measured value so far")
+    xi = _number(p, "xi", minimum=0.0)
+    best = float(o.best_observed)
+    ei = expected_improvement_scores(mean, std, best, xi, o.direction)
+    return ei, {"expected_improvement": ei, "improvement": _sign(o.direction) * (mean - best)}
+
+
+_BOTH = (REGRESSION, CLASSIFICATION)
+STRATEGIES: dict[str, StrategyInfo] = {
+    info.name: info
+    for info in (
+        StrategyInfo(
+            "uncertainty",
+            _BOTH,
+            "improve",
+            "Highest ensemble std (regression) or normalised entropy of the mean probabilities "
+            "(classification).",
+            {},
+            {REGRESSION: ("std",), CLASSIFICATION: ("proba",)},
+            _score_uncertainty,
+        ),
+        StrategyInfo(
+            "margin",
+            _BOTH,
+            "improve",
+            "Closest to the decision boundary: 1 - (p1 - p2) for classification; for regression "
+            "-|mean - threshold|, threshold defaulting to the median prediction.",
+            {"threshold": None},
+            {REGRESSION: ("mean",), CLASSIFICATION: ("proba",)},
+            _score_margin,
+        ),
+        StrategyInfo(
+            "entropy",
+            _BOTH,
+            "improve",
+            "Highest predictive entropy (Gaussian entropy of the ensemble std for regression).",
+            {},
+            {REGRESSION: ("std",), CLASSIFICATION: ("proba",)},
+            _score_entropy,
+        ),
+        StrategyInfo(
+            "least_confidence",
+            (CLASSIFICATION,),
+            "improve",
+            "Lowest probability of the predicted class (1 - max p).",
+            {},
+            {CLASSIFICATION: ("proba",)},
+            _score_least_confidence,
+        ),
+        StrategyInfo(
+            "ratio",
+            (CLASSIFICATION,),
+            "improve",
+            "Highest ratio p2 / p1 of the two most likely classes.",
+            {},
+            {CLASSIFICATION: ("proba",)},
+            _score_ratio,
+        ),
+        StrategyInfo(
+            "bald",
+            (CLASSIFICATION,),
+            "improve",
+            "Mutual information between prediction and ensemble member (members disagree).",
+            {},
+            {CLASSIFICATION: ("member_proba",)},
+            _score_bald,
+        ),
+        StrategyInfo(
+            "random",
+            _BOTH,
+            "improve",
+            "Uniformly random, seeded by random_state: the baseline every strategy must beat.",
+            {},
+            {REGRESSION: (), CLASSIFICATION: ()},
+            _score_random,
+        ),
+        StrategyInfo(
+            "hybrid",
+            _BOTH,
+            "improve",
+            "Weighted sum of min-max normalised uncertainty, margin and applicability "
+            "(distance from the training set).",
+            {"weights": dict(DEFAULT_HYBRID_WEIGHTS), "threshold": None},
+            {REGRESSION: ("mean", "std"), CLASSIFICATION: ("proba",)},
+            _score_hybrid,
+        ),
+        StrategyInfo(
+            "greedy",
+            _BOTH,
+            "find",
+            "Best predicted value in the assay's direction (probability of positive_class, "
+            "default the last class, for classification).",
+            {"positive_class": None},
+            {REGRESSION: ("mean",), CLASSIFICATION: ("proba",)},
+            _score_greedy,
+        ),
+        StrategyInfo(
+            "ucb",
+            (REGRESSION,),
+            "find",
+            "Upper confidence bound: mean + beta*std toward the assay's direction.",
+            {"beta": 2.0},
+            {REGRESSION: ("mean", "std")},
+            _score_ucb,
+        ),
+        StrategyInfo(
+            "expected_improvement",
+            (REGRESSION,),
+            "find",
+            "Gaussian expected improvement over best_observed, toward the assay's direction.",
+            {"xi": 0.01},
+            {REGRESSION: ("mean", "std", "best_observed")},
+            _score_expected_improvement,
+        ),
+    )
+}
+
+BATCH_MODES: dict[str, str] = {
+    "top": "The batch_size best scores.",
+    "diverse": "k-means (batch_size clusters) over fingerprints of the top pool_factor x batch_size "
+    "candidates; the best-scoring member of each cluster.",
+    "ranked_batch": "Greedy: alpha * normalised score - (1 - alpha) * max Tanimoto to labeled and already "
+    "picked compounds, over the top pool_factor x batch_size candidates (Cardoso et al. 2017).",
+    "class_balanced": "Classification: round-robin over predicted classes, best score first in each.",
+}
+# Parameters every strategy accepts, with their defaults.
+COMMON_PARAMS: dict[str, Any] = {
+    "batch": "top",
+    "pool_factor": 5,
+    # Weight of the score in ranked_batch; "auto" = Cardoso's schedule, where the
+    # diversity weight is |unlabeled| / (|unlabeled| + |labeled|).
+    "alpha": 0.5,
+    "min_uncertainty": None,
+}
+
+
+# --- Entry point -------------------------------------------------------------
+
+
+def select(
+    strategy: str,
+    outputs: ModelOutputs,
+    batch_size: int,
+    *,
+    params: Mapping[str, Any] | None = None,
+    random_state: int | None = None,
+    exclude: np.ndarray | None = None,
+) -> Selection:
+    """Score the pool with `strategy` and choose up to `batch_size` compounds.
+
+    `exclude` (bool mask (n,) or pool indices) removes compounds already labeled
+    or pending. A batch larger than the eligible pool returns every eligible
+    compound. `random_state` seeds `random` and the k-means of `diverse`
+    (which uses 0 when it is None so a diverse batch is reproducible).
+    """
+    info = STRATEGIES.get(strategy)
+    if info is None:
+        raise StrategyError("strategy", f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if not isinstance(outputs, ModelOutputs):
+        raise StrategyError("outputs", "must be a ModelOutputs")
+    if outputs.task not in info.tasks:
+        raise StrategyError("strategy", f"{strategy!r} supports {' and '.join(info.tasks)} models only")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise StrategyError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
+    p = _resolve_params(info, params)
+    p["random_state"] = random_state
+    n = outputs.n
+
+    scores, comps = info.scorer(outputs, p)
+    scores = np.asarray(scores, dtype=float)
+
+    eligible = _exclusion_mask(exclude, n)
+    if p["min_uncertainty"] is not None:
+        threshold = _number(p, "min_uncertainty")
+        try:
+            unc = uncertainty_scores(outputs)
+        except StrategyError as exc:
+            raise StrategyError("min_uncertainty", exc.message) from None
+        eligible &= unc >= threshold
+
+    mode = p["batch"]
+    extra: list[Components]
+    if mode == "top":
+        chosen = top_k(scores, int(batch_size), eligible)
+        extra = [{} for _ in chosen]
+    elif mode == "diverse":
+        chosen, extra = _diverse(outputs, scores, eligible, int(batch_size), p)
+    elif mode == "ranked_batch":
+        chosen, extra = _ranked_batch(outputs, scores, eligible, int(batch_size), p)
+    else:
+        chosen, extra = _class_balanced(outputs, scores, eligible, int(batch_size))
+
+    components = _components(outputs, chosen, scores, comps, extra)
+    del p["random_state"]
+    return Selection(chosen, scores, components, strategy, p, eligible)
+
+
+def _resolve_params(info: StrategyInfo, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    resolved = {**COMMON_PARAMS, **{k: _copy(v) for k, v in info.params.items()}}
+    for key, value in (params or {}).items():
+        if key not in resolved:
+            raise StrategyError(
+                key, f"unknown parameter for {info.name!r}; known: {', '.join(sorted(resolved))}"
+            )
+        resolved[key] = _copy(value)
+    if resolved["batch"] not in BATCH_MODES:
+        raise StrategyError(
+            "batch", f"unknown batch mode {resolved['batch']!r}; choose from {', '.join(BATCH_MODES)}"
+        )
+    resolved["pool_factor"] = _number(resolved, "pool_factor", minimum=1.0)
+    if resolved["alpha"] != "auto":
+        alpha = _number(resolved, "alpha", minimum=0.0)
+        if alpha > 1.0:
+            raise StrategyError("alpha", "must be between 0 and 1, or 'auto'")
+    return resolved
+
+
+def _copy(value: Any) -> Any:
+    # Defaults are dicts shared by every call; the resolved params get written to.
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _validate_weights(weights: Any) -> dict[str, float]:
+    if not isinstance(weights, Mapping):
+        raise StrategyError("weights", "must be a mapping like {'uncertainty': 0.5, 'margin': 0.3}")
+    unknown = set(weights) - set(DEFAULT_HYBRID_WEIGHTS)
+    if unknown:
+        raise StrategyError(
+            "weights", f"unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_HYBRID_WEIGHTS)}"
+        )
+    clean = {key: 0.0 for key in DEFAULT_HYBRID_WEIGHTS}
+    for key, value in weights.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float | np.number)
+            or not math.isfinite(value)
+        ):
+            raise StrategyError("weights", f"{key} must be a finite number, got {value!r}")
+        if value < 0:
+            raise StrategyError("weights", f"{key} must be non-negative, got {value!r}")
+        clean[key] = float(value)
+    if not any(clean.values()):
+        raise StrategyError("weights", "at least one weight must be positive")
+    return clean
+
+
+def _exclusion_mask(exclude: np.ndarray | None, n: int) -> np.ndarray:
+    eligible = np.ones(n, dtype=bool)
+    if exclude is None:
+        return eligible
+    exclude = np.asarray(exclude)
+    if exclude.dtype == bool:
+        if exclude.shape != (n,):
+            raise StrategyError("exclude", f"a boolean mask must have shape ({n},), got {exclude.shape}")
+        return ~exclude
+    if exclude.size and (
+        not np.issubdtype(exclude.dtype, np.integer) or exclude.min() < 0 or exclude.max() >= n
+    ):
+        raise StrategyError("exclude", f"must be a boolean mask or pool indices in 0..{n - 1}")
+    eligible[exclude.astype(np.int64)] = False
+    return eligible
+
+
+def _candidates(scores: np.ndarray, eligible: np.ndarray, k: int, p: dict[str, Any]) -> np.ndarray:
+    return top_k(scores, math.ceil(p["pool_factor"] * k), eligible)
+
+
+def _diverse(
+    o: ModelOutputs, scores: np.ndarray, eligible: np.ndarray, k: int, p: dict[str, Any]
+) -> tuple[np.ndarray, list[Components]]:
+    fps = _need(o, "fingerprints", "diverse")
+    cands = _candidates(scores, eligible, k, p)
+    if cands.shape[0] <= k:
+        return cands, [{"cluster": i, "cluster_size": 1} for i in range(cands.shape[0])]
+    # Morgan fingerprints set ~2% of their bits: k-means on a sparse matrix is an
+    # order of magnitude faster than on the dense 0/1 array.
+    bits = sparse.csr_matrix(unpack_bits(fps[cands]), dtype=np.float32)
+    seed = 0 if p["random_state"] is None else p["random_state"]
+    # One k-means++ start can merge a lone distinct chemotype into a big cluster;
+    # three starts fix that at small sizes, where they are cheap.
+    n_init = 3 if cands.shape[0] * k <= 1_000_000 else 1
+    with warnings.catch_warnings():
+        # Identical fingerprints can leave fewer distinct clusters than asked;
+        # handled below by filling from the best remaining candidates.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = KMeans(n_clusters=k, n_init=n_init, max_iter=100, random_state=seed).fit_predict(bits)
+    sizes = np.bincount(labels, minlength=k)
+    # Candidates are in ranking order, so a label's first occurrence is its best member.
+    _, first = np.unique(labels, return_index=True)
+    positions = np.sort(first)
+    if positions.shape[0] < k:
+        rest = np.setdiff1d(np.arange(cands.shape[0]), positions)[: k - positions.shape[0]]
+        positions = np.sort(np.concatenate([positions, rest]))
+    return cands[positions], [
+        {"cluster": int(labels[i]), "cluster_size": int(sizes[labels[i]])} for i in positions
+    ]
+
+
+def _ranked_batch(
+    o: ModelOutputs, scores: np.ndarray, eligible: np.ndarray, k: int, p: dict[str, Any]
+) -> tuple[np.ndarray, list[Components]]:
+    fps = _need(o, "fingerprints", "ranked_batch")
+    labeled = o.labeled_fingerprints
+    n_labeled = 0 if labeled is None else labeled.shape[0]
+    if p["alpha"] == "auto":
+        n_unlabeled = int(eligible.sum())
+        p["alpha"] = n_labeled / (n_unlabeled + n_labeled) if n_unlabeled + n_labeled else 0.5
+    alpha = float(p["alpha"])
+    cands = _candidates(scores, eligible, k, p)
+    m = cands.shape[0]
+    cand_fps = fps[cands]
+    norm = min_max_normalize(scores[cands])
+    sim_labeled = np.zeros(m) if not n_labeled else _nearest(cand_fps, labeled)[1]  # type: ignore[arg-type]
+    sim_batch = np.zeros(m)
+    taken = np.zeros(m, dtype=bool)
+    picks: list[int] = []
+    extra: list[Components] = []
+    for _ in range(min(k, m)):
+        combined = alpha * norm - (1.0 - alpha) * np.maximum(sim_labeled, sim_batch)
+        combined[taken] = -np.inf
+        # argmax returns the first maximum: candidates are in ranking order, so a
+        # tie goes to the better base score, then the lower pool index.
+        j = int(np.argmax(combined))
+        picks.append(j)
+        extra.append(
+            {
+                "ranked_score": float(combined[j]),
+                "max_sim_to_batch": float(sim_batch[j]),
+                "alpha": alpha,
+            }
+        )
+        taken[j] = True
+        sim_batch = np.maximum(sim_batch, tanimoto_matrix(cand_fps[j : j + 1], cand_fps)[0])
+    return cands[np.asarray(picks, dtype=np.int64)], extra
+
+
+def _class_balanced(
+    o: ModelOutputs, scores: np.ndarray, eligible: np.ndarray, k: int
+) -> tuple[np.ndarray, list[Components]]:
+    if o.task != CLASSIFICATION:
+        raise StrategyError("batch", "class_balanced needs a classification model")
+    # A BALD selection may come with member probabilities only.
+    proba = o.member_proba.mean(axis=0) if o.proba is None and o.member_proba is not None else o.proba
+    if proba is None:
+        raise StrategyError("proba", "class_balanced needs outputs.proba to know the predicted classes")
+    predicted = proba.argmax(axis=1)
+    per_class = [top_k(scores, k, eligible & (predicted == c)) for c in range(proba.shape[1])]
+    picks: list[int] = []
+    extra: list[Components] = []
+    for rnd in range(k):
+        # Within a round the classes' next-best compounds go best first, so a
+        # scientist who labels only part of the batch still sees every class.
+        row = [int(lst[rnd]) for lst in per_class if rnd < lst.shape[0]]
+        if not row:
+            break
+        row.sort(key=lambda i: (-scores[i], i))
+        for i in row[: k - len(picks)]:
+            picks.append(i)
+            extra.append({"round": rnd})
+    return np.asarray(picks, dtype=np.int64), extra
+
+
+def _nearest(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index and Tanimoto of each row of `a`'s nearest row in `b`, in bounded memory.
+
+    tanimoto_matrix broadcasts a (rows x len(b) x 32) uint64 block; chunking both
+    sides keeps that near 16 MB even against 100,000 labeled compounds.
+    """
+    best = np.full(a.shape[0], -1.0)
+    arg = np.zeros(a.shape[0], dtype=np.int64)
+    step = 1024
+    for start in range(0, b.shape[0], step):
+        sims = tanimoto_matrix(a, b[start : start + step], chunk=64)
+        local = sims.argmax(axis=1)
+        value = sims[np.arange(a.shape[0]), local]
+        better = value > best  # strict: the earlier (lower-index) neighbour wins ties
+        best[better] = value[better]
+        arg[better] = local[better] + start
+    return arg, best
+
+
+def _components(
+    o: ModelOutputs,
+    chosen: np.ndarray,
+    scores: np.ndarray,
+    comps: dict[str, np.ndarray],
+    extra: list[Components],
+) -> list[Components]:
+    out: list[Components] = [{"rank": r, "score": float(scores[i])} for r, i in enumerate(chosen)]
+    context: dict[str, np.ndarray] = {}
+    if chosen.size:
+        if o.task == REGRESSION and o.mean is not None:
+            context["predicted"] = o.mean[chosen]
+        if o.task == CLASSIFICATION and o.proba is not None:
+            context["predicted_class"] = o.proba[chosen].argmax(axis=1)
+            context["p_top"] = o.proba[chosen].max(axis=1)
+        if o.task == REGRESSION and o.std is not None:
+            context["uncertainty"] = o.std[chosen]
+        if o.task == CLASSIFICATION and o.proba is not None:
+            context["uncertainty"] = entropy_scores(o.proba[chosen]) / math.log(o.proba.shape[1])
+        if o.applicability is not None:
+            context["applicability"] = o.applicability[chosen]
+        if (
+            o.fingerprints is not None
+            and o.labeled_fingerprints is not None
+            and o.labeled_fingerprints.shape[0]
+        ):
+            nearest, sim = _nearest(o.fingerprints[chosen], o.labeled_fingerprints)
+            context["nearest_labeled"] = nearest
+            context["max_sim_to_labeled"] = sim
+    for r, i in enumerate(chosen):
+        row = out[r]
+        for key, values in comps.items():
+            row[key] = _py(values[i])
+        for key, values in context.items():
+            row.setdefault(key, _py(values[r]))
+        row.update(extra[r])
+    return out
+
+
+def _py(value: Any) -> float | int:
+    return int(value) if isinstance(value, np.integer) else float(value)
+
+
+# --- Input validation --------------------------------------------------------
+
+
+def _need(o: ModelOutputs, name: str, strategy: str) -> np.ndarray:
+    value = getattr(o, name)
+    if value is None:
+        raise StrategyError(name, f"{strategy} needs outputs.{name} for a {o.task} model")
+    return value
+
+
+def _number(p: dict[str, Any], name: str, *, minimum: float | None = None) -> float:
+    value = p[name]
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not math.isfinite(value):
+        raise StrategyError(name, f"must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise StrategyError(name, f"must be >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _float_array(name: str, value: Any, *, ndim: int | tuple[int, ...]) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if arr.ndim not in allowed:
+        raise StrategyError(
+            name, f"must have {' or '.join(map(str, allowed))} dimension(s), got shape {arr.shape}"
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape)
+        raise StrategyError(name, f"contains NaN or infinite values (first at {tuple(map(int, where))})")
+    return arr
+
+
+def _binary_to_two_columns(proba: np.ndarray) -> np.ndarray:
+    """A binary model's (..., n) probability of the positive class -> (..., n, 2)."""
+    return np.stack([1.0 - proba, proba], axis=-1)
+
+
+def _check_proba(name: str, proba: np.ndarray) -> np.ndarray:
+    if proba.shape[-1] < 2:
+        raise StrategyError(name, "needs at least two classes")
+    if (proba < -_PROBA_SUM_TOLERANCE).any() or (proba > 1 + _PROBA_SUM_TOLERANCE).any():
+        raise StrategyError(name, "probabilities must lie in [0, 1] (were logits passed?)")
+    if proba.size and not np.allclose(proba.sum(axis=-1), 1.0, atol=_PROBA_SUM_TOLERANCE):
+        raise StrategyError(name, "each row of class probabilities must sum to 1")
+    return np.clip(proba, 0.0, 1.0)
+
+
+def _fingerprint_array(name: str, value: Any) -> np.ndarray:
+    arr = np.ascontiguousarray(value)
+    if arr.dtype != np.uint8 or arr.ndim != 2 or arr.shape[1] % 8:
+        raise StrategyError(
+            name,
+            f"must be packed fingerprints, a 2-D uint8 array with a width divisible by 8; "
+            f"got {arr.dtype} {arr.shape}",
+        )
+    return arr

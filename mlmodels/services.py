@@ -1,0 +1,599 @@
+"""Model lifecycle: validation sets, training, versions, prediction, explanation.
+
+Turns querysets into arrays for `mlmodels.ml` (framework-free) and results back
+into rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from rdkit import Chem
+
+from compounds import chemistry
+from compounds.models import Assay, Compound, Measurement
+from config.exceptions import Conflict, NotFound, ValidationFailed
+from mlmodels.ml import applicability, artifacts, features, metrics
+from mlmodels.ml.ensemble import BootstrapEnsemble, ClassificationPrediction, RegressionPrediction
+from mlmodels.models import MLModel, ModelStatus, ValidationSet
+
+logger = logging.getLogger(__name__)
+
+# Fewer labeled training compounds than this cannot make a meaningful ensemble.
+MIN_TRAINING_SIZE = 10
+# Rows per database read when scoring a pool.
+POOL_CHUNK = 50_000
+# Ensemble hyper-parameters a user may set (everything else stays at the tuned defaults).
+HYPERPARAMETER_KEYS = {
+    "n_estimators", "learning_rate", "max_depth", "subsample", "colsample_bytree",
+    "min_child_weight", "reg_lambda", "random_state",
+}
+
+ProgressFn = Callable[[str, int], None]
+
+
+def _noop(stage: str, percent: int) -> None:
+    return None
+
+
+# --- Features -----------------------------------------------------------------
+
+
+def model_feature_spec(model: MLModel) -> features.FeatureSpec:
+    return features.FeatureSpec.from_dict(model.featurizer) if model.featurizer else features.DEFAULT_SPEC
+
+
+def compound_features_ensure(*, spec: features.FeatureSpec, compound_ids: Sequence[int]) -> int:
+    """Compute and store the per-compound features `spec` needs where they are missing.
+
+    Done once per compound (like the fingerprint), so scoring never re-parses.
+    Returns how many compounds were computed.
+    """
+    if spec.n_stored == 0:
+        return 0
+    missing = list(
+        Compound.objects.filter(id__in=list(compound_ids))
+        .exclude(feature_set=spec.name)
+        .values_list("id", "canonical_smiles")
+    )
+    if not missing:
+        return 0
+    updates = []
+    for pk, smiles in missing:
+        mol = Chem.MolFromSmiles(smiles)
+        vector = features.compute_stored_features(mol, spec)
+        updates.append(Compound(id=pk, feature_vector=vector.tobytes(), feature_set=spec.name))
+    Compound.objects.bulk_update(updates, ["feature_vector", "feature_set"], batch_size=2000)
+    return len(updates)
+
+
+def compound_features(
+    *, spec: features.FeatureSpec, compound_ids: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(packed fingerprints, stored features) for the ids, in the order given."""
+    ids = [int(i) for i in compound_ids]
+    compound_features_ensure(spec=spec, compound_ids=ids)
+    fields = ("id", "fingerprint", "feature_vector") if spec.n_stored else ("id", "fingerprint")
+    rows = {r[0]: r for r in Compound.objects.filter(id__in=ids).values_list(*fields)}
+    if len(rows) != len(set(ids)):
+        raise NotFound("Some compounds do not exist.")
+    ordered = [rows[i] for i in ids]
+    packed = chemistry.fingerprints_to_matrix([r[1] for r in ordered])
+    stored = features.stored_from_bytes([r[2] for r in ordered], spec) if spec.n_stored else None
+    return packed, stored
+
+
+def pool_chunks(
+    *, queryset: QuerySet[Compound], spec: features.FeatureSpec, chunk_size: int = POOL_CHUNK
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Walk a pool by primary key: (ids, packed fingerprints, stored features) per chunk.
+
+    One query per chunk; compounds whose stored features are missing are computed
+    and stored on the way (normally the backfill job has done that already).
+    """
+    last = 0
+    qs = queryset.order_by("id")
+    fields = ("id", "fingerprint", "feature_vector", "feature_set") if spec.n_stored else ("id", "fingerprint")
+    while True:
+        rows = list(qs.filter(id__gt=last).values_list(*fields)[:chunk_size])
+        if not rows:
+            return
+        last = rows[-1][0]
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        packed = chemistry.fingerprints_to_matrix([r[1] for r in rows])
+        stored = None
+        if spec.n_stored:
+            stale = [int(r[0]) for r in rows if r[3] != spec.name]
+            if stale:
+                compound_features_ensure(spec=spec, compound_ids=stale)
+                fresh = dict(Compound.objects.filter(id__in=stale).values_list("id", "feature_vector"))
+                blobs = [fresh.get(int(r[0]), r[2]) if r[3] != spec.name else r[2] for r in rows]
+            else:
+                blobs = [r[2] for r in rows]
+            stored = features.stored_from_bytes(blobs, spec)
+        yield ids, packed, stored
+        if len(rows) < chunk_size:
+            return
+
+
+# --- Training data ------------------------------------------------------------
+
+
+def assay_training_data(
+    *, assay: Assay, exclude_ids: set[int] | None = None, include_ids: set[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(compound ids, targets): replicate values averaged (regression) or the latest class."""
+    qs = Measurement.objects.filter(assay=assay).order_by("compound_id", "created_at", "id")
+    if include_ids is not None:
+        qs = qs.filter(compound_id__in=include_ids)
+    by_compound: dict[int, list[float]] = {}
+    for cid, value in qs.values_list("compound_id", "value").iterator(chunk_size=10_000):
+        if exclude_ids and cid in exclude_ids:
+            continue
+        by_compound.setdefault(cid, []).append(value)
+    ids = np.fromiter(by_compound.keys(), dtype=np.int64, count=len(by_compound))
+    if assay.is_classification:
+        y = np.fromiter((v[-1] for v in by_compound.values()), dtype=np.int64, count=len(by_compound))
+    else:
+        y = np.fromiter((float(np.mean(v)) for v in by_compound.values()), dtype=np.float64, count=len(by_compound))
+    return ids, y
+
+
+def validation_set_create(
+    *,
+    assay: Assay,
+    name: str,
+    compound_ids: Sequence[int] | None = None,
+    fraction: float = 0.2,
+    seed: int = 0,
+) -> ValidationSet:
+    """Freeze the validation compounds: an explicit list, or a seeded (stratified) fraction."""
+    if compound_ids is None:
+        if not 0 < fraction < 1:
+            raise ValidationFailed("validation fraction must be between 0 and 1", extra={"field": "validation_fraction"})
+        ids, y = assay_training_data(assay=assay)
+        if ids.size < 2 * MIN_TRAINING_SIZE:
+            raise ValidationFailed(
+                f"{assay.name} has {ids.size} labeled compounds; at least {2 * MIN_TRAINING_SIZE} are needed "
+                "to hold out a validation set",
+                extra={"field": "assay"},
+            )
+        rng = np.random.default_rng(seed)
+        chosen: list[int] = []
+        groups = [ids[y == c] for c in np.unique(y)] if assay.is_classification else [ids]
+        for group in groups:  # stratified for classification
+            k = max(1, round(fraction * group.size))
+            chosen.extend(int(i) for i in rng.choice(group, size=k, replace=False))
+        compound_ids = sorted(chosen)
+        description = f"random {fraction:.0%} of measured compounds, seed {seed}"
+    else:
+        compound_ids = sorted({int(i) for i in compound_ids})
+        description = f"explicit list of {len(compound_ids)} compounds"
+        if not compound_ids:
+            raise ValidationFailed("the validation set is empty", extra={"field": "validation_compound_ids"})
+    vs = ValidationSet.objects.create(assay=assay, name=name, description=description)
+    vs.compounds.add(*compound_ids)
+    return vs
+
+
+# --- Training -----------------------------------------------------------------
+
+
+def _artifact_path(model: MLModel) -> Path:
+    slug = re.sub(r"[^a-zA-Z0-9_-]+", "-", model.name).strip("-").lower() or "model"
+    return Path(slug) / f"v{model.version}-{uuid.uuid4().hex[:8]}.joblib"
+
+
+def _evaluate(
+    ensemble: BootstrapEnsemble, spec: features.FeatureSpec, assay: Assay, validation: ValidationSet
+) -> dict[str, Any]:
+    val_ids = set(validation.compounds.values_list("id", flat=True))
+    ids, y = assay_training_data(assay=assay, include_ids=val_ids)
+    if ids.size == 0:
+        return {"n": 0}
+    packed, stored = compound_features(spec=spec, compound_ids=ids)
+    pred = ensemble.predict(features.build_matrix(spec, packed, stored), return_members=False)
+    if isinstance(pred, RegressionPrediction):
+        result = metrics.regression_metrics(y, pred.mean, pred.std)
+        result["y_true"] = [round(float(v), 4) for v in y]
+        result["y_pred"] = [round(float(v), 4) for v in pred.mean]
+        result["y_std"] = [round(float(v), 4) for v in pred.std]
+        return result
+    result = metrics.classification_metrics(y, pred.proba, n_classes=len(assay.classes) or None)
+    return result
+
+
+def model_fit(
+    *, model: MLModel, progress: ProgressFn = _noop
+) -> tuple[BootstrapEnsemble, dict[str, Any], np.ndarray]:
+    """Fit the model's ensemble on every measurement except the validation compounds."""
+    assay = model.assay
+    spec = model_feature_spec(model)
+    val_ids = set(model.validation_set.compounds.values_list("id", flat=True))
+    progress("loading training data", 5)
+    ids, y = assay_training_data(assay=assay, exclude_ids=val_ids)
+    if ids.size < MIN_TRAINING_SIZE:
+        raise ValidationFailed(
+            f"{model.name} has {ids.size} labeled training compounds; at least {MIN_TRAINING_SIZE} are needed."
+        )
+    if assay.is_classification and np.unique(y).size < 2:
+        raise ValidationFailed("Classification training needs at least two classes among the labels.")
+    progress("computing features", 15)
+    packed, stored = compound_features(spec=spec, compound_ids=ids)
+    X = features.build_matrix(spec, packed, stored)
+    params = {k: v for k, v in (model.hyperparameters or {}).items() if k in HYPERPARAMETER_KEYS}
+    params.setdefault("random_state", 0)
+    progress("training ensemble", 30)
+    ensemble = BootstrapEnsemble(
+        n_members=model.n_members,
+        algorithm=model.algorithm,
+        task="classification" if assay.is_classification else "regression",
+        n_classes=len(assay.classes) if assay.is_classification else None,
+        **params,
+    ).fit(X, y)
+    progress("evaluating on the validation set", 80)
+    result = _evaluate(ensemble, spec, assay, model.validation_set)
+    return ensemble, result, ids
+
+
+def model_train(*, model: MLModel, progress: ProgressFn = _noop) -> MLModel:
+    """Train `model` (status training) and store its artifact and validation metrics.
+
+    The caller decides when it becomes active (see `model_activate`).
+    """
+    spec = model_feature_spec(model)
+    ensemble, result, ids = model_fit(model=model, progress=progress)
+    progress("saving artifact", 90)
+    rel = _artifact_path(model)
+    artifacts.save_artifact(
+        Path(settings.ARTIFACT_ROOT) / rel,
+        ensemble,
+        feature_spec=spec,
+        training_ids=[int(i) for i in ids],
+        metrics=result,
+        extra={"model_name": model.name, "version": model.version, "assay": model.assay.name},
+    )
+    model.artifact = str(rel)
+    model.metrics = result
+    model.training_size = int(ids.size)
+    model.trained_at = timezone.now()
+    model.featurizer = spec.to_dict()
+    model.save(update_fields=["artifact", "metrics", "training_size", "trained_at", "featurizer"])
+    return model
+
+
+def model_activate(*, model: MLModel) -> MLModel:
+    """Make `model` the lineage's active version; the previous active one is superseded."""
+    with transaction.atomic():
+        # Supersede first: the database allows one active version per name.
+        MLModel.objects.filter(name=model.name, status=ModelStatus.ACTIVE).exclude(pk=model.pk).update(
+            status=ModelStatus.SUPERSEDED
+        )
+        model.status = ModelStatus.ACTIVE
+        model.error = ""
+        model.save(update_fields=["status", "error"])
+    return model
+
+
+def model_mark_failed(*, model: MLModel, error: str) -> None:
+    MLModel.objects.filter(pk=model.pk).update(status=ModelStatus.FAILED, error=error[:5000])
+    model.status, model.error = ModelStatus.FAILED, error[:5000]
+
+
+def model_create_initial(
+    *,
+    assay: Assay,
+    name: str,
+    validation_compound_ids: Sequence[int] | None = None,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    algorithm: str = "xgboost",
+    n_members: int = 10,
+    hyperparameters: dict[str, Any] | None = None,
+    featurizer: dict[str, Any] | None = None,
+    user: Any = None,
+    progress: ProgressFn = _noop,
+) -> MLModel:
+    """Version 1 of a lineage: freeze its validation set, train, activate."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("a model name is required", extra={"field": "name"})
+    if MLModel.objects.filter(name=name).exists():
+        raise Conflict(f"A model named {name!r} exists already; retrain it to make a new version.")
+    if algorithm not in ("xgboost", "rf"):
+        raise ValidationFailed("algorithm must be xgboost or rf", extra={"field": "algorithm"})
+    if not 1 <= n_members <= 50:
+        raise ValidationFailed("members must be between 1 and 50", extra={"field": "n_members"})
+    spec = features.FeatureSpec.from_dict(featurizer) if featurizer else features.DEFAULT_SPEC
+    with transaction.atomic():
+        validation = validation_set_create(
+            assay=assay,
+            name=f"{name} validation",
+            compound_ids=validation_compound_ids,
+            fraction=validation_fraction,
+            seed=seed,
+        )
+        model = MLModel.objects.create(
+            name=name,
+            assay=assay,
+            version=1,
+            status=ModelStatus.TRAINING,
+            algorithm=algorithm,
+            n_members=n_members,
+            hyperparameters=hyperparameters or {},
+            featurizer=spec.to_dict(),
+            validation_set=validation,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+    try:
+        model_train(model=model, progress=progress)
+    except Exception as exc:
+        model_mark_failed(model=model, error=str(exc))
+        raise
+    return model_activate(model=model)
+
+
+def model_version_create(*, parent: MLModel, user: Any = None) -> MLModel:
+    """A new (training) version of a lineage with the parent's settings and validation set."""
+    latest = MLModel.objects.filter(name=parent.name).order_by("-version").values_list("version", flat=True).first()
+    return MLModel.objects.create(
+        name=parent.name,
+        assay=parent.assay,
+        version=(latest or parent.version) + 1,
+        parent=parent,
+        status=ModelStatus.TRAINING,
+        algorithm=parent.algorithm,
+        n_members=parent.n_members,
+        hyperparameters=parent.hyperparameters,
+        featurizer=parent.featurizer,
+        validation_set=parent.validation_set,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+# --- Loading and prediction -----------------------------------------------------
+
+_cache_lock = threading.Lock()
+_artifact_cache: OrderedDict[str, artifacts.Artifact] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def model_load(*, model: MLModel) -> artifacts.Artifact:
+    """The model's artifact (cached per process); a broken file marks the model failed."""
+    if not model.artifact:
+        raise Conflict(f"{model} has no trained artifact yet.")
+    path = Path(settings.ARTIFACT_ROOT) / model.artifact
+    key = str(path)
+    with _cache_lock:
+        if key in _artifact_cache:
+            _artifact_cache.move_to_end(key)
+            return _artifact_cache[key]
+    try:
+        art = artifacts.load_artifact(path)
+    except artifacts.ArtifactError as exc:
+        message = f"The artifact of {model} cannot be used: {exc}"
+        model_mark_failed(model=model, error=message)
+        raise Conflict(message) from exc
+    with _cache_lock:
+        _artifact_cache[key] = art
+        while len(_artifact_cache) > _CACHE_SIZE:
+            _artifact_cache.popitem(last=False)
+    return art
+
+
+def model_training_fingerprints(*, art: artifacts.Artifact) -> np.ndarray:
+    ids = art.training_ids
+    rows = dict(Compound.objects.filter(id__in=ids).values_list("id", "fingerprint"))
+    return chemistry.fingerprints_to_matrix([rows[i] for i in ids if i in rows])
+
+
+@dataclass
+class PoolScores:
+    """Model outputs over a pool, aligned by `ids`."""
+
+    ids: np.ndarray
+    mean: np.ndarray | None  # regression mean
+    std: np.ndarray | None  # regression std
+    proba: np.ndarray | None  # classification (n, K)
+    member_proba: np.ndarray | None  # (members, n, K)
+    applicability: np.ndarray
+    fingerprints: np.ndarray  # packed (n, 256)
+
+    @property
+    def prediction(self) -> np.ndarray:
+        if self.mean is not None:
+            return self.mean
+        assert self.proba is not None
+        return self.proba.argmax(axis=1).astype(np.float64)
+
+    @property
+    def uncertainty(self) -> np.ndarray:
+        if self.std is not None:
+            return self.std
+        assert self.proba is not None
+        p = np.clip(self.proba, 1e-12, 1.0)
+        return -(p * np.log(p)).sum(axis=1)
+
+
+def model_score_compounds(
+    *,
+    model: MLModel,
+    compound_ids: Sequence[int] | None = None,
+    queryset: QuerySet[Compound] | None = None,
+    with_members: bool = False,
+    chunk_size: int = POOL_CHUNK,
+    progress: ProgressFn = _noop,
+) -> PoolScores:
+    """Score registered compounds from their stored fingerprints/features, in chunks."""
+    art = model_load(model=model)
+    spec = art.feature_spec
+    train_fps = model_training_fingerprints(art=art)
+    if queryset is None:
+        queryset = Compound.objects.filter(id__in=list(compound_ids or []))
+    total = max(queryset.count(), 1)
+    parts: list[dict[str, np.ndarray]] = []
+    done = 0
+    for ids, packed, stored in pool_chunks(queryset=queryset, spec=spec, chunk_size=chunk_size):
+        pred = art.ensemble.predict(features.build_matrix(spec, packed, stored), return_members=with_members)
+        part: dict[str, Any] = {
+            "ids": ids,
+            "applicability": applicability.applicability_distance(packed, train_fps),
+            "fingerprints": packed,
+        }
+        if isinstance(pred, RegressionPrediction):
+            part["mean"], part["std"] = pred.mean, pred.std
+        elif isinstance(pred, ClassificationPrediction):
+            part["proba"] = pred.proba
+            if with_members and pred.member_proba is not None:
+                part["member_proba"] = pred.member_proba
+        parts.append(part)
+        done += len(ids)
+        progress("scoring pool", min(99, int(100 * done / total)))
+
+    def cat(key: str, axis: int = 0) -> np.ndarray | None:
+        arrays = [p[key] for p in parts if key in p]
+        return np.concatenate(arrays, axis=axis) if arrays else None
+
+    empty_ids = np.zeros(0, dtype=np.int64)
+    return PoolScores(
+        ids=cat("ids") if parts else empty_ids,
+        mean=cat("mean"),
+        std=cat("std"),
+        proba=cat("proba"),
+        member_proba=cat("member_proba", axis=1),
+        applicability=cat("applicability") if parts else np.zeros(0, dtype=np.float32),
+        fingerprints=cat("fingerprints") if parts else np.zeros((0, chemistry.FP_BYTES), dtype=np.uint8),
+    )
+
+
+@dataclass
+class PredictionRow:
+    input: str
+    compound_id: int | None
+    prediction: float | None
+    uncertainty: float | None
+    applicability_distance: float | None
+    probabilities: list[float] | None
+    predicted_class: str | None
+    error: str | None = None
+
+
+def model_predict(
+    *, model: MLModel, smiles: Sequence[str] | None = None, compound_ids: Sequence[int] | None = None
+) -> list[PredictionRow]:
+    """Predictions for posted SMILES or registered compounds; a bad SMILES is a row error."""
+    if model.status == ModelStatus.FAILED:
+        raise Conflict(f"{model} failed: {model.error or 'retrain it'}")
+    assay = model.assay
+    rows: list[PredictionRow] = []
+    if compound_ids:
+        scores = model_score_compounds(model=model, compound_ids=list(compound_ids))
+        by_id = {int(i): k for k, i in enumerate(scores.ids)}
+        for cid in compound_ids:
+            k = by_id.get(int(cid))
+            if k is None:
+                rows.append(PredictionRow(str(cid), int(cid), None, None, None, None, None, "no such compound"))
+                continue
+            rows.append(_row(str(cid), int(cid), scores, k, assay))
+        return rows
+    art = model_load(model=model)
+    spec = art.feature_spec
+    valid: list[tuple[int, Chem.Mol]] = []
+    rows = [PredictionRow(s, None, None, None, None, None, None) for s in smiles or []]
+    for i, s in enumerate(smiles or []):
+        try:
+            valid.append((i, chemistry.standardize(chemistry.parse_smiles(s))))
+        except chemistry.ChemistryError as exc:
+            rows[i].error = str(exc)
+    if valid:
+        mols = [m for _, m in valid]
+        packed = features.packed_fingerprints(mols)
+        X = features.featurize_mols(mols, spec)
+        pred = art.ensemble.predict(X, return_members=False)
+        dist = applicability.applicability_distance(packed, model_training_fingerprints(art=art))
+        scores = PoolScores(
+            ids=np.zeros(len(valid), dtype=np.int64),
+            mean=getattr(pred, "mean", None),
+            std=getattr(pred, "std", None) if isinstance(pred, RegressionPrediction) else None,
+            proba=getattr(pred, "proba", None),
+            member_proba=None,
+            applicability=dist,
+            fingerprints=packed,
+        )
+        for k, (i, _) in enumerate(valid):
+            rows[i] = _row(rows[i].input, None, scores, k, assay)
+    return rows
+
+
+def _row(inp: str, cid: int | None, scores: PoolScores, k: int, assay: Assay) -> PredictionRow:
+    proba = [round(float(p), 6) for p in scores.proba[k]] if scores.proba is not None else None
+    pred = float(scores.prediction[k])
+    return PredictionRow(
+        input=inp,
+        compound_id=cid,
+        prediction=pred,
+        uncertainty=float(scores.uncertainty[k]),
+        applicability_distance=float(scores.applicability[k]),
+        probabilities=proba,
+        predicted_class=assay.format_value(pred) if assay.is_classification else None,
+    )
+
+
+def model_explain(*, model: MLModel, compound: Compound, class_index: int | None = None) -> Any:
+    """SHAP atom weights and the coloured structure for one compound (XGBoost models)."""
+    from mlmodels.ml import explain
+
+    if model.algorithm != "xgboost":
+        raise Conflict("Atom maps are available for XGBoost models only.")
+    art = model_load(model=model)
+    return explain.explain_smiles(art.ensemble, art.feature_spec, compound.canonical_smiles, class_index=class_index)
+
+
+# --- Feature backfill (chunked, shared by any number of workers) ----------------
+
+BACKFILL_CHUNK = 20_000
+
+
+def compound_features_backfill_range(*, spec: features.FeatureSpec, id_from: int, id_to: int) -> int:
+    ids = list(
+        Compound.objects.filter(id__gte=id_from, id__lt=id_to)
+        .exclude(feature_set=spec.name)
+        .values_list("id", flat=True)
+    )
+    done = 0
+    for start in range(0, len(ids), 2000):
+        done += compound_features_ensure(spec=spec, compound_ids=ids[start : start + 2000])
+    return done
+
+
+def compound_features_backfill_enqueue(*, spec: features.FeatureSpec | None = None, chunk: int = BACKFILL_CHUNK) -> int:
+    """Split the registry into id ranges and enqueue one job per range; returns the job count."""
+    from django.db.models import Max, Min
+
+    from config.jobs import enqueue_now
+    from mlmodels import jobs
+
+    spec = spec or features.DEFAULT_SPEC
+    if spec.n_stored == 0:
+        return 0
+    bounds = Compound.objects.exclude(feature_set=spec.name).aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return 0
+    n = 0
+    for start in range(bounds["lo"], bounds["hi"] + 1, chunk):
+        enqueue_now(jobs.compute_features_range, spec.to_dict(), start, start + chunk)
+        n += 1
+    return n
