@@ -7,7 +7,8 @@ from tests.factories import UserFactory
 
 def _user_with_role(role: str, username: str):  # type: ignore[no-untyped-def]
     user = UserFactory(username=username)
-    user.groups.add(Group.objects.get(name=role))
+    # get_or_create: transactional tests flush the groups the data migration made.
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 
 
@@ -45,3 +46,50 @@ def client_for():  # type: ignore[no-untyped-def]
         return c
 
     return make
+
+
+@pytest.fixture
+def rq_queue(settings):  # type: ignore[no-untyped-def]
+    """The real RQ default queue on the test Redis database, emptied before and after."""
+    import django_rq
+
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    yield queue
+    queue.empty()
+
+
+def worker_env() -> dict[str, str]:
+    """Environment for a worker subprocess that talks to this test database and Redis."""
+    import os
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    env = os.environ.copy()
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    env["DATABASE_URL"] = f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    return env
+
+
+@pytest.fixture
+def run_worker(transactional_db, rq_queue):  # type: ignore[no-untyped-def]
+    """Run a real `rqworker --burst` process until the queue is empty."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+
+    def run(timeout: int = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", "rqworker", "default", "--burst"],
+            cwd=root,
+            env=worker_env(),
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    return run

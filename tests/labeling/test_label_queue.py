@@ -49,7 +49,7 @@ def test_viewers_cannot_claim(viewer):  # type: ignore[no-untyped-def]
 def test_twenty_concurrent_claims_get_twenty_distinct_items(django_user_model):  # type: ignore[no-untyped-def]
     from django.contrib.auth.models import Group
 
-    group = Group.objects.get(name="scientist")
+    group = Group.objects.get_or_create(name="scientist")[0]
     users = []
     for i in range(20):
         u = django_user_model.objects.create_user(username=f"claimer{i}")

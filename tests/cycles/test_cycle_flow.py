@@ -1,0 +1,231 @@
+"""The whole loop on PostgreSQL + Redis with real `rqworker` processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import IntegrityError
+
+from config.exceptions import Conflict, PermissionDenied, ServiceUnavailable, ValidationFailed
+from cycles import services
+from cycles.models import ActiveLearningCycle, Job
+from cycles.services.selection import PoolSpec
+from labeling import services as queue_services
+from labeling.models import LabelQueueItem
+from mlmodels.models import MLModel
+from tests.conftest import worker_env
+from tests.solubility import solubility_setup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def setup(settings, tmp_path, lead, scientist):  # type: ignore[no-untyped-def]
+    settings.ARTIFACT_ROOT = tmp_path
+    data = solubility_setup()
+    data.update(lead=lead, scientist=scientist)
+    return data
+
+
+def _label(data, cycle, n):  # type: ignore[no-untyped-def]
+    items = list(LabelQueueItem.objects.filter(cycle=cycle, status="pending").order_by("-priority_score")[:n])
+    for item in items:
+        queue_services.label_submit(
+            item_id=item.pk, user=data["scientist"], value=data["truth"][item.compound_id], source="experimental"
+        )
+    return items
+
+
+def test_select_creates_a_cycle_and_queue_items_that_say_why(setup):  # type: ignore[no-untyped-def]
+    result = services.cycle_select(model=setup["model"], user=setup["lead"], strategy="hybrid", batch_size=15)
+    cycle = result.cycle
+    assert cycle.cycle_number == 1
+    assert cycle.status == "labeling"
+    assert cycle.items_selected == 15
+    items = LabelQueueItem.objects.filter(cycle=cycle)
+    assert items.count() == 15
+    item = items.first()
+    assert {"uncertainty", "margin", "applicability", "score"} <= set(item.score_components)
+    assert item.prediction is not None and item.uncertainty is not None
+    # Never a labeled or validation compound.
+    assert set(items.values_list("compound_id", flat=True)) <= set(setup["pool_ids"])
+
+
+def test_a_repeated_selection_never_queues_a_compound_twice(setup):  # type: ignore[no-untyped-def]
+    first = services.cycle_select(model=setup["model"], user=setup["lead"], strategy="uncertainty", batch_size=20)
+    second = services.cycle_select(model=setup["model"], user=setup["lead"], strategy="uncertainty", batch_size=20)
+    a = set(LabelQueueItem.objects.filter(cycle=first.cycle).values_list("compound_id", flat=True))
+    b = set(LabelQueueItem.objects.filter(cycle=second.cycle).values_list("compound_id", flat=True))
+    assert a.isdisjoint(b)
+    assert second.cycle.cycle_number == 2
+    # And the database refuses a duplicate open row outright.
+    item = LabelQueueItem.objects.filter(cycle=first.cycle).first()
+    with pytest.raises(IntegrityError):
+        LabelQueueItem.objects.create(
+            compound_id=item.compound_id, model=item.model, selection_strategy="x", selection_batch=99
+        )
+
+
+def test_preview_writes_nothing_and_viewers_cannot_select(setup, viewer):  # type: ignore[no-untyped-def]
+    result = services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=5, preview=True)
+    assert len(result.candidates) == 5
+    assert not ActiveLearningCycle.objects.exists()
+    with pytest.raises(PermissionDenied):
+        services.cycle_select(model=setup["model"], user=viewer, batch_size=5)
+
+
+def test_bad_strategy_parameters_are_refused_naming_the_field(setup):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationFailed) as exc:
+        services.cycle_select(model=setup["model"], user=setup["lead"], strategy="hybrid", batch_size=5,
+                              params={"weights": {"uncertainty": -1}})
+    assert exc.value.extra["field"] == "weights"
+    with pytest.raises(ValidationFailed):
+        services.cycle_select(model=setup["model"], user=setup["lead"], strategy="nope", batch_size=5)
+    with pytest.raises(ValidationFailed):
+        services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=0)
+
+
+def test_a_pasted_smiles_pool_registers_valid_rows_and_reports_bad_ones(setup):  # type: ignore[no-untyped-def]
+    result = services.cycle_select(
+        model=setup["model"], user=setup["lead"], batch_size=2, preview=True,
+        pool=PoolSpec(kind="smiles", smiles=("CCCCCCCCCCO", "nonsense", "c1ccc(O)cc1CCCN")),
+    )
+    assert result.pool_size == 2
+    assert result.pool_errors[0]["row"] == 2
+
+
+def test_the_full_cycle_through_a_real_worker(setup, run_worker):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    cycle = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=20).cycle
+    labeled = _label(setup, cycle, 10)
+
+    job = services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+    cycle.refresh_from_db()
+    assert cycle.status == "training"
+    assert job.rq_job_id == str(job.pk)
+    run_worker()
+
+    cycle.refresh_from_db()
+    model.refresh_from_db()
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert cycle.status == "complete"
+    new = cycle.result_model
+    assert (model.status, new.status, new.version, new.parent_id) == ("superseded", "active", 2, model.pk)
+    # Before/after on the same frozen validation compounds.
+    assert cycle.metrics_before["n"] == cycle.metrics_after["n"] == len(setup["validation_ids"])
+    assert new.validation_set_id == model.validation_set_id
+    assert new.training_size == model.training_size + 10
+    # Labeled items archived with the old version; pending ones re-scored and moved.
+    for item in labeled:
+        item.refresh_from_db()
+        assert (item.status, item.model_id) == ("archived", model.pk)
+    pending = LabelQueueItem.objects.filter(cycle=cycle, status="pending")
+    assert pending.count() == 10
+    assert set(pending.values_list("model_id", flat=True)) == {new.pk}
+    assert set(pending.values_list("selection_batch", flat=True)) == {1}
+    stats = services.cycle_stats(model=new)
+    assert stats["cycles"][0]["primary_before"] == model.metrics["rmse"]
+    assert stats["cycles"][0]["primary_after"] == new.metrics["rmse"]
+    assert [p["version"] for p in stats["learning_curve"]] == [1, 2]
+
+
+def test_retrain_below_the_threshold_and_a_double_trigger_are_refused(setup, rq_queue):  # type: ignore[no-untyped-def]
+    cycle = services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=15).cycle
+    _label(setup, cycle, 5)
+    with pytest.raises(ValidationFailed, match="5 new labels"):
+        services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+    _label(setup, cycle, 10)
+    services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+    with pytest.raises(Conflict, match="already training"):
+        services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+    assert len(rq_queue) == 1
+    assert Job.objects.count() == 1
+
+
+def test_scientists_cannot_trigger_retraining(setup):  # type: ignore[no-untyped-def]
+    cycle = services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=5).cycle
+    with pytest.raises(PermissionDenied):
+        services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["scientist"], min_new_labels=0)
+
+
+def test_a_job_that_raises_fails_the_cycle_keeps_the_old_model_and_retry_succeeds(setup, run_worker, settings):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    cycle = services.cycle_select(model=model, user=setup["lead"], batch_size=12).cycle
+    _label(setup, cycle, 10)
+    # Break training for real: the new version's hyper-parameters are invalid for XGBoost.
+    MLModel.objects.filter(pk=model.pk).update(hyperparameters={"max_depth": -3})
+    services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+    run_worker()
+
+    cycle.refresh_from_db()
+    model.refresh_from_db()
+    assert cycle.status == "failed"
+    assert cycle.error
+    assert model.status == "active"
+    assert LabelQueueItem.objects.filter(cycle=cycle, status="labeled").count() == 10
+    assert MLModel.objects.filter(name=model.name, status="failed").count() == 1
+
+    MLModel.objects.filter(pk=model.pk).update(hyperparameters={"n_estimators": 40, "max_depth": 4})
+    services.cycle_retry(cycle_id=cycle.pk, user=setup["lead"])
+    run_worker()
+    cycle.refresh_from_db()
+    assert cycle.status == "complete"
+    assert cycle.result_model.status == "active"
+
+
+def test_redis_down_gives_a_clear_error_and_leaves_the_cycle_as_it_was(setup, settings):  # type: ignore[no-untyped-def]
+    import django_rq
+
+    cycle = services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=12).cycle
+    _label(setup, cycle, 10)
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:6390/0", "DEFAULT_TIMEOUT": 60}}
+    django_rq.queues.get_redis_connection.cache_clear() if hasattr(django_rq.queues.get_redis_connection, "cache_clear") else None
+    with pytest.raises(ServiceUnavailable, match="unreachable"):
+        services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+    cycle.refresh_from_db()
+    assert cycle.status == "labeling"
+    assert Job.objects.get().status == "failed"
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_reconciled_into_a_failed_cycle_and_retry_succeeds(setup, run_worker, settings):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    # A bigger ensemble so the worker is still training when it is killed.
+    MLModel.objects.filter(pk=model.pk).update(n_members=30, hyperparameters={"n_estimators": 400, "max_depth": 8})
+    cycle = services.cycle_select(model=model, user=setup["lead"], batch_size=12).cycle
+    _label(setup, cycle, 10)
+    job = services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "default", "--burst", "--worker-class", "rq.worker.SimpleWorker"],
+        cwd=root, env=worker_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        job.refresh_from_db()
+        if job.status == "running" and job.stage.startswith(("training", "computing", "loading")):
+            break
+        time.sleep(0.2)
+    assert job.status == "running"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    failed = services.jobs_reconcile(stale_after=0)
+    assert [j.pk for j in failed] == [job.pk]
+    cycle.refresh_from_db()
+    model.refresh_from_db()
+    assert cycle.status == "failed"
+    assert model.status == "active"
+    assert LabelQueueItem.objects.filter(cycle=cycle, status="labeled").count() == 10
+
+    MLModel.objects.filter(pk=model.pk).update(n_members=3, hyperparameters={"n_estimators": 40, "max_depth": 4})
+    services.cycle_retry(cycle_id=cycle.pk, user=setup["lead"])
+    run_worker()
+    cycle.refresh_from_db()
+    assert cycle.status == "complete"

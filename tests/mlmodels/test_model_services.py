@@ -1,0 +1,110 @@
+import pytest
+
+from compounds.models import Measurement
+from config.exceptions import Conflict, ValidationFailed
+from mlmodels import services
+from mlmodels.ml.artifacts import load_artifact
+from mlmodels.models import MLModel
+from tests.solubility import FAST, solubility_setup
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.ARTIFACT_ROOT = tmp_path
+    return solubility_setup()
+
+
+def test_version_one_is_trained_active_and_measured_on_its_validation_set(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    assert model.status == "active"
+    assert model.version == 1
+    assert model.metrics["n"] == len(setup["validation_ids"])
+    assert model.metrics["rmse"] > 0
+    assert set(model.validation_set.compounds.values_list("id", flat=True)) == set(setup["validation_ids"])
+
+
+def test_the_validation_compounds_are_never_trained_on(setup, settings):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    art = load_artifact(settings.ARTIFACT_ROOT / model.artifact)
+    assert set(art.training_ids).isdisjoint(setup["validation_ids"])
+    assert model.training_size == len(art.training_ids) == 60
+
+
+def test_a_new_version_keeps_the_frozen_validation_set(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    before = set(model.validation_set.compounds.values_list("id", flat=True))
+    # More labels arrive, including for pool compounds.
+    for cid, value in list(setup["truth"].items())[:10]:
+        Measurement.objects.create(compound_id=cid, assay=setup["assay"], value=value)
+    new = services.model_version_create(parent=model)
+    services.model_train(model=new)
+    services.model_activate(model=new)
+    model.refresh_from_db()
+    assert new.validation_set_id == model.validation_set_id
+    assert set(new.validation_set.compounds.values_list("id", flat=True)) == before
+    assert new.training_size == 70
+    assert (model.status, new.status, new.parent_id) == ("superseded", "active", model.pk)
+    assert new.metrics["n"] == model.metrics["n"]
+
+
+def test_predictions_for_smiles_carry_uncertainty_and_applicability(setup):  # type: ignore[no-untyped-def]
+    rows = services.model_predict(model=setup["model"], smiles=["CCO", "not smiles", "c1ccc2ccccc2c1"])
+    assert rows[1].error == "unparseable SMILES"
+    for row in (rows[0], rows[2]):
+        assert row.prediction is not None
+        assert row.uncertainty >= 0
+        assert 0 <= row.applicability_distance <= 1
+
+
+def test_a_training_compound_has_applicability_distance_zero(setup, settings):  # type: ignore[no-untyped-def]
+    art = load_artifact(settings.ARTIFACT_ROOT / setup["model"].artifact)
+    row = services.model_predict(model=setup["model"], compound_ids=[art.training_ids[0]])[0]
+    assert row.applicability_distance == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_corrupt_artifact_marks_the_model_failed_and_predictions_refuse(setup, settings):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    (settings.ARTIFACT_ROOT / model.artifact).write_bytes(b"garbage")
+    services._artifact_cache.clear()
+    with pytest.raises(Conflict, match="cannot be used"):
+        services.model_predict(model=model, smiles=["CCO"])
+    model.refresh_from_db()
+    assert model.status == "failed"
+    assert "cannot be used" in model.error
+    with pytest.raises(Conflict):
+        services.model_predict(model=model, smiles=["CCO"])
+
+
+def test_a_second_lineage_with_the_same_name_is_refused(setup):  # type: ignore[no-untyped-def]
+    with pytest.raises(Conflict, match="exists already"):
+        services.model_create_initial(assay=setup["assay"], name="Solubility test", hyperparameters=FAST)
+
+
+def test_too_few_labels_are_refused_and_the_model_is_marked_failed():  # type: ignore[no-untyped-def]
+    from tests.factories import AssayFactory, CompoundFactory
+
+    assay = AssayFactory()
+    compounds = [CompoundFactory() for _ in range(6)]
+    for i, c in enumerate(compounds):
+        Measurement.objects.create(compound=c, assay=assay, value=float(i))
+    with pytest.raises(ValidationFailed, match="at least"):
+        services.model_create_initial(
+            assay=assay, name="tiny", validation_compound_ids=[compounds[0].pk], hyperparameters=FAST
+        )
+    assert MLModel.objects.get(name="tiny").status == "failed"
+
+
+def test_a_random_validation_split_is_seeded_and_stratified_for_classes():  # type: ignore[no-untyped-def]
+    from tests.factories import AssayFactory, CompoundFactory
+
+    assay = AssayFactory(task_type="classification", classes=["a", "b"])
+    for i in range(40):
+        Measurement.objects.create(compound=CompoundFactory(), assay=assay, value=float(i % 2))
+    a = services.validation_set_create(assay=assay, name="a", fraction=0.25, seed=3)
+    b = services.validation_set_create(assay=assay, name="b", fraction=0.25, seed=3)
+    ids = set(a.compounds.values_list("id", flat=True))
+    assert ids == set(b.compounds.values_list("id", flat=True))
+    values = Measurement.objects.filter(assay=assay, compound_id__in=ids).values_list("value", flat=True)
+    assert sorted(values).count(0.0) == sorted(values).count(1.0) == 5
