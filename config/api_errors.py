@@ -1,21 +1,81 @@
-"""Map domain errors onto the API's error contract."""
+"""The API's error contract: every error body is JSON with a human `detail`.
 
+Shape (documented in the OpenAPI schema as `Error`):
+
+    {"detail": "value is not numeric", "field": "value", "errors": {"value": ["value is not numeric"]}}
+
+`detail` is always present. For a bad payload (400) `field` names the first
+offending field and `errors` maps every offending field to its messages; DRF
+serializer errors and domain `ValidationFailed` errors are rendered the same
+way. Domain errors may add keys of their own (`status`, `new_labels`,
+`pool_errors`).
+
+Status codes: 400 bad payload, 401 no/invalid credentials, 403 wrong role,
+404 unknown (or malformed) id, 409 state conflict, 413 upload too large,
+503 Redis or the database unreachable.
+"""
+
+from __future__ import annotations
+
+import uuid
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, OperationalError
-from rest_framework import status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.exceptions import ApplicationError
+from config.exceptions import ApplicationError, NotFound
+
+# Postgres bigint: larger ids cannot exist, so they are "not found", never a database error.
+MAX_ID = 2**63 - 1
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The upload is too large."
+    default_code = "too_large"
+
+
+def _first_message(value: Any) -> str:
+    if isinstance(value, dict):
+        for v in value.values():
+            return _first_message(v)
+        return ""
+    if isinstance(value, list):
+        return _first_message(value[0]) if value else ""
+    return str(value)
+
+
+def _field_errors_body(detail: Any) -> dict[str, Any]:
+    """DRF's `{field: [msg]}` (or a bare list) as `{"detail", "field", "errors"}`."""
+    if isinstance(detail, dict):
+        errors = {str(k): v for k, v in detail.items()}
+        field = next(iter(errors), None)
+        message = _first_message(errors[field]) if field is not None else "Invalid input."
+        body: dict[str, Any] = {"detail": f"{field}: {message}" if field not in (None, "non_field_errors") else message}
+        if field is not None:
+            body["field"] = field
+        body["errors"] = errors
+        return body
+    return {"detail": _first_message(detail) or "Invalid input."}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         body: dict[str, Any] = {"detail": exc.message}
-        if exc.extra:
-            body.update(exc.extra)
+        body.update(exc.extra)
+        field = exc.extra.get("field")
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and field:
+            body["errors"] = {field: [exc.message]}
         return Response(body, status=exc.status_code)
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(_field_errors_body(exc.detail), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DjangoValidationError):
+        # A value the ORM refused (e.g. a malformed UUID in a filter): the client's fault.
+        return Response({"detail": "; ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, OperationalError):
         # A dropped database connection: say so cleanly instead of a 500 page.
         return Response(
@@ -27,4 +87,73 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             {"detail": "The request could not be stored; nothing was written."},
             status=status.HTTP_409_CONFLICT,
         )
+    if _is_redis_down(exc):
+        return Response(
+            {"detail": "The job queue (Redis) is unreachable; retry shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    # Http404, PermissionDenied, NotAuthenticated, ParseError, ...: DRF's own mapping.
     return drf_exception_handler(exc, context)
+
+
+def _is_redis_down(exc: Exception) -> bool:
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError))
+
+
+# --- Parsing ids from the path ------------------------------------------------------
+# Path ids are captured as strings so a malformed one reaches the view and gets the
+# JSON 404 of the contract instead of Django's HTML 404 page.
+
+
+def parse_int_id(value: Any, *, what: str = "object") -> int:
+    try:
+        number = int(str(value))
+    except (TypeError, ValueError):
+        raise NotFound(f"No such {what}.") from None
+    if not 1 <= number <= MAX_ID:
+        raise NotFound(f"No such {what}.")
+    return number
+
+
+def parse_uuid(value: Any, *, what: str = "object") -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound(f"No such {what}.") from None
+
+
+# --- Schema ------------------------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error response (see the module docstring)."""
+
+    detail = serializers.CharField(help_text="What went wrong, safe to show to a user.")
+    field = serializers.CharField(required=False, help_text="The first offending field of a 400.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField()),
+        required=False,
+        help_text="Every offending field with its messages (400 only).",
+    )
+
+
+_DESCRIPTIONS = {
+    400: "Bad payload or parameters; `field` names the offending field.",
+    401: "No or invalid credentials (send `Authorization: Token <key>` or a session cookie).",
+    403: "Your role does not allow this.",
+    404: "No such object (unknown or malformed id).",
+    409: "The object is in a state that forbids this (e.g. labeled twice, already training).",
+    413: "The upload exceeds the size limit.",
+    503: "Redis or the database is unreachable; nothing was changed.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses for the given error codes; 401 and 403 are always included."""
+    wanted = sorted({401, 403, *codes})
+    return {code: OpenApiResponse(ErrorSerializer, description=_DESCRIPTIONS[code]) for code in wanted}

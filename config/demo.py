@@ -124,3 +124,17 @@ def demo_model_create(*, log: Callable[[str], None] = print) -> MLModel:
 
 def demo_assay() -> Assay:
     return Assay.objects.get(name=REGRESSION_ASSAY)
+
+
+def demo_cycle_open(*, log: Callable[[str], None] = print) -> None:
+    """Open cycle 1 of the demo model with 20 hybrid-selected items (once)."""
+    from cycles.models import ActiveLearningCycle
+    from cycles.services import cycle_select
+
+    model = MLModel.objects.get(name=DEMO_MODEL, status="active")
+    if ActiveLearningCycle.objects.filter(model__name=DEMO_MODEL).exists():
+        log("demo cycle exists already")
+        return
+    lead = get_user_model().objects.get(username="lead")
+    result = cycle_select(model=model, user=lead, strategy="hybrid", batch_size=20, random_state=0)
+    log(f"opened cycle {result.cycle.cycle_number} of {model} with {len(result.candidates)} queued items (hybrid)")

@@ -159,6 +159,7 @@ def validation_set_create(
     compound_ids: Sequence[int] | None = None,
     fraction: float = 0.2,
     seed: int = 0,
+    allow_empty: bool = False,
 ) -> ValidationSet:
     """Freeze the validation compounds: an explicit list, or a seeded (stratified) fraction."""
     if compound_ids is None:
@@ -182,7 +183,7 @@ def validation_set_create(
     else:
         compound_ids = sorted({int(i) for i in compound_ids})
         description = f"explicit list of {len(compound_ids)} compounds"
-        if not compound_ids:
+        if not compound_ids and not allow_empty:
             raise ValidationFailed("the validation set is empty", extra={"field": "validation_compound_ids"})
     vs = ValidationSet.objects.create(assay=assay, name=name, description=description)
     vs.compounds.add(*compound_ids)
@@ -306,6 +307,7 @@ def model_create_initial(
     featurizer: dict[str, Any] | None = None,
     user: Any = None,
     progress: ProgressFn = _noop,
+    allow_empty_validation: bool = False,
 ) -> MLModel:
     """Version 1 of a lineage: freeze its validation set, train, activate."""
     name = name.strip()
@@ -325,6 +327,7 @@ def model_create_initial(
             compound_ids=validation_compound_ids,
             fraction=validation_fraction,
             seed=seed,
+            allow_empty=allow_empty_validation,
         )
         model = MLModel.objects.create(
             name=name,

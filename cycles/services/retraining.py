@@ -47,7 +47,12 @@ def new_label_count(*, model: MLModel) -> int:
 
 
 def cycle_retrain_trigger(
-    *, cycle_id: Any, user: Any, min_new_labels: int = DEFAULT_MIN_NEW_LABELS, allow_failed: bool = False
+    *,
+    cycle_id: Any,
+    user: Any,
+    min_new_labels: int = DEFAULT_MIN_NEW_LABELS,
+    allow_failed: bool = False,
+    inline: bool = False,
 ) -> Job:
     """Mark the cycle `training` and enqueue exactly one retrain job for it.
 
@@ -94,6 +99,11 @@ def cycle_retrain_trigger(
         cycle.error = ""
         cycle.save(update_fields=["status", "job", "error"])
         audit(AuditAction.RETRAIN, actor=user, cycle=cycle, new_labels=n_new, job=str(job.pk))
+    if inline:
+        # Simulations and benchmarks: run the very same job body right here.
+        cycle_retrain_run(job_id=job.pk)
+        job.refresh_from_db()
+        return job
     # Enqueue after commit so the worker sees the rows; undo if the queue is down.
     try:
         _enqueue(job)
