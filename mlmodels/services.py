@@ -259,13 +259,23 @@ def model_train(*, model: MLModel, progress: ProgressFn = _noop) -> MLModel:
     ensemble, result, ids = model_fit(model=model, progress=progress)
     progress("saving artifact", 90)
     rel = _artifact_path(model)
+    # The training fingerprints travel with the artifact so applicability can be
+    # computed offline (predict_model) and without a database round trip.
+    train_packed, _ = compound_features(spec=features.FeatureSpec(), compound_ids=ids)
     artifacts.save_artifact(
         Path(settings.ARTIFACT_ROOT) / rel,
         ensemble,
         feature_spec=spec,
         training_ids=[int(i) for i in ids],
         metrics=result,
-        extra={"model_name": model.name, "version": model.version, "assay": model.assay.name},
+        extra={
+            "model_name": model.name,
+            "version": model.version,
+            "assay": model.assay.name,
+            "task_type": model.assay.task_type,
+            "classes": model.assay.classes,
+            "training_fingerprints": train_packed,
+        },
     )
     model.artifact = str(rel)
     model.metrics = result
@@ -398,6 +408,9 @@ def model_load(*, model: MLModel) -> artifacts.Artifact:
 
 
 def model_training_fingerprints(*, art: artifacts.Artifact) -> np.ndarray:
+    stored = (art.extra or {}).get("training_fingerprints")
+    if stored is not None:
+        return stored
     ids = art.training_ids
     rows = dict(Compound.objects.filter(id__in=ids).values_list("id", "fingerprint"))
     return chemistry.fingerprints_to_matrix([rows[i] for i in ids if i in rows])

@@ -108,3 +108,23 @@ def test_a_random_validation_split_is_seeded_and_stratified_for_classes():  # ty
     assert ids == set(b.compounds.values_list("id", flat=True))
     values = Measurement.objects.filter(assay=assay, compound_id__in=ids).values_list("value", flat=True)
     assert sorted(values).count(0.0) == sorted(values).count(1.0) == 5
+
+
+def test_predict_model_scores_a_file_offline_with_the_exported_artifact(setup, settings, tmp_path):  # type: ignore[no-untyped-def]
+    import csv
+
+    from django.core.management import call_command
+
+    src = tmp_path / "in.csv"
+    src.write_text("name,smiles\nethanol,CCO\nbad,xyz\n")
+    out = tmp_path / "out.csv"
+    artifact = settings.ARTIFACT_ROOT / setup["model"].artifact
+    call_command("predict_model", str(src), "--artifact", str(artifact), "--out", str(out))
+    rows = list(csv.DictReader(out.open()))
+    assert rows[0]["name"] == "ethanol"
+    assert float(rows[0]["uncertainty"]) >= 0
+    assert 0 <= float(rows[0]["applicability_distance"]) <= 1
+    assert rows[1]["error"] == "unparseable SMILES"
+    # The same through the registry name.
+    call_command("predict_model", str(src), "--name", "Solubility test", "--out", str(out))
+    assert len(list(csv.DictReader(out.open()))) == 2

@@ -1,0 +1,395 @@
+"""Bootstrap ensembles: N members, each fit on a resample; the spread is the uncertainty.
+
+scikit-learn conventions: `__init__` only stores parameters, `fit` returns self,
+learned attributes end in `_`, randomness comes from `random_state`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import xgboost as xgb
+from sklearn.base import BaseEstimator
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .features import FeatureSpec, build_matrix
+
+Algorithm = Literal["xgboost", "rf", "mlp"]
+Task = Literal["regression", "classification"]
+ALGORITHMS: tuple[str, ...] = ("xgboost", "rf", "mlp")
+TASKS: tuple[str, ...] = ("regression", "classification")
+
+
+@dataclass(frozen=True, slots=True)
+class RegressionPrediction:
+    mean: np.ndarray  # (n,)
+    std: np.ndarray  # (n,) spread of the member predictions
+    members: np.ndarray | None  # (n_members, n) or None when not requested
+
+
+@dataclass(frozen=True, slots=True)
+class ClassificationPrediction:
+    proba: np.ndarray  # (n, K) mean member probabilities, rows sum to 1
+    labels: np.ndarray  # (n,) argmax class
+    std: np.ndarray  # (n, K) member spread per class
+    disagreement: np.ndarray  # (n,) mean over classes of `std`: one number for ranking
+    member_proba: np.ndarray | None  # (n_members, n, K) or None when not requested
+
+
+Prediction = RegressionPrediction | ClassificationPrediction
+
+
+class _ConstantClassifier:
+    """A member whose bootstrap saw one class only: it predicts that class."""
+
+    def __init__(self, label: int) -> None:
+        self.label = label
+
+
+class BootstrapEnsemble(BaseEstimator):
+    """Bootstrap ensemble of XGBoost (default), random-forest or MLP members.
+
+    Classification labels are integers 0..K-1 (K = `n_classes` or max(y)+1).
+    Bootstraps are stratified by class, so every class present in y reaches every
+    member; a member that still lacks classes (e.g. `n_classes` larger than what y
+    contains) outputs 0 probability for them, so every member always has K columns.
+
+    The XGBoost defaults (300 trees, depth 6, eta 0.05, 50 % feature subsample per
+    tree) were chosen by 5-fold CV on the solubility training split; see
+    bench/model_quality.py.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_members: int = 10,
+        algorithm: Algorithm = "xgboost",
+        task: Task = "regression",
+        n_classes: int | None = None,
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        max_depth: int = 6,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.5,
+        min_child_weight: float = 1.0,
+        reg_lambda: float = 1.0,
+        max_bin: int = 64,
+        hidden_layer_sizes: tuple[int, ...] = (256, 64),
+        extra_params: dict[str, Any] | None = None,
+        n_jobs: int = 2,
+        chunk_size: int = 50_000,
+        random_state: int | None = 0,
+    ) -> None:
+        self.n_members = n_members
+        self.algorithm = algorithm
+        self.task = task
+        self.n_classes = n_classes
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.max_bin = max_bin
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.extra_params = extra_params
+        self.n_jobs = n_jobs
+        self.chunk_size = chunk_size
+        self.random_state = random_state
+
+    # --- fitting ---------------------------------------------------------------
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> BootstrapEnsemble:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.n_members < 1:
+            raise ValueError("n_members must be >= 1")
+        X = _as_float32(X)
+        y = np.asarray(y)
+        if X.shape[0] != y.shape[0] or X.shape[0] < 2:
+            raise ValueError("X and y need the same number (>= 2) of rows")
+        if self.task == "classification":
+            y = y.astype(np.int64)
+            if y.min() < 0:
+                raise ValueError("class labels must be integers 0..K-1")
+            self.n_classes_ = int(self.n_classes or (y.max() + 1))
+            if y.max() >= self.n_classes_:
+                raise ValueError(f"label {y.max()} >= n_classes {self.n_classes_}")
+        else:
+            y = y.astype(np.float32)
+            if not np.all(np.isfinite(y)):
+                raise ValueError("regression targets must be finite")
+        self.n_features_in_ = X.shape[1]
+
+        rng = np.random.default_rng(self.random_state)
+        # One seed per member drawn up front: member i is the same whatever n_members is.
+        seeds = rng.integers(0, 2**31 - 1, size=self.n_members)
+        samples = [self._bootstrap(y, np.random.default_rng(int(seed))) for seed in seeds]
+        if self.task == "classification":
+            self.member_classes_ = [np.unique(y[idx]) for idx in samples]
+        else:
+            self.member_classes_ = []
+
+        def fit_one(i: int) -> Any:
+            idx = samples[i]
+            return self._fit_member(X[idx], y[idx], int(seeds[i]))
+
+        # XGBoost and sklearn trees release the GIL, so threads give real parallelism
+        # without copying X into worker processes; results are in member order and
+        # each member depends only on its own seed, so n_jobs never changes the model.
+        workers = max(1, min(self.n_jobs, self.n_members)) if self.algorithm != "rf" else 1
+        if workers == 1:
+            self.members_ = [fit_one(i) for i in range(self.n_members)]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                self.members_ = list(pool.map(fit_one, range(self.n_members)))
+        self.oob_masks_ = []
+        for idx in samples:
+            oob = np.ones(X.shape[0], dtype=bool)
+            oob[idx] = False
+            self.oob_masks_.append(oob)
+        return self
+
+    def _bootstrap(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n = y.shape[0]
+        if self.task == "regression":
+            return rng.integers(0, n, size=n)
+        # Stratified: each class keeps its count, so no present class goes missing.
+        parts = []
+        for label in np.unique(y):
+            where = np.flatnonzero(y == label)
+            parts.append(where[rng.integers(0, where.size, size=where.size)])
+        return np.sort(np.concatenate(parts))
+
+    def _fit_member(self, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        if self.task == "classification":
+            present = np.unique(y)
+            if present.size == 1:
+                return _ConstantClassifier(int(present[0]))
+            # Members are fit on labels re-indexed to the classes they saw, then
+            # expanded back to K columns at predict time.
+            y = np.searchsorted(present, y)
+            k = present.size
+        else:
+            k = 0
+        if self.algorithm == "xgboost":
+            return self._fit_xgb(X, y, seed, k)
+        if self.algorithm == "rf":
+            cls = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
+            params: dict[str, Any] = {
+                "n_estimators": self.n_estimators,
+                "max_features": 0.33 if self.task == "regression" else "sqrt",
+                "min_samples_leaf": 1,
+                "n_jobs": self.n_jobs,
+                "random_state": seed,
+                # The member already is a bootstrap; a second resample would only shrink it.
+                "bootstrap": False,
+                **(self.extra_params or {}),
+            }
+            return cls(**params).fit(X, y)
+        mlp_cls = MLPClassifier if self.task == "classification" else MLPRegressor
+        mlp = mlp_cls(
+            hidden_layer_sizes=self.hidden_layer_sizes,
+            alpha=1e-3,
+            learning_rate_init=1e-3,
+            max_iter=300,
+            early_stopping=True,
+            random_state=seed,
+            **(self.extra_params or {}),
+        )
+        # Descriptors span many orders of magnitude and may be NaN; the MLP needs both fixed.
+        return Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                ("scale", StandardScaler()),
+                ("mlp", mlp),
+            ]
+        ).fit(X, y)
+
+    def _fit_xgb(self, X: np.ndarray, y: np.ndarray, seed: int, k: int) -> xgb.Booster:
+        params: dict[str, Any] = {
+            "tree_method": "hist",
+            "eta": self.learning_rate,
+            "max_depth": self.max_depth,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "min_child_weight": self.min_child_weight,
+            "lambda": self.reg_lambda,
+            "max_bin": self.max_bin,
+            # Members are fit in parallel threads (see fit), one core each: on a few
+            # hundred to a few thousand rows XGBoost's own threading mostly waits.
+            "nthread": 1,
+            "seed": seed,
+            "verbosity": 0,
+        }
+        if self.task == "regression":
+            params["objective"] = "reg:squarederror"
+        elif k == 2:
+            params["objective"] = "binary:logistic"
+        else:
+            params.update(objective="multi:softprob", num_class=k)
+        params.update(self.extra_params or {})
+        dtrain = xgb.QuantileDMatrix(X, label=y, max_bin=self.max_bin, nthread=1)
+        return xgb.train(params, dtrain, num_boost_round=self.n_estimators)
+
+    # --- prediction ------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "members_"):
+            raise RuntimeError("BootstrapEnsemble is not fitted; call fit(X, y) first")
+
+    def predict_members(self, X: np.ndarray) -> np.ndarray:
+        """Raw member outputs for one block: (members, n) regression or (members, n, K) proba."""
+        self._check_fitted()
+        X = _as_float32(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the ensemble was fit on {self.n_features_in_}")
+        if self.task == "regression":
+            out = np.empty((len(self.members_), X.shape[0]), dtype=np.float32)
+
+            def regress(i: int) -> None:
+                out[i] = self._member_regress(self.members_[i], X)
+
+            self._map_members(regress)
+            return out
+        k = self.n_classes_
+        outc = np.zeros((len(self.members_), X.shape[0], k), dtype=np.float32)
+
+        def classify(i: int) -> None:
+            present = self.member_classes_[i]
+            outc[i][:, present] = self._member_proba(self.members_[i], X, present.size)
+
+        self._map_members(classify)
+        return outc
+
+    def _map_members(self, fn: Any) -> None:
+        # Each XGBoost member predicts on one thread (nthread=1 is saved with it);
+        # running members side by side uses all n_jobs cores. ctypes calls into
+        # XGBoost release the GIL, so threads suffice.
+        workers = max(1, min(self.n_jobs, len(self.members_)))
+        if workers == 1 or self.algorithm == "rf":
+            for i in range(len(self.members_)):
+                fn(i)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(fn, range(len(self.members_))))
+
+    def _member_regress(self, member: Any, X: np.ndarray) -> np.ndarray:
+        if isinstance(member, xgb.Booster):
+            # inplace_predict skips building a DMatrix: the main cost for large pools.
+            return member.inplace_predict(X)
+        return member.predict(X)
+
+    def _member_proba(self, member: Any, X: np.ndarray, k: int) -> np.ndarray:
+        if isinstance(member, _ConstantClassifier):
+            return np.ones((X.shape[0], 1), dtype=np.float32)
+        if isinstance(member, xgb.Booster):
+            p = member.inplace_predict(X)
+            if k == 2:
+                return np.column_stack([1.0 - p, p])
+            return p.reshape(X.shape[0], k)
+        return member.predict_proba(X)
+
+    def predict(self, X: np.ndarray, *, return_members: bool = True) -> Prediction:
+        """Mean and spread for X, computed in `chunk_size` row blocks to keep memory flat."""
+        self._check_fitted()
+        parts = [
+            self._summarise(self.predict_members(block), return_members)
+            for block in _chunks(X, self.chunk_size)
+        ]
+        return _concat(parts, self.task, return_members)
+
+    def predict_value(self, X: np.ndarray) -> np.ndarray:
+        """Regression mean or classification label, the sklearn-style point prediction."""
+        pred = self.predict(X, return_members=False)
+        return pred.mean if isinstance(pred, RegressionPrediction) else pred.labels
+
+    def _summarise(self, members: np.ndarray, keep_members: bool) -> Prediction:
+        # Dropping member outputs per chunk is what keeps a 1M-row pool memory-flat.
+        if self.task == "regression":
+            return RegressionPrediction(
+                mean=members.mean(axis=0), std=members.std(axis=0), members=members if keep_members else None
+            )
+        proba = members.mean(axis=0)
+        # Members each sum to 1 up to float error; renormalise so the mean does exactly.
+        proba /= proba.sum(axis=1, keepdims=True)
+        std = members.std(axis=0)
+        return ClassificationPrediction(
+            proba=proba,
+            labels=proba.argmax(axis=1),
+            std=std,
+            disagreement=std.mean(axis=1),
+            member_proba=members if keep_members else None,
+        )
+
+
+def _as_float32(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}")
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _chunks(X: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    size = max(int(size), 1)
+    for start in range(0, max(X.shape[0], 1), size):
+        yield X[start : start + size]
+
+
+def _concat(parts: list[Prediction], task: str, return_members: bool) -> Prediction:
+    if task == "regression":
+        regs = [p for p in parts if isinstance(p, RegressionPrediction)]
+        return RegressionPrediction(
+            mean=np.concatenate([p.mean for p in regs]),
+            std=np.concatenate([p.std for p in regs]),
+            members=np.concatenate([p.members for p in regs if p.members is not None], axis=1)
+            if return_members
+            else None,
+        )
+    clfs = [p for p in parts if isinstance(p, ClassificationPrediction)]
+    return ClassificationPrediction(
+        proba=np.concatenate([p.proba for p in clfs]),
+        labels=np.concatenate([p.labels for p in clfs]),
+        std=np.concatenate([p.std for p in clfs]),
+        disagreement=np.concatenate([p.disagreement for p in clfs]),
+        member_proba=np.concatenate([p.member_proba for p in clfs if p.member_proba is not None], axis=1)
+        if return_members
+        else None,
+    )
+
+
+def predict_pool(
+    ensemble: BootstrapEnsemble,
+    spec: FeatureSpec,
+    packed_fps: np.ndarray | None,
+    stored: np.ndarray | None,
+    *,
+    chunk_size: int | None = None,
+    return_members: bool = False,
+) -> Prediction:
+    """Score a pool from stored fingerprints/features, building X one chunk at a time.
+
+    A dense X for 1M compounds × 2,250 features would be 9 GB; per chunk it is a
+    few hundred MB at most. The caller may also call this per database batch and
+    concatenate.
+    """
+    size = chunk_size or ensemble.chunk_size
+    n = packed_fps.shape[0] if packed_fps is not None else (stored.shape[0] if stored is not None else 0)
+    parts: list[Prediction] = []
+    for start in range(0, max(n, 1), size):
+        block_packed = packed_fps[start : start + size] if packed_fps is not None else None
+        block_stored = stored[start : start + size] if stored is not None else None
+        X = build_matrix(spec, block_packed, block_stored)
+        parts.append(ensemble.predict(X, return_members=return_members))
+    return _concat(parts, ensemble.task, return_members)

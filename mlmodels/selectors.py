@@ -1,0 +1,90 @@
+"""Reads of model lineages and of what the model pages show next to a prediction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Max, Min, Q, QuerySet
+
+from compounds.models import Assay, Compound, Measurement
+from compounds.selectors import compound_similar
+from mlmodels.ml.metrics import primary_metric
+from mlmodels.models import MLModel, ModelStatus
+
+
+def models_active() -> QuerySet[MLModel]:
+    return MLModel.objects.filter(status=ModelStatus.ACTIVE).select_related("assay").order_by("name")
+
+
+@dataclass
+class Lineage:
+    name: str
+    current: MLModel  # the active version, else the newest one
+    n_versions: int
+    metric_key: str
+    metric_direction: str
+
+    @property
+    def metric_value(self) -> float | None:
+        value = (self.current.metrics or {}).get(self.metric_key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+def model_lineages() -> list[Lineage]:
+    """One row per lineage: its active version (or newest, if none is active)."""
+    by_name: dict[str, list[MLModel]] = {}
+    for m in MLModel.objects.select_related("assay").order_by("name", "-version"):
+        by_name.setdefault(m.name, []).append(m)
+    out = []
+    for name, versions in by_name.items():
+        current = next((v for v in versions if v.status == ModelStatus.ACTIVE), versions[0])
+        key, direction = primary_metric("classification" if current.assay.is_classification else "regression")
+        out.append(Lineage(name, current, len(versions), key, direction))
+    return out
+
+
+def model_versions(*, model: MLModel) -> list[MLModel]:
+    return list(MLModel.objects.filter(name=model.name).select_related("assay", "created_by").order_by("-version"))
+
+
+def models_for_compound(*, compound: Compound, limit: int = 6) -> list[MLModel]:
+    """Active models whose assay the compound is measured in or queued for; all active ones otherwise."""
+    relevant = models_active().filter(
+        Q(assay__measurements__compound=compound) | Q(queue_items__compound=compound)
+    ).distinct()
+    models = list(relevant[:limit])
+    return models or list(models_active()[:limit])
+
+
+def assay_value_range(*, assay: Assay) -> tuple[float, float] | None:
+    agg = Measurement.objects.filter(assay=assay).aggregate(lo=Min("value"), hi=Max("value"))
+    if agg["lo"] is None:
+        return None
+    return float(agg["lo"]), float(agg["hi"])
+
+
+@dataclass
+class LabeledNeighbour:
+    compound: Compound
+    similarity: float
+    values: list[str]  # formatted labels in the assay, newest first
+
+
+def assay_similar_labeled(*, compound: Compound, assay: Assay, k: int = 5) -> list[LabeledNeighbour]:
+    """The k most similar compounds that have a label in `assay`, with those labels."""
+    similar = compound_similar(
+        compound=compound, k=k, queryset=Compound.objects.filter(measurements__assay=assay).distinct()
+    )
+    values: dict[int, list[str]] = {}
+    rows = Measurement.objects.filter(assay=assay, compound_id__in=[s.compound.pk for s in similar]).order_by(
+        "-created_at"
+    )
+    for cid, value in rows.values_list("compound_id", "value"):
+        values.setdefault(cid, []).append(assay.format_value(value))
+    return [LabeledNeighbour(s.compound, s.similarity, values.get(s.compound.pk, [])) for s in similar]
+
+
+def metrics_headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """Metrics without the per-compound arrays, for JSON downloads and tables."""
+    return {k: v for k, v in (metrics or {}).items() if k not in ("y_true", "y_pred", "y_std")}
