@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compounds.api import AssaySummarySerializer, id_field
+from compounds.api import AssaySummarySerializer, enum_field, id_field
 from config.api_errors import error_responses, parse_int_id
 from config.api_permissions import IsViewer
 from config.exceptions import NotFound
@@ -47,7 +47,7 @@ class ModelSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="The lineage: every version of a model shares its name.")
     version = serializers.IntegerField()
     parent = serializers.IntegerField(source="parent_id", allow_null=True)
-    status = serializers.ChoiceField(choices=ModelStatus.choices)
+    status = enum_field(ModelStatus.values)
     assay = AssaySummarySerializer()
     algorithm = serializers.CharField()
     n_members = serializers.IntegerField()
@@ -66,6 +66,9 @@ class ModelListApi(GenericAPIView):
     permission_classes = [IsViewer]
 
     class FilterSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ModelListFilter"
+
         name = serializers.CharField(required=False, max_length=200, help_text="One lineage.")
         status = serializers.ChoiceField(choices=ModelStatus.values, required=False)
         assay = id_field(required=False)
@@ -97,6 +100,9 @@ class ModelDetailApi(APIView):
     permission_classes = [IsViewer]
 
     class OutputSerializer(ModelSerializer):
+        class Meta:
+            ref_name = "ModelDetailOutput"
+
         hyperparameters = serializers.DictField()
         featurizer = serializers.DictField()
         all_metrics = serializers.DictField(source="metrics", help_text="Every metric, incl. per-compound arrays.")
@@ -136,6 +142,9 @@ class ModelPredictApi(APIView):
     parser_classes = [JSONParser]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ModelPredictInput"
+
         smiles = serializers.ListField(
             child=serializers.CharField(max_length=5000), required=False, min_length=1, max_length=MAX_PREDICT_ROWS
         )
@@ -149,6 +158,9 @@ class ModelPredictApi(APIView):
             return attrs
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ModelPredictOutput"
+
         class RowSerializer(serializers.Serializer):
             input = serializers.CharField()
             compound_id = serializers.IntegerField(allow_null=True)

@@ -15,14 +15,14 @@ from mlmodels.models import MLModel
 class Command(BaseCommand):
     help = (
         "Score a CSV/SDF/SMI file with a model artifact, offline: --artifact FILE (an exported artifact) "
-        "or --name/--version (looked up in the registry). Writes CSV to stdout or --out."
+        "or --name/--model-version (looked up in the registry). Writes CSV to stdout or --out."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file")
         parser.add_argument("--artifact", help="path of an exported .joblib artifact")
         parser.add_argument("--name")
-        parser.add_argument("--version", type=int)
+        parser.add_argument("--model-version", "--v", dest="model_version", type=int)
         parser.add_argument("--smiles-column")
         parser.add_argument("--out")
 
@@ -87,9 +87,9 @@ class Command(BaseCommand):
         if opts["artifact"]:
             return Path(str(opts["artifact"]))
         if not opts["name"]:
-            raise CommandError("give --artifact FILE or --name NAME [--version V]")
+            raise CommandError("give --artifact FILE or --name NAME [--model-version V]")
         qs = MLModel.objects.filter(name=opts["name"])
-        model = qs.filter(version=opts["version"]).first() if opts["version"] else qs.filter(status="active").first()
+        model = qs.filter(version=opts["model_version"]).first() if opts["model_version"] else qs.filter(status="active").first()
         if model is None or not model.artifact:
             raise CommandError(f"no trained model {opts['name']!r} version {opts['version'] or 'active'}")
         return Path(settings.ARTIFACT_ROOT) / model.artifact
