@@ -126,5 +126,5 @@ def test_predict_model_scores_a_file_offline_with_the_exported_artifact(setup, s
     assert 0 <= float(rows[0]["applicability_distance"]) <= 1
     assert rows[1]["error"] == "unparseable SMILES"
     # The same through the registry name.
-    call_command("predict_model", str(src), "--name", "Solubility test", "--out", str(out))
+    call_command("predict_model", str(src), "--name", "Solubility test", "--version", "1", "--out", str(out))
     assert len(list(csv.DictReader(out.open()))) == 2

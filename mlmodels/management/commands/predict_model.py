@@ -15,14 +15,19 @@ from mlmodels.models import MLModel
 class Command(BaseCommand):
     help = (
         "Score a CSV/SDF/SMI file with a model artifact, offline: --artifact FILE (an exported artifact) "
-        "or --name/--model-version (looked up in the registry). Writes CSV to stdout or --out."
+        "or --name/--version (looked up in the registry). Writes CSV to stdout or --out."
     )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: object) -> CommandParser:
+        # `--version V` (as the issue names it) replaces Django's own --version flag.
+        kwargs.setdefault("conflict_handler", "resolve")
+        return super().create_parser(prog_name, subcommand, **kwargs)  # type: ignore[arg-type]
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file")
         parser.add_argument("--artifact", help="path of an exported .joblib artifact")
         parser.add_argument("--name")
-        parser.add_argument("--model-version", "--v", dest="model_version", type=int)
+        parser.add_argument("--version", "--model-version", dest="model_version", type=int)
         parser.add_argument("--smiles-column")
         parser.add_argument("--out")
 
@@ -87,7 +92,7 @@ class Command(BaseCommand):
         if opts["artifact"]:
             return Path(str(opts["artifact"]))
         if not opts["name"]:
-            raise CommandError("give --artifact FILE or --name NAME [--model-version V]")
+            raise CommandError("give --artifact FILE or --name NAME [--version V]")
         qs = MLModel.objects.filter(name=opts["name"])
         model = qs.filter(version=opts["model_version"]).first() if opts["model_version"] else qs.filter(status="active").first()
         if model is None or not model.artifact:
