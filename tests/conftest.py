@@ -68,6 +68,7 @@ def worker_env() -> dict[str, str]:
     s = connection.settings_dict
     env = os.environ.copy()
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    env["CHEMLOOP_TEST_SUBPROCESS"] = "1"
     env["DATABASE_URL"] = f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
     return env
 

@@ -11,17 +11,24 @@ ALLOWED_HOSTS = ["*"]
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/chemloop"),
 }
+# A test database per test run (pytest-django still appends the xdist worker), so two
+# runs on one machine never destroy each other's database. Worker subprocesses get
+# the resolved name through DATABASE_URL and must not rename it again.
+if not os.environ.get("CHEMLOOP_TEST_SUBPROCESS"):
+    _run = os.environ.setdefault("CHEMLOOP_TEST_RUN", str(os.getpid()))
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{_run}"}
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Each pytest-xdist worker gets its own Redis database so queues never mix.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-_redis_db = 1 + int(_worker.removeprefix("gw") or 0)
+# …and its own Redis database, chosen by run and xdist worker (0 stays for development).
+_redis_db = 1 + (int(os.environ.get("CHEMLOOP_TEST_RUN", os.getpid())) + int(_worker.removeprefix("gw") or 0)) % 15
 TEST_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + f"/{_redis_db}"
 RQ_QUEUES = {"default": {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": TEST_REDIS_URL,
-        "KEY_PREFIX": f"chemloop-test-{_worker}",
+        "KEY_PREFIX": f"chemloop-test-{os.environ.get('CHEMLOOP_TEST_RUN', '')}-{_worker}",
     }
 }
 JOBS_IN_PROCESS = False
