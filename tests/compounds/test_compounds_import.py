@@ -20,6 +20,18 @@ no-value,CCCO,abc
 """
 
 
+@pytest.fixture(params=[True, False], ids=["copy", "orm"])
+def use_copy(request):  # type: ignore[no-untyped-def]
+    """Every import test runs through both write paths (PostgreSQL COPY and the ORM)."""
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _path(use_copy, monkeypatch):  # type: ignore[no-untyped-def]
+    original = services.compounds_import
+    monkeypatch.setattr(services, "compounds_import", lambda **kw: original(use_copy=use_copy, **kw))
+
+
 def _import(data: bytes, filename: str = "x.csv", **kwargs):  # type: ignore[no-untyped-def]
     return services.compounds_import(stream=io.BytesIO(data), filename=filename, **kwargs)
 
@@ -127,3 +139,10 @@ def test_non_finite_or_non_numeric_values_are_refused(value):  # type: ignore[no
     assay = AssayFactory()
     with pytest.raises(ValidationFailed):
         services.parse_measurement_value(assay, value)
+
+
+def test_names_with_tabs_newlines_backslashes_and_nul_survive():
+    data = b'smiles,name\nCCO,"a\tb\\c\nd\x00e"\n'
+    report = _import(data, dataset_name="odd")
+    assert report.created == 1
+    assert Compound.objects.get().name == "a\tb\\c\nde"
