@@ -1,0 +1,95 @@
+"""Import throughput: compounds/second through the real import service into PostgreSQL.
+
+    python bench/import_throughput.py /tmp/pool100k.smi [--processes 2] [--keep]
+
+In the same run it times the bare per-molecule chemistry (the same function the
+import's workers run, same number of processes, no database) and prints the
+ratio, plus peak memory of this process and of the worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import time
+from itertools import islice
+from pathlib import Path
+
+import _django
+
+
+def _mb(kb: int) -> float:
+    return kb / 1024
+
+
+def _bare_chunk(block: list[str | None]) -> list:  # type: ignore[type-arg]
+    from compounds.services import _process_chunk
+
+    return _process_chunk(block, True)
+
+
+def bare_rate(path: Path, processes: int, chunk: int) -> tuple[int, float]:
+    from compounds import chemistry
+    from compounds.services import _process_chunk
+
+    def chunks():  # type: ignore[no-untyped-def]
+        with path.open("rb") as fh:
+            rows = chemistry.read_rows(fh, chemistry.detect_format(path.name))
+            while block := list(islice(rows, chunk)):
+                yield [r.smiles for r in block]
+
+    n = 0
+    t = time.perf_counter()
+    if processes == 1:
+        for block in chunks():
+            n += len(_process_chunk(block, True))
+    else:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            for res in pool.imap(_bare_chunk, chunks()):
+                n += len(res)
+    return n, time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--chunk", type=int, default=5000)
+    parser.add_argument("--keep", action="store_true", help="keep the imported compounds")
+    args = parser.parse_args()
+
+    _django.setup()
+    from django.db import connection
+
+    from compounds.models import Compound
+    from compounds.services import compounds_import_path
+
+    with connection.cursor() as cur:
+        cur.execute("TRUNCATE compounds_compound, compounds_dataset RESTART IDENTITY CASCADE")
+
+    t = time.perf_counter()
+    report = compounds_import_path(
+        path=args.file, dataset_name="bench import", processes=args.processes, chunk_size=args.chunk
+    )
+    elapsed = time.perf_counter() - t
+    rows = report.total_rows
+    print(f"import: {rows:,} rows, {report.created:,} new, {report.invalid:,} rejected, "
+          f"{report.duplicates_in_file:,} duplicates in {elapsed:.1f} s → {rows / elapsed:,.0f} compounds/s "
+          f"({args.processes} processes)")
+    assert Compound.objects.count() == report.created
+    peak_main = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    peak_children = _mb(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+    n, bare = bare_rate(args.file, args.processes, args.chunk)
+    print(f"bare chemistry (same function, {args.processes} processes, no database): {n:,} in {bare:.1f} s → "
+          f"{n / bare:,.0f} molecules/s")
+    print(f"end-to-end / bare = {(rows / elapsed) / (n / bare):.0%}")
+    print(f"peak RSS: main {peak_main:.0f} MB, largest worker {peak_children:.0f} MB")
+    if not args.keep:
+        with connection.cursor() as cur:
+            cur.execute("TRUNCATE compounds_compound, compounds_dataset RESTART IDENTITY CASCADE")
+
+
+if __name__ == "__main__":
+    main()
