@@ -1,0 +1,78 @@
+"""Login lockout and production settings."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_repeated_failed_logins_lock_the_account_even_with_the_right_password(client, scientist):  # type: ignore[no-untyped-def]
+    scientist.set_password("right-password")
+    scientist.save()
+    statuses = [
+        client.post(reverse("login"), {"username": scientist.username, "password": "wrong"}).status_code
+        for _ in range(5)
+    ]
+    # Four plain refusals, then the fifth failure locks the account.
+    assert statuses == [200, 200, 200, 200, 429]
+    response = client.post(reverse("login"), {"username": scientist.username, "password": "right-password"})
+    assert response.status_code == 429
+    assert b"Too many failed logins" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_a_successful_login_before_the_limit_resets_the_count(client, scientist):  # type: ignore[no-untyped-def]
+    scientist.set_password("right-password")
+    scientist.save()
+    for _ in range(4):
+        client.post(reverse("login"), {"username": scientist.username, "password": "wrong"})
+    assert client.post(reverse("login"), {"username": scientist.username, "password": "right-password"}).status_code == 302
+
+
+def _deploy_check(env_extra: dict[str, str]) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"))}
+    env.update(env_extra)
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_production_settings_pass_the_deploy_check_with_a_real_environment():  # type: ignore[no-untyped-def]
+    result = _deploy_check(
+        {
+            "SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-key-" + "y" * 20,
+            "ALLOWED_HOSTS": "chemloop.example.org",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/chemloop",
+        }
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():  # type: ignore[no-untyped-def]
+    result = _deploy_check({"ALLOWED_HOSTS": "x.org", "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/chemloop"})
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_production_defaults_are_safe():  # type: ignore[no-untyped-def]
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG",)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY="k" * 60, ALLOWED_HOSTS="x.org",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/chemloop",
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "True", "True", "True"], out.stderr
