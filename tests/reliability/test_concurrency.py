@@ -1,0 +1,122 @@
+"""Concurrency guarantees, each with separate database connections (threads)."""
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import connection
+
+from config.exceptions import ApplicationError, Conflict
+from cycles import services as cycle_services
+from cycles.models import ActiveLearningCycle, Job
+from labeling import services
+from labeling.models import LabelQueueItem
+from tests.factories import LabelQueueItemFactory, MLModelFactory
+from tests.solubility import solubility_setup
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def run_concurrently(calls: list[Callable[[], Any]]) -> tuple[list[Any], list[BaseException]]:
+    """Start every call at the same moment, each on its own thread and connection."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(fn: Callable[[], Any]) -> None:
+        try:
+            barrier.wait()
+            value = fn()
+            with lock:
+                results.append(value)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted by the caller
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return results, errors
+
+
+def _scientists(django_user_model, n):  # type: ignore[no-untyped-def]
+    group = Group.objects.get_or_create(name="scientist")[0]
+    users = []
+    for i in range(n):
+        u = django_user_model.objects.create_user(username=f"s{i}")
+        u.groups.add(group)
+        users.append(u)
+    return users
+
+
+def test_fifty_concurrent_claims_get_distinct_items_or_a_clean_empty(django_user_model):  # type: ignore[no-untyped-def]
+    users = _scientists(django_user_model, 50)
+    model = MLModelFactory()
+    for _ in range(40):  # fewer items than callers: ten must get a clean "empty"
+        LabelQueueItemFactory(model=model)
+    results, errors = run_concurrently([lambda u=u: services.queue_item_claim_next(user=u) for u in users])
+    assert errors == []
+    claimed = [r.pk for r in results if r is not None]
+    assert len(claimed) == 40
+    assert len(set(claimed)) == 40
+    assert results.count(None) == 10
+
+
+def test_two_concurrent_labels_for_one_item_exactly_one_wins(django_user_model):  # type: ignore[no-untyped-def]
+    a, b = _scientists(django_user_model, 2)
+    item = LabelQueueItemFactory()
+    results, errors = run_concurrently(
+        [
+            lambda: services.label_submit(item_id=item.pk, user=a, value=1.0),
+            lambda: services.label_submit(item_id=item.pk, user=b, value=2.0),
+        ]
+    )
+    assert len(results) == 1
+    assert len(errors) == 1 and isinstance(errors[0], Conflict)
+    item.refresh_from_db()
+    assert item.label == results[0].label
+    assert item.measurements.count() == 1
+
+
+@pytest.fixture
+def loop(settings, tmp_path, lead, scientist):  # type: ignore[no-untyped-def]
+    settings.ARTIFACT_ROOT = tmp_path
+    data = solubility_setup()
+    data.update(lead=lead, scientist=scientist)
+    return data
+
+
+def test_two_concurrent_retrain_triggers_enqueue_exactly_one_job(loop, rq_queue):  # type: ignore[no-untyped-def]
+    cycle = cycle_services.cycle_select(model=loop["model"], user=loop["lead"], batch_size=12).cycle
+    for item in LabelQueueItem.objects.filter(cycle=cycle)[:10]:
+        services.label_submit(item_id=item.pk, user=loop["scientist"], value=loop["truth"][item.compound_id])
+    results, errors = run_concurrently(
+        [lambda: cycle_services.cycle_retrain_trigger(cycle_id=cycle.pk, user=loop["lead"]) for _ in range(2)]
+    )
+    assert len(results) == 1
+    assert len(errors) == 1 and isinstance(errors[0], Conflict)
+    assert Job.objects.count() == 1
+    assert len(rq_queue) == 1
+
+
+def test_two_concurrent_selections_never_duplicate_queue_rows(loop):  # type: ignore[no-untyped-def]
+    results, errors = run_concurrently(
+        [
+            lambda: cycle_services.cycle_select(model=loop["model"], user=loop["lead"], strategy="uncertainty", batch_size=20)
+            for _ in range(2)
+        ]
+    )
+    # Either both succeed with disjoint batches, or the loser gets a clean conflict.
+    assert all(isinstance(e, ApplicationError) for e in errors), errors
+    assert len(results) + len(errors) == 2 and results
+    rows = list(LabelQueueItem.objects.values_list("compound_id", flat=True))
+    assert len(rows) == len(set(rows))
+    numbers = sorted(ActiveLearningCycle.objects.values_list("cycle_number", flat=True))
+    assert numbers == list(range(1, len(results) + 1))
