@@ -1,0 +1,60 @@
+"""Faults: a dropped database connection mid-session never yields a 500 or a partial write."""
+
+import psycopg2
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from labeling.models import LabelQueueItem
+from tests.factories import LabelQueueItemFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _kill_backend_of_this_connection() -> None:
+    """Terminate the server process behind Django's connection, from a second connection."""
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    s = connection.settings_dict
+    other = psycopg2.connect(dbname=s["NAME"], user=s["USER"] or "postgres", host=s["HOST"] or "127.0.0.1",
+                             port=s["PORT"] or 5432)
+    other.autocommit = True
+    with other.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", [pid])
+    other.close()
+
+
+def test_a_dropped_connection_gives_a_clean_503_and_the_retry_succeeds(settings, scientist):  # type: ignore[no-untyped-def]
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 60
+    item = LabelQueueItemFactory()
+    client = Client(raise_request_exception=False)
+    client.force_login(scientist)
+    url = reverse("compounds:detail", args=[item.compound_id])
+    assert client.get(url).status_code == 200
+
+    _kill_backend_of_this_connection()
+    response = client.get(url)
+    assert response.status_code == 503
+    assert b"nothing was saved" in response.content
+
+    # In production Django's request_finished handler closes the broken connection;
+    # the test client disconnects that handler, so do its work here.
+    connection.close_if_unusable_or_obsolete()
+    assert client.get(url).status_code == 200
+
+
+def test_a_label_interrupted_by_a_dropped_connection_writes_nothing(settings, scientist):  # type: ignore[no-untyped-def]
+    from labeling import services
+
+    item = LabelQueueItemFactory()
+    _kill_backend_of_this_connection()
+    with pytest.raises(Exception):  # noqa: B017 - psycopg2/Django raise different types here
+        services.label_submit(item_id=item.pk, user=scientist, value=1.0)
+    connection.close()
+    item = LabelQueueItem.objects.get(pk=item.pk)
+    assert item.status == "pending"
+    assert item.measurements.count() == 0
+    services.label_submit(item_id=item.pk, user=scientist, value=1.0)
+    item.refresh_from_db()
+    assert item.status == "labeled"
