@@ -128,9 +128,10 @@ def _property_values(mol: Chem.Mol) -> tuple[float, float, float, int, int, int,
     """The seven properties in PROPERTY_NAMES order.
 
     These are the C++ rdMolDescriptors calls (rdkit.Chem.Descriptors wraps some in
-    slower Python). Cheaper look-alikes were checked and rejected because they give
-    different numbers: Lipinski HBD/HBA (NumHDonors...) use other definitions,
-    NonStrict rotatable bonds count amide C-N bonds, and Crippen without explicit
+    slower Python). Cheaper look-alikes were tried and rejected because they give
+    different numbers (bench/chemistry_profile.py counts how often):
+    CalcNumLipinskiHBD/HBA (NHOHCount/NOCount) use other definitions, NonStrict
+    rotatable bonds also count amide-like bonds, and Crippen without explicit
     hydrogens drops the H contributions to cLogP.
     """
     clogp, _mr = rdMolDescriptors.CalcCrippenDescriptors(mol)
@@ -404,7 +405,7 @@ def _read_sdf(stream: IO[bytes], name_column: str | None, value_column: str | No
         value = mol.GetProp(value_column) if value_column and mol.HasProp(value_column) else None
         try:
             smiles = Chem.MolToSmiles(mol)
-        except Exception:
+        except Exception:  # noqa: BLE001 - RDKit raises several exception types here
             yield InputRow(row=i, smiles=None, name=name, value=None, error="unreadable SDF record")
             continue
         yield InputRow(row=i, smiles=smiles, name=name.strip()[:200], value=value)

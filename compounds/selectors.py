@@ -81,3 +81,43 @@ def compound_svg(*, compound_id: int, width: int = 300, height: int = 220) -> st
     if row is None:
         return None
     return chemistry.depict_svg(row, width=width, height=height)
+
+
+# --- Reads for the API ---------------------------------------------------------------
+
+
+def compound_get(*, compound_id: int) -> Compound:
+    from config.exceptions import NotFound
+
+    compound = Compound.objects.filter(pk=compound_id).first()
+    if compound is None:
+        raise NotFound("No such compound.")
+    return compound
+
+
+def compound_datasets(*, compound: Compound) -> QuerySet:
+    return compound.datasets.order_by("name")
+
+
+def assay_list() -> QuerySet:
+    from compounds.models import Assay
+
+    return Assay.objects.order_by("name", "id")
+
+
+def measurement_list(*, assay_id: int | None = None, compound_id: int | None = None) -> QuerySet[Measurement]:
+    """Measurements with compound, assay and author joined (one query per page)."""
+    qs = Measurement.objects.select_related("compound", "assay", "created_by")
+    if assay_id:
+        qs = qs.filter(assay_id=assay_id)
+    if compound_id:
+        qs = qs.filter(compound_id=compound_id)
+    return qs.order_by("-created_at", "-id")
+
+
+def compound_labels(*, compound_ids: list[int], assay_id: int) -> dict[int, list[Measurement]]:
+    """Each compound's measurements in one assay, newest first, in one query."""
+    out: dict[int, list[Measurement]] = {cid: [] for cid in compound_ids}
+    for m in Measurement.objects.filter(assay_id=assay_id, compound_id__in=compound_ids).order_by("-created_at", "-id"):
+        out[m.compound_id].append(m)
+    return out

@@ -141,7 +141,8 @@ def parse_measurement_value(assay: Assay, raw: Any) -> float:
         number = float(str(raw).strip()) if not isinstance(raw, (int, float)) else float(raw)
     except ValueError:
         raise ValidationFailed("value is not numeric", extra={"field": "value"}) from None
-    if not math.isfinite(number):
+    # The database refuses |value| >= 1e300 (measurement_value_finite); say so as a 400.
+    if not math.isfinite(number) or abs(number) >= 1e300:
         raise ValidationFailed("value must be a finite number", extra={"field": "value"})
     return number
 

@@ -4,7 +4,9 @@ from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.cache import patch_cache_control
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET
 
 from compounds import selectors, services
@@ -42,8 +44,15 @@ def compound_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _detail_panels(compound: Compound) -> list[str]:
-    """Hook for later apps (model explanation); kept tiny on purpose."""
-    return []
+    """Model predictions and atom maps, loaded after the page so scoring never delays it."""
+    url = reverse("mlmodels:compound_predictions", args=[compound.pk])
+    return [
+        format_html(
+            '<section hx-get="{}" hx-trigger="load" hx-swap="outerHTML" class="predictions">'
+            '<h4>Model predictions</h4><p class="muted" aria-busy="true">Scoring with the active models…</p></section>',
+            url,
+        )
+    ]
 
 
 @require_GET

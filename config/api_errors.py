@@ -39,28 +39,33 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
-def _first_message(value: Any) -> str:
-    if isinstance(value, dict):
-        for v in value.values():
-            return _first_message(v)
-        return ""
-    if isinstance(value, list):
-        return _first_message(value[0]) if value else ""
-    return str(value)
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Nested serializer errors as dotted paths: {"pool": {"dataset_id": [..]}} → {"pool.dataset_id": [..]}."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(detail, list) and any(isinstance(v, (dict, list)) for v in detail):
+        out = {}
+        for i, value in enumerate(detail):
+            if value:
+                out.update(_flatten(value, f"{prefix}.{i}" if prefix else str(i)))
+        return out
+    messages = [str(m) for m in detail] if isinstance(detail, list) else [str(detail)]
+    return {prefix or "non_field_errors": messages}
 
 
 def _field_errors_body(detail: Any) -> dict[str, Any]:
     """DRF's `{field: [msg]}` (or a bare list) as `{"detail", "field", "errors"}`."""
-    if isinstance(detail, dict):
-        errors = {str(k): v for k, v in detail.items()}
-        field = next(iter(errors), None)
-        message = _first_message(errors[field]) if field is not None else "Invalid input."
-        body: dict[str, Any] = {"detail": f"{field}: {message}" if field not in (None, "non_field_errors") else message}
-        if field is not None:
-            body["field"] = field
-        body["errors"] = errors
-        return body
-    return {"detail": _first_message(detail) or "Invalid input."}
+    errors = _flatten(detail)
+    field, messages = next(iter(errors.items()), ("non_field_errors", ["Invalid input."]))
+    message = messages[0] if messages else "Invalid input."
+    body: dict[str, Any] = {"detail": message if field == "non_field_errors" else f"{field}: {message}"}
+    if field != "non_field_errors":
+        body["field"] = field
+    body["errors"] = errors
+    return body
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -134,9 +139,11 @@ class ErrorSerializer(serializers.Serializer):
     """Every error response (see the module docstring)."""
 
     detail = serializers.CharField(help_text="What went wrong, safe to show to a user.")
-    field = serializers.CharField(required=False, help_text="The first offending field of a 400.")
+    field = serializers.CharField(
+        required=False, help_text='The first offending field of a 400; nested fields are dotted ("pool.dataset_id").'
+    )
     errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.JSONField()),
+        child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Every offending field with its messages (400 only).",
     )

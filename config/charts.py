@@ -62,12 +62,17 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
 def fmt(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
         return "—"
+    if abs(value) >= 1000:
+        # Counts of labels and compounds: 1,250 reads better than 1.25e+03.
+        return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 
 
 def _padded(lo: float, hi: float, frac: float = 0.05) -> tuple[float, float]:
     if hi <= lo:
-        return lo - 0.5, hi + 0.5
+        # A single value (one model version): give it room proportional to its size.
+        pad = max(abs(lo) * 0.05, 0.5)
+        return lo - pad, hi + pad
     pad = (hi - lo) * frac
     return lo - pad, hi + pad
 
@@ -264,7 +269,7 @@ class PointGroup:
 
 def scatter_map(*, groups: Sequence[PointGroup], x_label: str = "PC 1", y_label: str = "PC 2") -> str:
     """A 2-D map with one colour per group and a legend; later groups are drawn on top."""
-    w, h = 620, 440
+    w, h = 660, 440
     allpts = [g.points for g in groups if len(g.points)]
     if not allpts:
         return _svg(w, 60, [f'<text x="{w / 2}" y="34" text-anchor="middle" fill="{GREY}">Nothing to map</text>'],
@@ -272,7 +277,7 @@ def scatter_map(*, groups: Sequence[PointGroup], x_label: str = "PC 1", y_label:
     stacked = np.vstack(allpts)
     xlo, xhi = _padded(float(stacked[:, 0].min()), float(stacked[:, 0].max()))
     ylo, yhi = _padded(float(stacked[:, 1].min()), float(stacked[:, 1].max()))
-    x, y = Scale(xlo, xhi, 62, w - 150), Scale(ylo, yhi, h - 50, 16)
+    x, y = Scale(xlo, xhi, 62, w - 190), Scale(ylo, yhi, h - 50, 16)
     body = _axes(x, y, nice_ticks(xlo, xhi), nice_ticks(ylo, yhi), x_label, y_label)
     for g in groups:
         for i, (a, b) in enumerate(g.points):
@@ -281,28 +286,7 @@ def scatter_map(*, groups: Sequence[PointGroup], x_label: str = "PC 1", y_label:
                         f'fill-opacity="{g.opacity}">{title}</circle>')
     for i, g in enumerate(groups):
         ly = 30 + i * 20
-        body.append(f'<circle cx="{w - 136}" cy="{ly}" r="5" fill="{g.colour}"/>'
-                    f'<text x="{w - 126}" y="{ly + 4}" fill="{INK}">{escape(g.name)} ({len(g.points)})</text>')
+        body.append(f'<circle cx="{w - 176}" cy="{ly}" r="5" fill="{g.colour}"/>'
+                    f'<text x="{w - 166}" y="{ly + 4}" fill="{INK}">{escape(g.name)} ({len(g.points)})</text>')
     return _svg(w, h, body, "Chemical-space map")
 
-
-def pca_2d(x: np.ndarray, fit_rows: np.ndarray | None = None) -> np.ndarray:
-    """Project rows of `x` onto the first two principal components (fitted on `fit_rows`).
-
-    SVD of the centred matrix: exact, deterministic up to sign, and fast for a few
-    thousand rows of 2048 bits; signs are fixed so the map does not flip between previews.
-    """
-    data = np.asarray(x, dtype=np.float32)
-    fit = data if fit_rows is None else data[fit_rows]
-    if data.shape[0] == 0:
-        return np.zeros((0, 2))
-    mean = fit.mean(axis=0)
-    if fit.shape[0] < 2:
-        return np.zeros((data.shape[0], 2))
-    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)
-    comps = vt[:2]
-    comps = comps * np.sign(comps[np.arange(comps.shape[0]), np.abs(comps).argmax(axis=1)])[:, None]
-    out = (data - mean) @ comps.T
-    if out.shape[1] < 2:
-        out = np.hstack([out, np.zeros((out.shape[0], 2 - out.shape[1]))])
-    return out

@@ -80,3 +80,27 @@ def queue_counts(*, model_id: int | None = None) -> dict[str, int]:
     for row in qs.values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+# --- Reads for the API ---------------------------------------------------------------
+
+
+def queue_item_detail(*, item_id: Any, similar_k: int = 5) -> dict[str, Any]:
+    """An item with everything a labeler needs: history and similar measured compounds
+    with their labels in the item's assay."""
+    from compounds.models import Compound
+    from compounds.selectors import compound_labels, compound_similar
+
+    item = queue_item_get(item_id=item_id)
+    assay_id = item.model.assay_id
+    measured = Compound.objects.filter(measurements__assay_id=assay_id).distinct()
+    similar = compound_similar(compound=item.compound, queryset=measured, k=similar_k)
+    labels = compound_labels(compound_ids=[s.compound.pk for s in similar], assay_id=assay_id)
+    return {
+        "item": item,
+        "events": list(queue_item_events(item=item)),
+        "similar": [
+            {"compound": s.compound, "similarity": s.similarity, "labels": labels.get(s.compound.pk, [])}
+            for s in similar
+        ],
+    }

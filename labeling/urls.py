@@ -5,5 +5,9 @@ from labeling import views
 app_name = "labeling"
 urlpatterns = [
     path("", views.queue, name="queue"),
+    path("bulk/", views.queue_bulk, name="bulk"),
     path("label/", views.labeling, name="labeling"),
+    path("label/<uuid:pk>/", views.item_detail, name="item"),
+    path("label/<uuid:pk>/submit/", views.item_submit, name="submit"),
+    path("label/<uuid:pk>/skip/", views.item_skip, name="skip"),
 ]

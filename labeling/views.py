@@ -1,13 +1,275 @@
+"""Label queue and labeling pages (HTMX): parse input, call one service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from config import charts
+from config.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from config.roles import LEAD, SCIENTIST, has_role, role_required
+from labeling import selectors, services
+from labeling.forms import BulkActionForm, LabelForm, QueueFilterForm, labelers
+from labeling.models import LabelQueueItem
+from mlmodels import selectors as model_selectors
+from mlmodels.models import MLModel
+
+PAGE_SIZE = 25
+# Distance to the training set above which a prediction is an extrapolation.
+APPLICABILITY_WARNING = 0.6
+# Clicking a sorted column again reverses it.
+SORT_COLUMNS = ("priority", "uncertainty", "prediction", "created")
+
+
+def _partial(request: HttpRequest) -> bool:
+    """A fragment for htmx swaps; a full page for normal loads and htmx history restores."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
-    return render(request, "placeholder.html", {"heading": "Label queue", "message": "The queue is empty."})
+    form = QueueFilterForm(request.GET or None)
+    f = form.cleaned_data if form.is_valid() else {}
+    status, assigned, sort = f.get("status") or "open", f.get("assigned_to") or "", f.get("sort") or "priority"
+    items = selectors.queue_items_list(
+        status=None if status == "all" else status,
+        assigned_to=request.user.pk if assigned == "me" else (assigned or None),
+        model_id=f.get("model"),
+        cycle_id=f.get("cycle"),
+        ordering=sort,
+    )
+    context = {
+        "page": Paginator(items, PAGE_SIZE).get_page(request.GET.get("page")),
+        "form": form,
+        "status": status,
+        "assigned": assigned,
+        "sort": sort,
+        "sort_next": {c: (f"-{c}" if sort == c else c) for c in SORT_COLUMNS},
+        "model_id": f.get("model"),
+        "cycle_id": f.get("cycle"),
+        "models": MLModel.objects.select_related("assay").order_by("name", "-version"),
+        "labelers": labelers(),
+        "counts": selectors.queue_counts(model_id=f.get("model")),
+    }
+    return render(request, "labeling/queue.html#rows" if _partial(request) else "labeling/queue.html", context)
+
+
+@require_POST
+@role_required(LEAD)
+def queue_bulk(request: HttpRequest) -> HttpResponse:
+    form = BulkActionForm(request.POST)
+    back = _safe_next(request, request.POST.get("next"), reverse("labeling:queue"))
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect(back)
+    data = form.cleaned_data
+    ids, action = data["items"], data["action"]
+    try:
+        if action in ("assign", "unassign"):
+            assignee = data["assignee"] if action == "assign" else None
+            done = services.queue_items_assign(item_ids=ids, assignee_id=assignee.pk if assignee else None, user=request.user)
+            verb = f"Assigned to {assignee.username}" if assignee else "Unassigned"
+        elif action == "skip":
+            done, verb = services.queue_items_skip(item_ids=ids, user=request.user), "Skipped"
+        else:
+            done, verb = services.queue_items_reset(item_ids=ids, user=request.user), "Reset to pending"
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(back)
+    rest = len(ids) - done
+    note = f" {rest} left unchanged (not in a state that allows it)." if rest else ""
+    (messages.success if done else messages.warning)(request, f"{verb}: {done} item{'s' if done != 1 else ''}.{note}")
+    return redirect(back)
+
+
+def _safe_next(request: HttpRequest, url: str | None, default: str) -> str:
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}):
+        return url
+    return default
 
 
 @login_required
 def labeling(request: HttpRequest) -> HttpResponse:
-    return render(request, "placeholder.html", {"heading": "Labeling", "message": "Nothing to label yet."})
+    """The Labeling tab: a scientist gets their next item (claimed); others see the top open item."""
+    model_id = _int(request.GET.get("model"))
+    if not has_role(request.user, SCIENTIST):
+        top = selectors.queue_pending_items(model_id=model_id, limit=1)
+        if top:
+            return redirect("labeling:item", top[0].pk)
+        return render(request, "labeling/empty.html", {})
+    try:
+        item = services.queue_item_claim_next(user=request.user, model_id=model_id)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        item = None
+    if item is not None:
+        return redirect("labeling:item", item.pk)
+    return render(request, "labeling/empty.html", {})
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _get_item_for_user(request: HttpRequest, pk: Any) -> LabelQueueItem:
+    """Every signed-in role may read any item; acting on it is checked by the services."""
+    try:
+        return selectors.queue_item_get(item_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+
+
+@login_required
+def item_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+    item = _get_item_for_user(request, pk)
+    form = LabelForm(initial={"source": "experimental", "confidence": "high"})
+    return render(request, "labeling/item.html", _item_context(request, item, form))
+
+
+@require_POST
+@role_required(SCIENTIST)
+def item_submit(request: HttpRequest, pk: Any) -> HttpResponse:
+    item = _get_item_for_user(request, pk)
+    form = LabelForm(request.POST)
+    if form.is_valid():
+        try:
+            done = services.label_submit(item_id=item.pk, user=request.user, **form.cleaned_data)
+            messages.success(request, f"Saved {done.model.assay.format_value(done.label)} for {item.compound.label}.")
+            return _go(request, reverse("labeling:labeling"))
+        except ValidationFailed as exc:
+            form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
+        except Conflict as exc:
+            # Someone else got there first: say so on the item's page, which now shows their label.
+            messages.error(request, exc.message)
+            return _go(request, reverse("labeling:item", args=[item.pk]))
+        except PermissionDenied as exc:
+            raise DjangoPermissionDenied(exc.message) from exc
+    context = _item_context(request, item, form)
+    if _partial(request):
+        return render(request, "labeling/item.html#label_form", context)
+    return render(request, "labeling/item.html", context, status=400)
+
+
+@require_POST
+@role_required(SCIENTIST)
+def item_skip(request: HttpRequest, pk: Any) -> HttpResponse:
+    item = _get_item_for_user(request, pk)
+    try:
+        services.queue_item_skip(item_id=item.pk, user=request.user, reason=request.POST.get("notes", "").strip())
+    except Conflict as exc:
+        messages.error(request, exc.message)
+        return _go(request, reverse("labeling:item", args=[item.pk]))
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from exc
+    messages.info(request, f"Skipped {item.compound.label}.")
+    return _go(request, reverse("labeling:labeling"))
+
+
+def _go(request: HttpRequest, url: str) -> HttpResponse:
+    # htmx form posts navigate the whole page, so the next item gets a fresh URL and history entry.
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _item_context(request: HttpRequest, item: LabelQueueItem, form: LabelForm) -> dict[str, Any]:
+    user, assay = request.user, item.model.assay
+    may_act = item.is_open and has_role(user, SCIENTIST) and (
+        item.assigned_to_id in (None, user.pk) or has_role(user, LEAD)
+    )
+    classes = list(enumerate(assay.classes)) if assay.is_classification else []
+    predicted_class = None
+    if item.probabilities:
+        predicted_class = max(range(len(item.probabilities)), key=lambda i: item.probabilities[i])
+    return {
+        "item": item,
+        "compound": item.compound,
+        "assay": assay,
+        "form": form,
+        "classes": classes,
+        "may_act": may_act,
+        "predicted_class": predicted_class,
+        "prediction_chart": _prediction_chart(item),
+        "out_of_domain": (item.applicability_distance or 0) > APPLICABILITY_WARNING,
+        "ad_threshold": APPLICABILITY_WARNING,
+        "similar": model_selectors.assay_similar_labeled(compound=item.compound, assay=assay, k=5),
+        "why": _why_selected(item),
+        "next_item": _next_item(request, item),
+        "events": selectors.queue_item_events(item=item)[:8],
+    }
+
+
+def _prediction_chart(item: LabelQueueItem) -> str:
+    assay = item.model.assay
+    if assay.is_classification and item.probabilities:
+        return charts.probability_bars(classes=assay.classes, probabilities=item.probabilities)
+    if item.prediction is None:
+        return ""
+    span = model_selectors.assay_value_range(assay=assay) or (item.prediction - 1, item.prediction + 1)
+    return charts.interval_bar(mean=item.prediction, std=item.uncertainty or 0.0, lo=span[0], hi=span[1], units=assay.units)
+
+
+def _next_item(request: HttpRequest, item: LabelQueueItem) -> LabelQueueItem | None:
+    """The open item after this one in priority order, among those this user may take."""
+    user = request.user if has_role(request.user, SCIENTIST) else None
+    candidates = [i for i in selectors.queue_pending_items(user=user, limit=50) if i.pk != item.pk]
+    return candidates[0] if candidates else None
+
+
+COMPONENT_LABELS = {
+    "uncertainty": "Uncertainty",
+    "margin": "Margin (closeness to the decision boundary)",
+    "applicability": "Distance to the training set",
+    "entropy": "Predictive entropy",
+    "least_confidence": "Least confidence",
+    "ratio": "Ratio of the top two classes",
+    "bald": "Member disagreement (BALD)",
+    "random": "Random draw",
+    "greedy": "Predicted value",
+    "ucb": "Upper confidence bound",
+    "expected_improvement": "Expected improvement",
+    "predicted": "Predicted value",
+    "predicted_class": "Predicted class",
+    "p_top": "Probability of the predicted class",
+    "max_sim_to_labeled": "Similarity to the nearest labeled compound",
+    "cluster": "Diversity cluster",
+    "cluster_size": "Cluster size",
+}
+
+
+def _why_selected(item: LabelQueueItem) -> dict[str, Any]:
+    """Score components as readable rows: raw value, normalised value (0–1) and hybrid weight."""
+    comps = dict(item.score_components or {})
+    weights = ((item.cycle.strategy_params or {}).get("weights") or {}) if item.cycle else {}
+    rows = []
+    for key, value in comps.items():
+        if key in ("rank", "score", "nearest_labeled") or key.endswith("_normalized"):
+            continue
+        if not isinstance(value, (int, float)):
+            continue
+        rows.append(
+            {
+                "key": key,
+                "label": COMPONENT_LABELS.get(key, key.replace("_", " ").capitalize()),
+                "value": value,
+                "normalized": comps.get(f"{key}_normalized"),
+                "weight": weights.get(key),
+            }
+        )
+    rank = comps.get("rank")
+    return {
+        "strategy": item.selection_strategy,
+        "rank": rank + 1 if isinstance(rank, int) else None,
+        "score": comps.get("score", item.priority_score),
+        "rows": rows,
+        "batch": item.cycle.selection_strategy if item.cycle else None,
+    }
+

@@ -132,7 +132,9 @@ def _enqueue(job: Job) -> None:
     rq_job = django_rq.get_queue("default").enqueue(
         jobs.retrain_cycle, str(job.pk), job_id=str(job.pk), job_timeout=settings.RQ_QUEUES["default"].get("DEFAULT_TIMEOUT", 3600)
     )
-    Job.objects.filter(pk=job.pk).update(rq_job_id=rq_job.id)
+    # Inside an outer transaction django-rq defers the enqueue to commit and returns None;
+    # the RQ id is ours (job_id above) either way.
+    Job.objects.filter(pk=job.pk).update(rq_job_id=rq_job.id if rq_job is not None else str(job.pk))
 
 
 def cycle_retry(*, cycle_id: Any, user: Any) -> Job:

@@ -125,6 +125,10 @@ SPECS: dict[str, FeatureSpec] = {
         ),
     )
 }
+# fast descriptors + stored Morgan bits: in CV as accurate as any richer set tried
+# (full descriptors, Morgan/atom-pair counts), ~1 ms/compound to compute, only 205
+# stored floats (820 bytes; bits are already stored), and the bits are what lets
+# explain.py put SHAP weights on atoms.
 DEFAULT_SPEC: FeatureSpec = SPECS["fast+bits"]
 
 

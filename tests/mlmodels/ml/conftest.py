@@ -9,6 +9,7 @@ from compounds.chemistry import fingerprint_bytes, fingerprints_to_matrix, parse
 
 from .chem_data import LOGS, SMILES
 
+
 @pytest.fixture(scope="session")
 def mols() -> list:
     return [standardize(parse_smiles(s)) for s in SMILES]

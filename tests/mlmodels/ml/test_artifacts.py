@@ -55,8 +55,12 @@ def test_a_different_format_version_asks_for_a_retrain(
         load_artifact(path)
 
 
-def test_a_corrupt_file_is_an_artifact_error(tmp_path: Path, fitted: tuple[BootstrapEnsemble, np.ndarray]) -> None:
-    path = save_artifact(tmp_path / "m.joblib", fitted[0], feature_spec=FeatureSpec(), training_ids=[], metrics={})
+def test_a_corrupt_file_is_an_artifact_error(
+    tmp_path: Path, fitted: tuple[BootstrapEnsemble, np.ndarray]
+) -> None:
+    path = save_artifact(
+        tmp_path / "m.joblib", fitted[0], feature_spec=FeatureSpec(), training_ids=[], metrics={}
+    )
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ArtifactError, match="corrupt"):

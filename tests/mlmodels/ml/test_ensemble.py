@@ -3,7 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlmodels.ml.ensemble import BootstrapEnsemble, ClassificationPrediction, RegressionPrediction, predict_pool
+from mlmodels.ml.ensemble import (
+    BootstrapEnsemble,
+    ClassificationPrediction,
+    RegressionPrediction,
+    predict_pool,
+)
 from mlmodels.ml.features import FeatureSpec, build_matrix
 
 # Small and quick: these tests check behaviour, not accuracy.

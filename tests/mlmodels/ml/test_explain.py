@@ -40,7 +40,9 @@ def test_bits_only_model_matches_a_single_xgboost_member(logs: np.ndarray) -> No
     member = model.members_[0]
     assert isinstance(member, xgb.Booster)
     expected = float(member.inplace_predict(x)[0])
-    assert ex.base_value + sum(ex.atom_weights) + ex.non_atom_contribution == pytest.approx(expected, abs=1e-4)
+    assert ex.base_value + sum(ex.atom_weights) + ex.non_atom_contribution == pytest.approx(
+        expected, abs=1e-4
+    )
     assert ex.descriptor_contribution == 0.0
 
 

@@ -48,7 +48,9 @@ def test_binary_classification_metrics_match_hand_computed_values() -> None:
     assert m["balanced_accuracy"] == pytest.approx(0.75)
     # class 0: P 2/3, R 1 → F1 0.8; class 1: P 1, R 0.5 → F1 2/3.
     assert m["f1_macro"] == pytest.approx((0.8 + 2 / 3) / 2)
-    assert m["log_loss"] == pytest.approx(-(math.log(0.85) + math.log(0.6) + math.log(0.35) + math.log(0.8)) / 4)
+    assert m["log_loss"] == pytest.approx(
+        -(math.log(0.85) + math.log(0.6) + math.log(0.35) + math.log(0.8)) / 4
+    )
     assert m["brier"] == pytest.approx((0.15**2 + 0.4**2 + 0.65**2 + 0.2**2) / 4)
     # Each row alone in its bin: |1−0.85| + |1−0.6| + |0−0.65| + |1−0.8|, over 4.
     assert m["ece"] == pytest.approx((0.15 + 0.4 + 0.65 + 0.2) / 4)

@@ -1,0 +1,44 @@
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+
+from cycles.models import ActiveLearningCycle, Job
+
+
+@admin.register(ActiveLearningCycle)
+class ActiveLearningCycleAdmin(admin.ModelAdmin):
+    list_display = (
+        "cycle_number", "model", "status", "selection_strategy", "batch_size",
+        "items_selected", "items_labeled", "items_skipped", "open_items", "started_at", "completed_at",
+    )
+    list_filter = ("status", "selection_strategy", "model")
+    list_select_related = ("model", "result_model", "job")
+    raw_id_fields = ("model", "result_model", "job", "created_by")
+    readonly_fields = ("metrics_before", "metrics_after", "strategy_params", "started_at", "completed_at", "error")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ActiveLearningCycle]:
+        # One annotated query instead of a count per row.
+        return super().get_queryset(request).annotate(
+            n_open=Count("items", filter=Q(items__status__in=["pending", "in_progress"]))
+        )
+
+    @admin.display(description="Open items", ordering="n_open")
+    def open_items(self, obj: Any) -> int:
+        return obj.n_open
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Jobs are written by workers; admin shows them read-only."""
+
+    list_display = ("id", "kind", "status", "stage", "percent", "created_at", "finished_at")
+    list_filter = ("status", "kind")
+    readonly_fields = [f.name for f in Job._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,91 @@
+"""The sample-selection form: it turns fields into the arguments of `cycle_select`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from compounds.models import Dataset
+from cycles.services.selection import MAX_BATCH_SIZE, PoolSpec
+from cycles.strategies import BATCH_MODES, DEFAULT_HYBRID_WEIGHTS
+from mlmodels.models import MLModel, ModelStatus
+
+POOL_CHOICES = [("all", "All unlabeled compounds"), ("dataset", "A dataset"), ("list", "Pasted SMILES or compound ids")]
+GOALS = {"improve": "Improve the model", "find": "Find the best compounds"}
+
+
+class SelectionForm(forms.Form):
+    model = forms.ModelChoiceField(queryset=MLModel.objects.none(), empty_label=None)
+    pool = forms.ChoiceField(choices=POOL_CHOICES, initial="all", widget=forms.RadioSelect)
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), required=False)
+    compounds = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="One SMILES or compound id per line."
+    )
+    strategy = forms.ChoiceField(choices=[])
+    batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, initial=20)
+    batch = forms.ChoiceField(choices=[(k, k.replace("_", " ")) for k in BATCH_MODES], initial="top")
+    min_uncertainty = forms.FloatField(required=False, min_value=0)
+    w_uncertainty = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["uncertainty"])
+    w_margin = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["margin"])
+    w_applicability = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["applicability"])
+    beta = forms.FloatField(required=False, min_value=0, initial=2.0)
+    xi = forms.FloatField(required=False, min_value=0, initial=0.01)
+    seed = forms.IntegerField(required=False, min_value=0, initial=0, help_text="Same seed, same batch.")
+
+    def __init__(self, *args: Any, catalog: list[dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.catalog = {s["name"]: s for s in catalog}
+        self.fields["model"].queryset = MLModel.objects.filter(status=ModelStatus.ACTIVE).select_related("assay")
+        self.fields["strategy"].choices = [
+            (GOALS[goal], [(s["name"], s["name"].replace("_", " ")) for s in catalog if s["goal"] == goal])
+            for goal in GOALS
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("pool") == "dataset" and not data.get("dataset"):
+            self.add_error("dataset", "Choose the dataset to select from.")
+        if data.get("pool") == "list" and not self.pool_lines():
+            self.add_error("compounds", "Paste at least one SMILES or compound id.")
+        if data.get("batch") == "class_balanced" and data.get("model") and not data["model"].assay.is_classification:
+            self.add_error("batch", "Class-balanced batches need a classification model.")
+        return data
+
+    def pool_lines(self) -> list[str]:
+        text = self.cleaned_data.get("compounds") or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def pool_spec(self) -> PoolSpec:
+        data = self.cleaned_data
+        if data["pool"] == "dataset":
+            return PoolSpec(kind="dataset", dataset_id=data["dataset"].pk)
+        if data["pool"] == "list":
+            lines = self.pool_lines()
+            # All digits: registered compound ids; anything else is read as SMILES (bad rows are reported).
+            if all(line.isdigit() for line in lines):
+                return PoolSpec(kind="compounds", compound_ids=tuple(int(line) for line in lines))
+            return PoolSpec(kind="smiles", smiles=tuple(lines))
+        return PoolSpec()
+
+    def params(self) -> dict[str, Any]:
+        """Only the parameters the chosen strategy accepts (the strategy refuses unknown ones)."""
+        data = self.cleaned_data
+        accepted = self.catalog.get(data["strategy"], {}).get("params", {})
+        params: dict[str, Any] = {"batch": data["batch"]}
+        if data.get("min_uncertainty") is not None:
+            params["min_uncertainty"] = data["min_uncertainty"]
+        if "weights" in accepted:
+            params["weights"] = {
+                "uncertainty": _or(data.get("w_uncertainty"), DEFAULT_HYBRID_WEIGHTS["uncertainty"]),
+                "margin": _or(data.get("w_margin"), DEFAULT_HYBRID_WEIGHTS["margin"]),
+                "applicability": _or(data.get("w_applicability"), DEFAULT_HYBRID_WEIGHTS["applicability"]),
+            }
+        for key in ("beta", "xi"):
+            if key in accepted and data.get(key) is not None:
+                params[key] = data[key]
+        return params
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value

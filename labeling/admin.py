@@ -1,0 +1,121 @@
+"""Queue items and their audit trail in Django admin (leads only; see config.admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from compounds.admin import structure_thumb
+from config.exceptions import ApplicationError
+from labeling import services
+from labeling.forms import labelers
+from labeling.models import AuditEvent, LabelQueueItem
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(queryset=labelers(), label="Assign to", empty_label=None)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = labelers()
+
+
+@admin.register(LabelQueueItem)
+class LabelQueueItemAdmin(admin.ModelAdmin):
+    list_display = (
+        "thumb", "compound", "status", "assigned_to", "model", "selection_batch", "priority_score", "cycle", "created_at",
+    )
+    list_filter = ("status", "model", "assigned_to", "selection_strategy")
+    search_fields = ("compound__name", "compound__canonical_smiles", "compound__inchikey")
+    # cycle__model: a cycle's __str__ names its model; without it every row costs a query.
+    list_select_related = ("compound", "model", "assigned_to", "cycle", "cycle__model")
+    raw_id_fields = ("compound", "model", "cycle", "assigned_to", "labeled_by")
+    readonly_fields = (
+        "prediction", "uncertainty", "applicability_distance", "probabilities", "score_components",
+        "label", "label_source", "label_confidence", "labeled_at", "labeled_by", "created_at", "updated_at",
+    )
+    list_per_page = 50
+    actions = ("assign_to_user", "skip_items", "reset_items")
+
+    @admin.display(description="Structure")
+    def thumb(self, obj: LabelQueueItem) -> str:
+        return structure_thumb(obj.compound)
+
+    def _ids(self, queryset: QuerySet[LabelQueueItem]) -> list[Any]:
+        return list(queryset.values_list("pk", flat=True))
+
+    @admin.action(description="Assign to user…")
+    def assign_to_user(self, request: HttpRequest, queryset: QuerySet[LabelQueueItem]) -> HttpResponse | None:
+        # Django re-posts the action with "apply" from the intermediate page, selection intact.
+        form = AssignForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            assignee = form.cleaned_data["assignee"]
+            ids = self._ids(queryset)
+            try:
+                done = services.queue_items_assign(item_ids=ids, assignee_id=assignee.pk, user=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return None
+            self._report(request, f"Assigned to {assignee.username}", done, len(ids))
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Assign queue items",
+            "opts": self.model._meta,
+            "items": queryset.select_related("compound", "model", "assigned_to"),
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/labeling/assign_intermediate.html", context)
+
+    @admin.action(description="Skip")
+    def skip_items(self, request: HttpRequest, queryset: QuerySet[LabelQueueItem]) -> None:
+        ids = self._ids(queryset)
+        try:
+            self._report(request, "Skipped", services.queue_items_skip(item_ids=ids, user=request.user), len(ids))
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    @admin.action(description="Reset to pending")
+    def reset_items(self, request: HttpRequest, queryset: QuerySet[LabelQueueItem]) -> None:
+        ids = self._ids(queryset)
+        try:
+            self._report(request, "Reset to pending", services.queue_items_reset(item_ids=ids, user=request.user), len(ids))
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    def _report(self, request: HttpRequest, verb: str, done: int, total: int) -> None:
+        rest = total - done
+        note = f"; {rest} left unchanged (not in a state that allows it)" if rest else ""
+        self.message_user(request, f"{verb}: {done} of {total} items{note}.", messages.SUCCESS if done else messages.WARNING)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail is evidence: nobody edits or deletes it from admin."""
+
+    list_display = ("created_at", "action", "actor", "item", "cycle")
+    list_filter = ("action",)
+    search_fields = ("actor__username", "item__compound__name")
+    list_select_related = ("actor", "item__compound", "item__model", "cycle__model")
+    readonly_fields = ("action", "actor", "item", "cycle", "data", "created_at")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The table came after the role migration granted permissions, so no group holds
+        # view_auditevent; every admin user is a lead (config.admin), and leads may read it.
+        return self.admin_site.has_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,299 @@
+"""REST API of the label queue: list, detail, claim-next, label, skip, assign."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compounds.api import (
+    CompoundPropertiesSerializer,
+    CompoundSummarySerializer,
+    LabelValueField,
+    enum_field,
+    id_field,
+    structure_url,
+)
+from compounds.models import LabelConfidence
+from config.api_errors import MAX_ID, error_responses, parse_uuid
+from config.api_permissions import IsLead, IsScientist, IsViewer
+from labeling import selectors, services
+from labeling.models import LabelQueueItem, QueueStatus
+
+TAGS = ["active-learning"]
+JSON = [JSONParser]
+ITEM_ID = OpenApiParameter("item_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Queue item id")
+
+
+class UserRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class ModelRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class QueueItemSerializer(serializers.Serializer):
+    """A queue item as listed; every relation used here is joined by the selector."""
+
+    id = serializers.UUIDField()
+    compound = CompoundSummarySerializer()
+    structure_svg_url = serializers.SerializerMethodField()
+    model = ModelRefSerializer()
+    cycle = serializers.UUIDField(source="cycle_id", allow_null=True)
+    status = enum_field(QueueStatus.values)
+    prediction = serializers.FloatField(allow_null=True)
+    uncertainty = serializers.FloatField(allow_null=True)
+    applicability_distance = serializers.FloatField(allow_null=True)
+    probabilities = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    priority_score = serializers.FloatField()
+    selection_strategy = serializers.CharField()
+    selection_batch = serializers.IntegerField()
+    assigned_to = UserRefSerializer(allow_null=True)
+    assigned_at = serializers.DateTimeField(allow_null=True)
+    label = serializers.FloatField(allow_null=True)
+    label_display = serializers.SerializerMethodField()
+    label_source = serializers.CharField()
+    label_confidence = serializers.CharField()
+    labeled_by = UserRefSerializer(allow_null=True)
+    labeled_at = serializers.DateTimeField(allow_null=True)
+    notes = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_structure_svg_url(self, obj: LabelQueueItem) -> str:
+        return structure_url(obj.compound_id)
+
+    def get_label_display(self, obj: LabelQueueItem) -> str | None:
+        return None if obj.label is None else obj.model.assay.format_value(obj.label)
+
+
+class QueueItemDetailSerializer(QueueItemSerializer):
+    class CompoundDetailSerializer(CompoundSummarySerializer):
+        properties = CompoundPropertiesSerializer(source="*")
+
+    class SimilarSerializer(serializers.Serializer):
+        class LabelSerializer(serializers.Serializer):
+            value = serializers.FloatField()
+            display_value = serializers.CharField()
+            source = serializers.CharField()
+            confidence = serializers.CharField()
+
+        compound = CompoundSummarySerializer()
+        similarity = serializers.FloatField()
+        labels = LabelSerializer(many=True)
+
+    class EventSerializer(serializers.Serializer):
+        action = serializers.CharField()
+        actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+        data = serializers.DictField()
+        created_at = serializers.DateTimeField()
+
+    compound = CompoundDetailSerializer()
+    score_components = serializers.DictField(help_text="Why the item was picked.")
+    assay_units = serializers.CharField(source="model.assay.units")
+    assay_classes = serializers.ListField(child=serializers.CharField(), source="model.assay.classes")
+    similar = SimilarSerializer(many=True, help_text="Most similar compounds measured in the assay.")
+    history = EventSerializer(many=True)
+
+
+def _detail(item_id: Any) -> dict[str, Any]:
+    bundle = selectors.queue_item_detail(item_id=item_id)
+    item = bundle["item"]
+    item.similar = bundle["similar"]
+    item.history = bundle["events"]
+    return QueueItemDetailSerializer(item).data
+
+
+class QueueItemListApi(GenericAPIView):
+    permission_classes = [IsViewer]
+
+    class FilterSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "QueueItemListFilter"
+
+        status = serializers.ChoiceField(
+            choices=[*QueueStatus.values, "open"], required=False, help_text='A status, or "open" (pending or in progress).'
+        )
+        assigned_to = serializers.RegexField(
+            r"^(none|[1-9][0-9]{0,17})$", required=False, help_text='A user id, or "none" for unassigned items.'
+        )
+        model = id_field(required=False)
+        cycle = serializers.UUIDField(required=False)
+        ordering = serializers.ChoiceField(
+            choices=["priority", "-priority", "uncertainty", "-uncertainty", "created", "-created"],
+            required=False,
+            default="priority",
+        )
+
+    OutputSerializer = QueueItemSerializer
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="queue_list",
+        parameters=[FilterSerializer],
+        responses={200: QueueItemSerializer(many=True), **error_responses(400, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        f = self.FilterSerializer(data=request.query_params)
+        f.is_valid(raise_exception=True)
+        d = f.validated_data
+        qs = selectors.queue_items_list(
+            status=d.get("status"),
+            assigned_to=d.get("assigned_to"),
+            model_id=d.get("model"),
+            cycle_id=d.get("cycle"),
+            ordering=d["ordering"],
+        )
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class QueueItemDetailApi(APIView):
+    permission_classes = [IsViewer]
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="queue_retrieve",
+        parameters=[ITEM_ID],
+        responses={200: QueueItemDetailSerializer, **error_responses(404)},
+    )
+    def get(self, request: Request, item_id: str) -> Response:
+        return Response(_detail(parse_uuid(item_id, what="queue item")))
+
+
+class QueueItemClaimNextApi(APIView):
+    """The caller's next item (their own open work first, then the best unassigned one).
+
+    Always 200: `{"item": {...}, "detail": "claimed"}`, or `{"item": null,
+    "detail": "queue empty"}` when nothing is left for the caller.
+    """
+
+    permission_classes = [IsScientist]
+    parser_classes = JSON
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "QueueItemClaimNextInput"
+
+        model = id_field(required=False, allow_null=True, help_text="Only items of this model version.")
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "QueueItemClaimNextOutput"
+
+        item = QueueItemDetailSerializer(allow_null=True)
+        detail = serializers.CharField()
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="queue_claim_next",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400)},
+    )
+    def post(self, request: Request) -> Response:
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        item = services.queue_item_claim_next(user=request.user, model_id=s.validated_data.get("model"))
+        if item is None:
+            return Response({"item": None, "detail": "queue empty"})
+        return Response({"item": _detail(item.pk), "detail": "claimed"})
+
+
+class QueueItemLabelApi(APIView):
+    permission_classes = [IsScientist]
+    parser_classes = JSON
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "QueueItemLabelInput"
+
+        value = LabelValueField(help_text="A number; for classification a class name or index.")
+        source = serializers.ChoiceField(choices=[s.value for s in services.HUMAN_SOURCES], default="experimental")
+        confidence = serializers.ChoiceField(
+            choices=["", *LabelConfidence.values], required=False, allow_blank=True, default=""
+        )
+        notes = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+    OutputSerializer = QueueItemSerializer
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="queue_label",
+        parameters=[ITEM_ID],
+        request=InputSerializer,
+        responses={200: QueueItemSerializer, **error_responses(400, 404, 409)},
+    )
+    def post(self, request: Request, item_id: str) -> Response:
+        pk = parse_uuid(item_id, what="queue item")
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        services.label_submit(item_id=pk, user=request.user, **s.validated_data)
+        return Response(self.OutputSerializer(selectors.queue_item_get(item_id=pk)).data)
+
+
+class QueueItemSkipApi(APIView):
+    permission_classes = [IsScientist]
+    parser_classes = JSON
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "QueueItemSkipInput"
+
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+    OutputSerializer = QueueItemSerializer
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="queue_skip",
+        parameters=[ITEM_ID],
+        request=InputSerializer,
+        responses={200: QueueItemSerializer, **error_responses(400, 404, 409)},
+    )
+    def post(self, request: Request, item_id: str) -> Response:
+        pk = parse_uuid(item_id, what="queue item")
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        services.queue_item_skip(item_id=pk, user=request.user, reason=s.validated_data["reason"])
+        return Response(self.OutputSerializer(selectors.queue_item_get(item_id=pk)).data)
+
+
+class QueueItemAssignApi(APIView):
+    permission_classes = [IsLead]
+    parser_classes = JSON
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "QueueItemAssignInput"
+
+        user_id = serializers.IntegerField(
+            min_value=1, max_value=MAX_ID, allow_null=True, help_text="A scientist's user id, or null to unassign."
+        )
+
+    OutputSerializer = QueueItemSerializer
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="queue_assign",
+        parameters=[ITEM_ID],
+        request=InputSerializer,
+        responses={200: QueueItemSerializer, **error_responses(400, 404, 409)},
+    )
+    def post(self, request: Request, item_id: str) -> Response:
+        pk = parse_uuid(item_id, what="queue item")
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        services.queue_item_assign(item_id=pk, assignee_id=s.validated_data["user_id"], user=request.user)
+        return Response(self.OutputSerializer(selectors.queue_item_get(item_id=pk)).data)

@@ -1,0 +1,106 @@
+"""Compounds, file import, assays and measurements over the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from compounds.models import Compound, Measurement
+from tests.factories import AssayFactory, CompoundFactory, DatasetFactory, MeasurementFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_register_is_201_then_200_for_the_same_structure(api_for: Any, scientist: Any) -> None:
+    client = api_for(scientist)
+    first = client.post("/api/compounds/", {"smiles": "OCC", "name": "ethanol"}, format="json")
+    assert first.status_code == 201
+    assert first.json()["canonical_smiles"] == "CCO" and first.json()["properties"]["heavy_atoms"] == 3
+    again = client.post("/api/compounds/", {"smiles": "CCO"}, format="json")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    bad = client.post("/api/compounds/", {"smiles": "C1CC"}, format="json")
+    assert bad.status_code == 400 and bad.json()["field"] == "smiles"
+    assert client.post("/api/compounds/", {}, format="json").json()["field"] == "smiles"
+
+
+def test_list_searches_and_filters_by_dataset_without_n_plus_1(api_for: Any, viewer: Any, django_assert_max_num_queries: Any) -> None:
+    compounds = [CompoundFactory() for _ in range(12)]
+    ds = DatasetFactory()
+    ds.compounds.add(*compounds[:4])
+    client = api_for(viewer)
+    with django_assert_max_num_queries(5):
+        body = client.get("/api/compounds/").json()
+    assert body["count"] == 12
+    assert client.get("/api/compounds/", {"dataset": ds.pk}).json()["count"] == 4
+    by_smiles = client.get("/api/compounds/", {"q": "OCC"}).json()["results"]
+    assert [c["canonical_smiles"] for c in by_smiles] == ["CCO"]
+    assert client.get("/api/compounds/", {"q": compounds[3].name}).json()["results"][0]["id"] == compounds[3].pk
+    assert client.get("/api/compounds/", {"dataset": "x"}).status_code == 400
+
+
+def test_detail_has_measurements_and_unknown_ids_are_404(api_for: Any, viewer: Any) -> None:
+    m = MeasurementFactory(value=3.5)
+    client = api_for(viewer)
+    body = client.get(f"/api/compounds/{m.compound_id}/").json()
+    assert body["measurements"][0]["value"] == 3.5 and body["measurements"][0]["assay"]["name"] == m.assay.name
+    for bad in ("999999", "abc", "-1", "99999999999999999999999"):
+        assert client.get(f"/api/compounds/{bad}/").status_code == 404
+
+
+def test_import_reports_rows_and_enforces_the_size_limit(api_for: Any, lead: Any, settings: Any) -> None:
+    assay = AssayFactory()
+    client = api_for(lead)
+    content = b"smiles,name,logS\nCCO,ethanol,0.5\nnonsense,bad,1\nCCCO,propanol,x\n"
+    response = client.post(
+        "/api/compounds/import/",
+        {"file": SimpleUploadedFile("rows.csv", content), "dataset": "api import", "assay": assay.pk, "value_column": "logS"},
+        format="multipart",
+    )
+    assert response.status_code == 200, response.content
+    report = response.json()
+    assert (report["total_rows"], report["created"], report["invalid"], report["measurements_created"]) == (3, 1, 2, 1)
+    assert [i["row"] for i in report["issues"]] == [2, 3]  # data rows, 1-based
+    assert client.post("/api/compounds/import/", {"dataset": "x"}, format="multipart").json()["field"] == "file"
+    bad_ext = client.post("/api/compounds/import/", {"file": SimpleUploadedFile("a.xls", b"x"), "dataset": "d"}, format="multipart")
+    assert bad_ext.status_code == 400 and bad_ext.json()["field"] == "file"
+    settings.CHEMLOOP_MAX_UPLOAD_BYTES = 10
+    big = client.post("/api/compounds/import/", {"file": SimpleUploadedFile("rows.csv", content), "dataset": "x"}, format="multipart")
+    assert big.status_code == 413 and "limit" in big.json()["detail"]
+
+
+def test_assays_are_listed_and_created_by_leads(api_for: Any, lead: Any, viewer: Any) -> None:
+    client = api_for(lead)
+    created = client.post("/api/assays/", {"name": "tox", "task_type": "classification", "classes": ["safe", "toxic"]}, format="json")
+    assert created.status_code == 201 and created.json()["classes"] == ["safe", "toxic"]
+    assert client.post("/api/assays/", {"name": "tox"}, format="json").status_code == 200
+    bad = client.post("/api/assays/", {"name": "c", "task_type": "classification", "classes": ["one"]}, format="json")
+    assert bad.status_code == 400 and bad.json()["field"] == "classes"
+    assert api_for(viewer).get("/api/assays/").json()["count"] == 1
+
+
+def test_measurements_are_filtered_created_and_validated(api_for: Any, scientist: Any, django_assert_max_num_queries: Any) -> None:
+    assay = AssayFactory(task_type="classification", classes=["inactive", "active"])
+    compound = CompoundFactory()
+    for _ in range(5):
+        MeasurementFactory()
+    client = api_for(scientist)
+    created = client.post("/api/measurements/", {"compound": compound.pk, "assay": assay.pk, "value": "active"}, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["value"] == 1.0 and created.json()["display_value"] == "active"
+    with django_assert_max_num_queries(5):
+        listed = client.get("/api/measurements/", {"assay": assay.pk}).json()
+    assert listed["count"] == 1
+    assert client.get("/api/measurements/").json()["count"] == 6
+    assert client.get("/api/measurements/", {"compound": compound.pk}).json()["count"] == 1
+    for payload, field in [
+        ({"compound": compound.pk, "assay": assay.pk, "value": "maybe"}, "value"),
+        ({"compound": 10**9, "assay": assay.pk, "value": 1}, "compound"),
+        ({"compound": compound.pk, "assay": 10**9, "value": 1}, "assay"),
+        ({"compound": compound.pk, "assay": assay.pk, "value": 1, "source": "guess"}, "source"),
+    ]:
+        response = client.post("/api/measurements/", payload, format="json")
+        assert response.status_code == 400 and response.json()["field"] == field
+    assert Measurement.objects.filter(assay=assay).count() == 1
+    assert Compound.objects.count() >= 6

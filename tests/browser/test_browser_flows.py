@@ -1,0 +1,144 @@
+"""End-to-end flows in headless Chromium: label with the keyboard, select, assign, retrain, read-only viewer."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cycles.models import ActiveLearningCycle
+from cycles.services import cycle_select
+from labeling import services as queue_services
+from labeling.models import LabelQueueItem, QueueStatus
+from tests.browser.conftest import screenshot
+from tests.conftest import worker_env
+from tests.factories import LabelQueueItemFactory, MLModelFactory
+from tests.solubility import solubility_setup
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _small_setup():  # type: ignore[no-untyped-def]
+    # The default test ARTIFACT_ROOT, so a worker subprocess finds the same files.
+    return solubility_setup(labeled=40, pool=40, validation=20)
+
+
+def test_a_scientist_claims_and_labels_with_the_keyboard(page, login, live_server, lead, scientist):  # type: ignore[no-untyped-def]
+    data = _small_setup()
+    cycle_select(model=data["model"], user=lead, strategy="hybrid", batch_size=5)
+    login(scientist)
+    page.click("nav >> text=Labeling")
+    page.wait_for_url(re.compile(r".*/queue/label/[0-9a-f-]{36}/$"))
+    first_url = page.url
+    first = LabelQueueItem.objects.get(status=QueueStatus.IN_PROGRESS, assigned_to=scientist)
+    # The SHAP atom map arrives lazily; wait for it so the screenshot shows the whole page.
+    page.wait_for_selector(".explain svg, .explain p", timeout=60_000)
+    assert page.locator("text=Keyboard:").is_visible()
+    screenshot(page, "labeling")
+
+    page.locator("#id_value").fill("-2.75")
+    page.keyboard.press("Enter")  # save & next
+    page.wait_for_url(lambda url: url != first_url and "/queue/label/" in url and url.endswith("/"))
+    assert page.locator(".messages").inner_text().startswith("Saved -2.75")
+    first.refresh_from_db()
+    assert first.status == QueueStatus.LABELED and first.label == -2.75 and first.labeled_by == scientist
+
+    second_url = page.url
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("s")  # skip
+    page.wait_for_url(lambda url: url != second_url and "/queue/label/" in url)
+    assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 1
+
+
+def test_a_lead_previews_queues_assigns_and_retrains(page, login, live_server, lead, scientist, rq_queue):  # type: ignore[no-untyped-def]
+    data = _small_setup()
+    login(lead)
+
+    # Sample selection: preview (htmx partial with the chemical-space map), then add to the queue.
+    page.click("nav >> text=Sample selection")
+    page.fill("input[name=batch_size]", "12")
+    page.click("button:has-text('Preview')")
+    page.wait_for_selector("#preview table tbody tr")
+    assert page.locator("#preview svg[aria-label='Chemical-space map']").count() == 1
+    assert page.locator("#preview tbody tr").count() == 12
+    screenshot(page, "selection-preview")
+    page.click("button:has-text('Add to queue')")
+    page.wait_for_url(re.compile(r".*/queue/\?cycle=.*"))
+    assert "Cycle #1 opened: 12 compounds queued." in page.locator(".messages").inner_text()
+    assert page.locator("#rows tbody tr").count() == 12
+    screenshot(page, "queue")
+
+    # Filter without a reload: the URL follows, the table is swapped.
+    page.select_option("select[name=assigned_to]", "none")
+    page.wait_for_url(re.compile(r".*assigned_to=none.*"))
+    page.select_option("select[name=status]", "pending")
+    page.wait_for_url(re.compile(r".*status=pending.*"))
+    assert page.locator("#rows tbody tr").count() == 12
+
+    # Bulk assign three items to the scientist.
+    boxes = page.locator("input[name=items]")
+    for i in range(3):
+        boxes.nth(i).check()
+    assert page.locator("[data-selected-count]").inner_text() == "3"
+    page.select_option("select[name=action]", "assign")
+    page.select_option("select[name=assignee]", str(scientist.pk))
+    page.click("[data-bulk-apply]")
+    page.wait_for_selector(".messages")
+    assert "Assigned to sam-scientist: 3 items." in page.locator(".messages").inner_text()
+    assert LabelQueueItem.objects.filter(assigned_to=scientist).count() == 3
+
+    # Ten labels arrive (the scientist's work), then the lead retrains and watches the progress.
+    for item in LabelQueueItem.objects.filter(status=QueueStatus.PENDING).order_by("-priority_score")[:10]:
+        queue_services.label_submit(
+            item_id=item.pk, user=scientist, value=data["truth"].get(item.compound_id, -2.0), source="experimental"
+        )
+    page.click("nav >> text=Cycle history")
+    page.click("button:has-text('Retrain')")
+    page.wait_for_selector("progress")
+    assert "Retraining started" in page.locator(".messages").inner_text()
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "default", "--burst"],
+        cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        # The progress fragment stops polling (286) and reloads the page when the job is done.
+        page.wait_for_selector("li.timeline-item.complete", timeout=150_000)
+    finally:
+        output = worker.communicate(timeout=150)[0]
+    assert worker.returncode == 0, output
+    cycle = ActiveLearningCycle.objects.get()
+    assert cycle.status == "complete" and cycle.result_model.version == 2
+    assert page.locator("li.timeline-item.complete").inner_text().count("v2") >= 1
+    screenshot(page, "cycle-history")
+
+    # The new version's model page, and a compound page with its lazy prediction + atom map.
+    page.goto(f"{live_server.url}/models/{cycle.result_model.pk}/")
+    assert page.locator("svg[aria-label='Predicted against measured on the validation set']").count() == 1
+    screenshot(page, "model")
+    page.goto(f"{live_server.url}/compounds/{data['pool_ids'][0]}/")
+    page.wait_for_selector("#model-predictions .explain", timeout=60_000)
+    screenshot(page, "compounds")
+
+
+def test_a_viewer_sees_everything_and_can_act_on_nothing(page, login, live_server, viewer):  # type: ignore[no-untyped-def]
+    model = MLModelFactory(name="Solubility")
+    cycle = ActiveLearningCycle.objects.create(model=model, cycle_number=1, selection_strategy="hybrid",
+                                               batch_size=3, status="labeling")
+    items = [LabelQueueItemFactory(model=model, cycle=cycle) for _ in range(3)]
+    login(viewer)
+    assert page.locator("#rows tbody tr").count() == 3
+    assert page.locator("input[name=items]").count() == 0
+    assert page.locator("text=Start labeling").count() == 0
+    assert page.locator("nav >> text=Sample selection").count() == 0
+    page.click("nav >> text=Labeling")
+    page.wait_for_url(f"**/queue/label/{items[0].pk}/")
+    assert page.locator("#label-form").count() == 0
+    assert page.locator("button:has-text('Skip')").count() == 0
+    assert page.locator("text=labeling needs the scientist role").is_visible()
+    page.click("nav >> text=Cycle history")
+    assert page.locator("text=Cycle #1").is_visible()
+    assert page.locator("button:has-text('Retrain')").count() == 0
+    items[0].refresh_from_db()
+    assert items[0].status == QueueStatus.PENDING

@@ -1,0 +1,71 @@
+"""Django admin for the queue: list, filters, bulk actions through services; leads only."""
+
+import pytest
+from django.contrib.admin import helpers
+from django.urls import reverse
+
+from cycles.models import Job
+from labeling.models import AuditEvent, LabelQueueItem, QueueStatus
+from tests.factories import LabelQueueItemFactory
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = reverse("admin:labeling_labelqueueitem_changelist")
+
+
+def test_leads_see_the_queue_with_thumbnails_without_n_plus_one(client_for, lead, model, cycle, django_assert_max_num_queries):  # type: ignore[no-untyped-def]
+    for i in range(20):
+        LabelQueueItemFactory(model=model, cycle=cycle, priority_score=float(i))
+    c = client_for(lead)
+    body = c.get(CHANGELIST).content.decode()
+    assert body.count("/structure.svg?w=120") == 20
+    with django_assert_max_num_queries(25):
+        c.get(CHANGELIST, {"status__exact": "pending"})
+    assert c.get(CHANGELIST, {"q": "cmpd"}).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["viewer", "scientist"])
+def test_non_leads_do_not_reach_admin(request, client_for, role):  # type: ignore[no-untyped-def]
+    response = client_for(request.getfixturevalue(role)).get(CHANGELIST)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_assign_action_asks_for_the_user_then_calls_the_service(client_for, lead, scientist, items):  # type: ignore[no-untyped-def]
+    c = client_for(lead)
+    ids = [str(i.pk) for i in items[:2]]
+    page = c.post(CHANGELIST, {"action": "assign_to_user", helpers.ACTION_CHECKBOX_NAME: ids})
+    assert page.status_code == 200 and "sam-scientist" in page.content.decode()
+    done = c.post(CHANGELIST, {"action": "assign_to_user", helpers.ACTION_CHECKBOX_NAME: ids, "apply": "1",
+                               "assignee": scientist.pk}, follow=True)
+    assert "Assigned to sam-scientist: 2 of 2 items." in done.content.decode()
+    assert LabelQueueItem.objects.filter(assigned_to=scientist).count() == 2
+    assert AuditEvent.objects.filter(action="assign", actor=lead).count() == 2
+
+
+def test_skip_and_reset_actions(client_for, lead, items):  # type: ignore[no-untyped-def]
+    c = client_for(lead)
+    ids = [str(i.pk) for i in items[:3]]
+    c.post(CHANGELIST, {"action": "skip_items", helpers.ACTION_CHECKBOX_NAME: ids})
+    assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 3
+    body = c.post(CHANGELIST, {"action": "reset_items", helpers.ACTION_CHECKBOX_NAME: [*ids, str(items[4].pk)]},
+                  follow=True).content.decode()
+    assert "Reset to pending: 3 of 4 items; 1 left unchanged" in body
+    assert not LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["labeling_auditevent", "mlmodels_mlmodel", "mlmodels_validationset", "cycles_activelearningcycle", "cycles_job"],
+)
+def test_the_other_models_are_registered(client_for, lead, cycle, name):  # type: ignore[no-untyped-def]
+    Job.objects.create(kind="retrain")
+    assert client_for(lead).get(reverse(f"admin:{name}_changelist")).status_code == 200
+
+
+def test_the_audit_trail_is_read_only(client_for, lead, items):  # type: ignore[no-untyped-def]
+    from labeling import services
+
+    services.queue_item_skip(item_id=items[0].pk, user=lead)
+    event = AuditEvent.objects.get()
+    c = client_for(lead)
+    assert c.get(reverse("admin:labeling_auditevent_add")).status_code == 403
+    assert c.post(reverse("admin:labeling_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403

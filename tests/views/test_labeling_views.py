@@ -1,0 +1,174 @@
+"""The labeling page: claim next, label, skip, next, validation and conflicts, roles."""
+
+import pytest
+from django.urls import reverse
+
+from compounds.models import Measurement
+from labeling import services
+from labeling.models import LabelQueueItem, QueueStatus
+from tests.factories import LabelQueueItemFactory
+
+pytestmark = pytest.mark.django_db
+LABELING = reverse("labeling:labeling")
+
+
+def _item_url(item, name="item"):  # type: ignore[no-untyped-def]
+    return reverse(f"labeling:{name}", args=[item.pk])
+
+
+def test_the_labeling_tab_claims_the_best_item_for_a_scientist(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    response = client_for(scientist).get(LABELING)
+    assert response.status_code == 302
+    assert response["Location"] == _item_url(items[0])
+    items[0].refresh_from_db()
+    assert items[0].status == QueueStatus.IN_PROGRESS and items[0].assigned_to == scientist
+
+
+def test_viewers_see_the_top_item_read_only_without_claiming(client_for, viewer, items):  # type: ignore[no-untyped-def]
+    c = client_for(viewer)
+    response = c.get(LABELING)
+    assert response["Location"] == _item_url(items[0])
+    items[0].refresh_from_db()
+    assert items[0].status == QueueStatus.PENDING
+    body = c.get(_item_url(items[0])).content.decode()
+    assert "labeling needs the scientist role" in body
+    assert 'id="label-form"' not in body
+    assert _item_url(items[0], "skip") not in body
+    assert "Save &amp; next" not in body
+
+
+@pytest.mark.parametrize(
+    ("role", "text"), [("scientist", "Nothing to label — ask your lead."), ("lead", "Run a selection"), ("viewer", "The queue is empty.")]
+)
+def test_nothing_to_label_says_what_to_do(request, client_for, role, text):  # type: ignore[no-untyped-def]
+    response = client_for(request.getfixturevalue(role)).get(LABELING)
+    assert response.status_code == 200
+    assert text in response.content.decode()
+
+
+def test_the_item_page_shows_the_compound_prediction_reasons_and_shortcuts(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    body = client_for(scientist).get(_item_url(items[0])).content.decode()
+    assert reverse("compounds:structure", args=[items[0].compound_id]) in body
+    assert reverse("compounds:detail", args=[items[0].compound_id]) in body
+    assert "95% interval" in body and "<svg" in body
+    assert "Picked by <strong>uncertainty</strong>" in body  # the factory's strategy
+    assert "Uncertainty" in body and 'class="meter"' in body
+    assert reverse("mlmodels:explain", args=[items[0].model_id, items[0].compound_id]) in body  # lazy SHAP
+    assert 'hx-trigger="load"' in body
+    assert "Keyboard:" in body and 'data-shortcut="skip"' in body
+    assert _item_url(items[1]) in body  # Next goes to the next open item
+    assert "js/labeling.js" in body
+
+
+def test_an_out_of_domain_prediction_is_flagged(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    c = client_for(scientist)
+    assert "Outside the applicability domain" not in c.get(_item_url(items[0])).content.decode()
+    LabelQueueItem.objects.filter(pk=items[0].pk).update(applicability_distance=0.8)
+    assert "Outside the applicability domain" in c.get(_item_url(items[0])).content.decode()
+
+
+def test_classification_items_offer_class_choices_and_probability_bars(client_for, scientist, class_model):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory(model=class_model, prediction=2.0, probabilities=[0.1, 0.3, 0.6], uncertainty=0.8)
+    body = client_for(scientist).get(_item_url(item)).content.decode()
+    assert body.count('type="radio" name="value"') == 3
+    assert 'data-class-key="3"' in body
+    assert "Predicted class probabilities" in body
+    assert "<strong>high</strong>" in body
+
+
+def test_save_and_next_records_the_label_and_moves_on(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    c = client_for(scientist)
+    response = c.post(
+        _item_url(items[0], "submit"),
+        {"value": "-3.25", "source": "literature", "confidence": "medium", "notes": "Yalkowsky"},
+    )
+    assert response["Location"] == LABELING
+    items[0].refresh_from_db()
+    assert items[0].status == QueueStatus.LABELED and items[0].label == -3.25
+    m = Measurement.objects.get(queue_item=items[0])
+    assert (m.source, m.confidence, m.notes, m.created_by) == ("literature", "medium", "Yalkowsky", scientist)
+    follow = c.get(LABELING)
+    assert follow["Location"] == _item_url(items[1])
+
+
+def test_htmx_submit_redirects_the_whole_page(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    response = client_for(scientist).post(
+        _item_url(items[0], "submit"), {"value": "1.5", "source": "experimental"}, HTTP_HX_REQUEST="true"
+    )
+    assert response["HX-Redirect"] == LABELING
+
+
+def test_a_bad_value_is_shown_inline_and_nothing_is_saved(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    c = client_for(scientist)
+    response = c.post(_item_url(items[0], "submit"), {"value": "abc", "source": "experimental"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "value is not numeric" in body and 'aria-invalid="true"' in body
+    fragment = c.post(_item_url(items[0], "submit"), {"value": "", "source": "experimental"}, HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 200
+    text = fragment.content.decode()
+    assert "value is empty" in text and "<html" not in text and 'id="label-panel"' in text
+    bad_source = c.post(_item_url(items[0], "submit"), {"value": "1", "source": "imported"})
+    assert bad_source.status_code == 400
+    assert not Measurement.objects.exists()
+
+
+def test_a_label_given_by_someone_else_first_is_a_message_not_a_crash(client_for, scientist, lead, items):  # type: ignore[no-untyped-def]
+    services.label_submit(item_id=items[0].pk, user=lead, value=1.0)
+    response = client_for(scientist).post(_item_url(items[0], "submit"), {"value": "2", "source": "experimental"}, follow=True)
+    assert response.status_code == 200
+    assert "already labeled by lea-lead" in response.content.decode()
+    items[0].refresh_from_db()
+    assert items[0].label == 1.0
+
+
+def test_skip_moves_on_and_a_second_skip_is_a_message(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    c = client_for(scientist)
+    response = c.post(_item_url(items[0], "skip"))
+    assert response["Location"] == LABELING
+    items[0].refresh_from_db()
+    assert items[0].status == QueueStatus.SKIPPED
+    again = c.post(_item_url(items[0], "skip"), follow=True)
+    assert "Only pending items can be skipped" in again.content.decode()
+
+
+def test_viewers_cannot_label_or_skip(client_for, viewer, items):  # type: ignore[no-untyped-def]
+    c = client_for(viewer)
+    assert c.post(_item_url(items[0], "submit"), {"value": "1", "source": "experimental"}).status_code == 403
+    assert c.post(_item_url(items[0], "skip")).status_code == 403
+    items[0].refresh_from_db()
+    assert items[0].status == QueueStatus.PENDING
+
+
+def test_a_scientist_cannot_label_an_item_assigned_to_someone_else(client_for, scientist, other_scientist, items):  # type: ignore[no-untyped-def]
+    LabelQueueItem.objects.filter(pk=items[0].pk).update(assigned_to=other_scientist)
+    c = client_for(scientist)
+    body = c.get(_item_url(items[0])).content.decode()
+    assert "assigned to olga-scientist" in body and 'id="label-form"' not in body
+    assert c.post(_item_url(items[0], "submit"), {"value": "1", "source": "experimental"}).status_code == 403
+    assert c.post(_item_url(items[0], "skip")).status_code == 403
+
+
+def test_labeled_items_show_their_label_read_only(client_for, scientist, lead, items):  # type: ignore[no-untyped-def]
+    services.label_submit(item_id=items[0].pk, user=lead, value=-1.5, source="literature", confidence="low")
+    body = client_for(scientist).get(_item_url(items[0])).content.decode()
+    assert "-1.5" in body and "Literature" in body and 'id="label-form"' not in body
+
+
+@pytest.mark.parametrize("name", ["item", "submit", "skip"])
+def test_unknown_items_are_404(client_for, scientist, name):  # type: ignore[no-untyped-def]
+    url = reverse(f"labeling:{name}", args=["00000000-0000-0000-0000-000000000000"])
+    c = client_for(scientist)
+    response = c.get(url) if name == "item" else c.post(url, {"value": "1", "source": "experimental"})
+    assert response.status_code == 404
+
+
+def test_forms_post_with_csrf_tokens(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(scientist)
+    assert c.post(_item_url(items[0], "submit"), {"value": "1", "source": "experimental"}).status_code == 403
+    body = c.get(_item_url(items[0])).content.decode()
+    assert body.count("csrfmiddlewaretoken") >= 2  # label form and skip form
+    assert 'hx-headers=\'{"X-CSRFToken"' in body

@@ -1,0 +1,92 @@
+"""Model list/detail pages, downloads and the lazy explanation/prediction fragments."""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import CompoundFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def scored(model):  # type: ignore[no-untyped-def]
+    model.metrics = {"rmse": 0.5, "mae": 0.4, "r2": 0.9, "spearman": 0.95, "coverage_95": 0.9, "n": 3,
+                     "y_true": [-1.0, -2.0, -3.0], "y_pred": [-1.2, -2.1, -2.7], "y_std": [0.2, 0.1, 0.3]}
+    model.save()
+    return model
+
+
+def test_the_list_shows_each_lineage_with_its_metric(client_for, viewer, scored):  # type: ignore[no-untyped-def]
+    body = client_for(viewer).get(reverse("mlmodels:list")).content.decode()
+    assert "Solubility" in body and "RMSE <strong>0.5</strong>" in body
+    assert reverse("mlmodels:detail", args=[scored.pk]) in body
+
+
+def test_the_detail_page_draws_a_parity_plot_and_lists_versions(client_for, viewer, scored):  # type: ignore[no-untyped-def]
+    body = client_for(viewer).get(reverse("mlmodels:detail", args=[scored.pk])).content.decode()
+    assert "Predicted against measured on the validation set" in body and "<circle" in body
+    assert "95% interval coverage" in body and "Spearman" in body
+    assert reverse("mlmodels:metrics_json", args=[scored.pk]) in body
+    assert "Versions of Solubility" in body
+
+
+def test_a_classification_model_shows_its_confusion_matrix_and_ece(client_for, viewer, class_model):  # type: ignore[no-untyped-def]
+    class_model.metrics = {"roc_auc": 0.8, "ece": 0.07, "accuracy": 0.7, "confusion_matrix": [[5, 1, 0], [1, 4, 2], [0, 1, 6]]}
+    class_model.save()
+    body = client_for(viewer).get(reverse("mlmodels:detail", args=[class_model.pk])).content.decode()
+    assert "Confusion matrix on the validation set" in body
+    assert "ECE 0.07" in body and "per-compound probabilities" in body
+    assert "ROC-AUC" in body
+
+
+def test_metrics_download_as_json(client_for, viewer, scored):  # type: ignore[no-untyped-def]
+    response = client_for(viewer).get(reverse("mlmodels:metrics_json", args=[scored.pk]))
+    assert response["Content-Type"] == "application/json"
+    assert "attachment" in response["Content-Disposition"]
+    assert json.loads(response.content)["metrics"]["rmse"] == 0.5
+
+
+def test_artifact_download(client_for, viewer, model, settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.ARTIFACT_ROOT = tmp_path
+    c = client_for(viewer)
+    assert c.get(reverse("mlmodels:artifact", args=[model.pk])).status_code == 404
+    (tmp_path / "sol").mkdir()
+    (tmp_path / "sol" / "v1.joblib").write_bytes(b"artifact-bytes")
+    model.artifact = "sol/v1.joblib"
+    model.save()
+    response = c.get(reverse("mlmodels:artifact", args=[model.pk]))
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b"artifact-bytes"
+    model.artifact = "../../etc/passwd"
+    model.save()
+    assert c.get(reverse("mlmodels:artifact", args=[model.pk])).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["mlmodels:detail", "mlmodels:metrics_json", "mlmodels:artifact"])
+def test_unknown_models_are_404(client_for, viewer, name):  # type: ignore[no-untyped-def]
+    assert client_for(viewer).get(reverse(name, args=[999999])).status_code == 404
+
+
+def test_an_explanation_that_cannot_be_made_is_a_message(client_for, viewer, model):  # type: ignore[no-untyped-def]
+    compound = CompoundFactory()
+    response = client_for(viewer).get(reverse("mlmodels:explain", args=[model.pk, compound.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "Explanation unavailable" in response.content.decode()
+    assert client_for(viewer).get(reverse("mlmodels:explain", args=[model.pk, 999999])).status_code == 404
+
+
+def test_the_compound_page_loads_predictions_lazily(client_for, viewer, model):  # type: ignore[no-untyped-def]
+    compound = CompoundFactory()
+    c = client_for(viewer)
+    page = c.get(reverse("compounds:detail", args=[compound.pk])).content.decode()
+    url = reverse("mlmodels:compound_predictions", args=[compound.pk])
+    assert url in page and 'hx-trigger="load"' in page
+    fragment = c.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Solubility" in fragment and "Prediction unavailable" in fragment
+
+
+def test_compound_predictions_without_models(client_for, viewer):  # type: ignore[no-untyped-def]
+    compound = CompoundFactory()
+    fragment = client_for(viewer).get(reverse("mlmodels:compound_predictions", args=[compound.pk])).content.decode()
+    assert "No active model yet." in fragment

@@ -1,0 +1,152 @@
+"""The label queue page: filters, sorting, paging, bulk actions, roles."""
+
+import pytest
+from django.urls import reverse
+
+from labeling.models import LabelQueueItem, QueueStatus
+from tests.factories import LabelQueueItemFactory, MLModelFactory
+
+pytestmark = pytest.mark.django_db
+QUEUE = reverse("labeling:queue")
+
+
+def test_the_queue_lists_items_with_structures_and_compound_links(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    body = client_for(scientist).get(QUEUE).content.decode()
+    first = items[0]
+    assert reverse("compounds:structure", args=[first.compound_id]) in body
+    assert reverse("compounds:detail", args=[first.compound_id]) in body
+    assert reverse("labeling:item", args=[first.pk]) in body
+    assert "5 items" in body
+
+
+def test_viewers_and_scientists_get_no_bulk_actions_but_leads_do(client_for, viewer, scientist, lead, items):  # type: ignore[no-untyped-def]
+    for user in (viewer, scientist):
+        body = client_for(user).get(QUEUE).content.decode()
+        assert 'name="items"' not in body
+        assert "Assign to…" not in body
+    body = client_for(lead).get(QUEUE).content.decode()
+    assert body.count('name="items"') == 5
+    assert "Reset to pending" in body
+
+
+def test_viewers_see_no_label_buttons(client_for, viewer, items):  # type: ignore[no-untyped-def]
+    body = client_for(viewer).get(QUEUE).content.decode()
+    assert 'role="button" class="small">Label</a>' not in body
+    assert "Start labeling" not in body
+
+
+def test_htmx_filtering_returns_only_the_rows_fragment(client_for, scientist, items, other_scientist):  # type: ignore[no-untyped-def]
+    mine = items[0]
+    LabelQueueItem.objects.filter(pk=mine.pk).update(assigned_to=scientist)
+    LabelQueueItem.objects.filter(pk=items[1].pk).update(assigned_to=other_scientist)
+    response = client_for(scientist).get(QUEUE, {"assigned_to": "me"}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert "<html" not in body
+    assert 'id="rows"' in body
+    assert str(mine.pk) in body
+    assert str(items[1].pk) not in body
+    unassigned = client_for(scientist).get(QUEUE, {"assigned_to": "none"}, HTTP_HX_REQUEST="true").content.decode()
+    assert str(mine.pk) not in unassigned and str(items[2].pk) in unassigned
+
+
+def test_status_and_model_filters(client_for, viewer, items):  # type: ignore[no-untyped-def]
+    LabelQueueItem.objects.filter(pk=items[0].pk).update(status=QueueStatus.SKIPPED)
+    other = LabelQueueItemFactory(model=MLModelFactory())
+    c = client_for(viewer)
+    assert str(items[0].pk) not in c.get(QUEUE).content.decode()  # default: open items only
+    skipped = c.get(QUEUE, {"status": "skipped"}).content.decode()
+    assert str(items[0].pk) in skipped and str(items[1].pk) not in skipped
+    by_model = c.get(QUEUE, {"model": other.model_id, "status": "all"}).content.decode()
+    assert str(other.pk) in by_model and str(items[1].pk) not in by_model
+
+
+def test_sorting_reverses_the_order(client_for, viewer, items):  # type: ignore[no-untyped-def]
+    c = client_for(viewer)
+    best_first = c.get(QUEUE, {"sort": "priority"}).content.decode()
+    worst_first = c.get(QUEUE, {"sort": "-priority"}).content.decode()
+    assert best_first.index(str(items[0].pk)) < best_first.index(str(items[4].pk))
+    assert worst_first.index(str(items[4].pk)) < worst_first.index(str(items[0].pk))
+
+
+def test_a_bad_filter_value_falls_back_to_the_default_view(client_for, viewer, items):  # type: ignore[no-untyped-def]
+    response = client_for(viewer).get(QUEUE, {"assigned_to": "'; drop", "status": "nonsense", "page": "x"})
+    assert response.status_code == 200
+    assert str(items[0].pk) in response.content.decode()
+
+
+def test_paging(client_for, viewer, model):  # type: ignore[no-untyped-def]
+    made = [LabelQueueItemFactory(model=model, priority_score=100.0 - i) for i in range(30)]
+    c = client_for(viewer)
+    page1 = c.get(QUEUE).content.decode()
+    page2 = c.get(QUEUE, {"page": 2}).content.decode()
+    assert "page 1 of 2" in page1 and str(made[0].pk) in page1 and str(made[29].pk) not in page1
+    assert str(made[29].pk) in page2
+
+
+@pytest.mark.parametrize(
+    ("role", "text"),
+    [("lead", "Run a selection"), ("scientist", "Ask your lead"), ("viewer", "A lead runs selections")],
+)
+def test_the_empty_queue_says_what_to_do_next(request, client_for, role, text):  # type: ignore[no-untyped-def]
+    body = client_for(request.getfixturevalue(role)).get(QUEUE).content.decode()
+    assert text in body
+
+
+def test_the_page_costs_the_same_queries_for_5_or_25_items(client_for, viewer, model, django_assert_max_num_queries):  # type: ignore[no-untyped-def]
+    for i in range(25):
+        LabelQueueItemFactory(model=model, priority_score=float(i))
+    c = client_for(viewer)
+    c.get(QUEUE)  # warm the session
+    with django_assert_max_num_queries(12):
+        c.get(QUEUE)
+
+
+def test_a_lead_bulk_assigns_to_a_scientist(client_for, lead, scientist, items):  # type: ignore[no-untyped-def]
+    ids = [str(i.pk) for i in items[:3]]
+    response = client_for(lead).post(
+        reverse("labeling:bulk"),
+        {"action": "assign", "assignee": scientist.pk, "items": ids, "next": QUEUE + "?status=open"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == QUEUE + "?status=open"
+    assert "Assigned to sam-scientist: 3 items." in response.content.decode()
+    assert LabelQueueItem.objects.filter(assigned_to=scientist).count() == 3
+
+
+def test_bulk_skip_and_reset(client_for, lead, items):  # type: ignore[no-untyped-def]
+    c = client_for(lead)
+    ids = [str(i.pk) for i in items[:2]]
+    c.post(reverse("labeling:bulk"), {"action": "skip", "items": ids})
+    assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 2
+    body = c.post(reverse("labeling:bulk"), {"action": "reset", "items": [*ids, str(items[3].pk)]}, follow=True).content.decode()
+    assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 0
+    assert "1 left unchanged" in body
+
+
+def test_bulk_assign_needs_an_assignee_and_items(client_for, lead, items):  # type: ignore[no-untyped-def]
+    c = client_for(lead)
+    body = c.post(reverse("labeling:bulk"), {"action": "assign", "items": [str(items[0].pk)]}, follow=True).content.decode()
+    assert "Choose who to assign the items to." in body
+    body = c.post(reverse("labeling:bulk"), {"action": "skip"}, follow=True).content.decode()
+    assert "Select at least one item." in body
+    assert not LabelQueueItem.objects.exclude(status=QueueStatus.PENDING).exists()
+
+
+def test_bulk_next_never_redirects_off_site(client_for, lead, items):  # type: ignore[no-untyped-def]
+    response = client_for(lead).post(
+        reverse("labeling:bulk"), {"action": "skip", "items": [str(items[0].pk)], "next": "https://evil.example/"}
+    )
+    assert response["Location"] == QUEUE
+
+
+@pytest.mark.parametrize("role", ["viewer", "scientist"])
+def test_only_leads_may_post_bulk_actions(request, client_for, role, items):  # type: ignore[no-untyped-def]
+    response = client_for(request.getfixturevalue(role)).post(
+        reverse("labeling:bulk"), {"action": "skip", "items": [str(items[0].pk)]}
+    )
+    assert response.status_code == 403
+    assert not LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).exists()
+
+
+def test_bulk_is_post_only(client_for, lead):  # type: ignore[no-untyped-def]
+    assert client_for(lead).get(reverse("labeling:bulk")).status_code == 405

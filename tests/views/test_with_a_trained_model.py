@@ -1,0 +1,55 @@
+"""Pages that need a real trained model: selection preview/add, explanations, predictions."""
+
+import pytest
+from django.urls import reverse
+
+from cycles.models import ActiveLearningCycle
+from labeling.models import LabelQueueItem
+from tests.solubility import solubility_setup
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def trained(settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.ARTIFACT_ROOT = tmp_path
+    return solubility_setup(labeled=40, pool=40, validation=20)
+
+
+def test_preview_then_add_to_queue(client_for, lead, trained):  # type: ignore[no-untyped-def]
+    model = trained["model"]
+    c = client_for(lead)
+    data = {"model": model.pk, "pool": "all", "strategy": "hybrid", "batch_size": 6, "batch": "diverse",
+            "w_uncertainty": 0.6, "w_margin": 0.2, "w_applicability": 0.2, "seed": 0}
+    preview = c.post(reverse("cycles:selection"), {**data, "action": "preview"}, HTTP_HX_REQUEST="true")
+    body = preview.content.decode()
+    assert preview.status_code == 200 and "<html" not in body
+    assert "Preview: 6 of" in body and "Chemical-space map" in body and "proposed batch (6)" in body
+    assert "labeled (training)" in body
+    assert not ActiveLearningCycle.objects.exists()  # a preview writes nothing
+    queued = c.post(reverse("cycles:selection"), {**data, "action": "queue"})
+    cycle = ActiveLearningCycle.objects.get()
+    assert queued["Location"] == f"{reverse('labeling:queue')}?cycle={cycle.pk}&model={model.pk}"
+    assert cycle.strategy_params["weights"]["uncertainty"] == 0.6
+    assert LabelQueueItem.objects.filter(cycle=cycle).count() == 6
+    page = c.get(queued["Location"]).content.decode()
+    assert "Cycle #1 opened: 6 compounds queued." in page and page.count('name="items"') == 6
+
+
+def test_pasted_smiles_report_bad_lines(client_for, lead, trained):  # type: ignore[no-untyped-def]
+    data = {"model": trained["model"].pk, "pool": "list", "compounds": "CCCCCCCCO\nnot-a-smiles\nc1ccccc1CCN",
+            "strategy": "uncertainty", "batch_size": 2, "batch": "top", "action": "preview"}
+    body = client_for(lead).post(reverse("cycles:selection"), data, HTTP_HX_REQUEST="true").content.decode()
+    assert "1 pasted line could not be read" in body and "not-a-smiles" in body
+
+
+def test_explanations_and_predictions_of_a_trained_model(client_for, viewer, trained):  # type: ignore[no-untyped-def]
+    model, compound_id = trained["model"], trained["pool_ids"][0]
+    c = client_for(viewer)
+    explain = c.get(reverse("mlmodels:explain", args=[model.pk, compound_id]), HTTP_HX_REQUEST="true").content.decode()
+    assert "<svg" in explain and "Top feature" in explain
+    fragment = c.get(reverse("mlmodels:compound_predictions", args=[compound_id])).content.decode()
+    assert "Predicted <strong>" in fragment and "95% interval" in fragment
+    detail = c.get(reverse("mlmodels:detail", args=[model.pk])).content.decode()
+    assert "Predicted against measured on the validation set" in detail
+    assert c.get(reverse("mlmodels:artifact", args=[model.pk])).status_code == 200
