@@ -41,12 +41,12 @@ def enum_field(values: Any, **kwargs: Any) -> serializers.CharField:
 
 
 class CompoundPropertiesSerializer(serializers.Serializer):
-    mw = serializers.FloatField()
-    clogp = serializers.FloatField()
-    tpsa = serializers.FloatField()
-    hbd = serializers.IntegerField()
-    hba = serializers.IntegerField()
-    rotatable_bonds = serializers.IntegerField()
+    mw = serializers.FloatField(allow_null=True)
+    clogp = serializers.FloatField(allow_null=True)
+    tpsa = serializers.FloatField(allow_null=True)
+    hbd = serializers.IntegerField(allow_null=True)
+    hba = serializers.IntegerField(allow_null=True)
+    rotatable_bonds = serializers.IntegerField(allow_null=True)
     heavy_atoms = serializers.IntegerField()
 
 

@@ -46,12 +46,13 @@ class StandardizedCompound:
     smiles: str  # as submitted
     canonical_smiles: str
     inchikey: str
-    mw: float
-    clogp: float
-    tpsa: float
-    hbd: int
-    hba: int
-    rotatable_bonds: int
+    # None when registered without properties (big imports defer them to a job).
+    mw: float | None
+    clogp: float | None
+    tpsa: float | None
+    hbd: int | None
+    hba: int | None
+    rotatable_bonds: int | None
     heavy_atoms: int
     fingerprint: bytes = field(repr=False)
 
@@ -146,14 +147,21 @@ def _property_values(mol: Chem.Mol) -> tuple[float, float, float, int, int, int,
     )
 
 
-def process_smiles(smiles: str, *, canonical_tautomer: bool = False) -> StandardizedCompound:
-    """Everything a Compound row needs, from one SMILES. Raises ChemistryError."""
+def process_smiles(
+    smiles: str, *, canonical_tautomer: bool = False, with_properties: bool = True
+) -> StandardizedCompound:
+    """Everything a Compound row needs, from one SMILES. Raises ChemistryError.
+
+    `with_properties=False` computes only the identity (canonical SMILES, InChIKey,
+    fingerprint, heavy atoms): the six other properties are half the cost, and big
+    imports fill them in a background job instead.
+    """
     mol = parse_smiles(smiles)
     submitted = str(smiles).strip()
     # A SMILES without "." is one connected component, so the fragment count can
     # be skipped; with a "." it is still counted ("C1.C1" is one molecule).
     mol = _standardize(mol, canonical_tautomer=canonical_tautomer, maybe_multi="." in submitted)
-    return process_mol(mol, submitted=submitted)
+    return process_mol(mol, submitted=submitted, with_properties=with_properties)
 
 
 def process_smiles_batch(
@@ -179,13 +187,17 @@ def process_smiles_batch(
     return out
 
 
-def process_mol(mol: Chem.Mol, *, submitted: str) -> StandardizedCompound:
+_NO_PROPERTIES = (None, None, None, None, None, None)
+
+
+def process_mol(mol: Chem.Mol, *, submitted: str, with_properties: bool = True) -> StandardizedCompound:
     canonical = Chem.MolToSmiles(mol)
     inchikey = Chem.MolToInchiKey(mol)
     if not inchikey:
         raise ChemistryError("InChIKey could not be computed")
+    props = _property_values(mol) if with_properties else (*_NO_PROPERTIES, mol.GetNumHeavyAtoms())
     # Positional construction in field order: no intermediate dict, no **kwargs.
-    return StandardizedCompound(submitted, canonical, inchikey, *_property_values(mol), fingerprint_bytes(mol))
+    return StandardizedCompound(submitted, canonical, inchikey, *props, fingerprint_bytes(mol))
 
 
 # --- Fingerprint arithmetic -------------------------------------------------

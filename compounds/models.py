@@ -33,12 +33,14 @@ class Compound(models.Model):
     inchikey = models.CharField(max_length=27, unique=True)
     name = models.CharField(max_length=200, blank=True)
     external_id = models.CharField(max_length=100, blank=True)
-    mw = models.FloatField()
-    clogp = models.FloatField()
-    tpsa = models.FloatField()
-    hbd = models.PositiveSmallIntegerField()
-    hba = models.PositiveSmallIntegerField()
-    rotatable_bonds = models.PositiveSmallIntegerField()
+    # Null until computed: big imports register the identity first and fill these
+    # in the chunked `compounds_enrich` job (see compounds.services).
+    mw = models.FloatField(null=True, blank=True)
+    clogp = models.FloatField(null=True, blank=True)
+    tpsa = models.FloatField(null=True, blank=True)
+    hbd = models.PositiveSmallIntegerField(null=True, blank=True)
+    hba = models.PositiveSmallIntegerField(null=True, blank=True)
+    rotatable_bonds = models.PositiveSmallIntegerField(null=True, blank=True)
     heavy_atoms = models.PositiveSmallIntegerField()
     # Packed Morgan fingerprint (radius 2, 2048 bits): pools are scored from this
     # column without re-parsing a single molecule.
@@ -56,6 +58,8 @@ class Compound(models.Model):
             models.Index(fields=["name"], name="compound_name_idx"),
             # Feature backfill job: "compounds whose features are missing or stale".
             models.Index(fields=["feature_set"], name="compound_feature_set_idx"),
+            # Enrichment job: "compounds whose properties are still missing".
+            models.Index(fields=["id"], condition=models.Q(mw__isnull=True), name="compound_needs_props_idx"),
         ]
 
     def __str__(self) -> str:

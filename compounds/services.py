@@ -53,6 +53,8 @@ class ImportReport:
     measurements_created: int = 0
     issues: list[RowIssue] = field(default_factory=list)
     issues_truncated: bool = False
+    # True when MW/cLogP/… are left to the background enrichment jobs.
+    properties_deferred: bool = False
 
     @property
     def imported(self) -> int:
@@ -181,7 +183,7 @@ def measurement_create(
 
 
 def _process_chunk(
-    smiles: list[str | None], copy_mode: bool = False
+    smiles: list[str | None], copy_mode: bool = False, with_properties: bool = True
 ) -> list[chemistry.StandardizedCompound | tuple[str, str] | str]:
     """Worker-side chemistry for one chunk: per row a record (or, in COPY mode, the
     InChIKey and a ready COPY line, which is all the main process needs), or the
@@ -192,7 +194,7 @@ def _process_chunk(
             out.append("empty SMILES")
             continue
         try:
-            rec = chemistry.process_smiles(s)
+            rec = chemistry.process_smiles(s, with_properties=with_properties)
         except chemistry.ChemistryError as exc:
             out.append(str(exc))
             continue
@@ -208,6 +210,10 @@ def _copy_escape(text: str) -> str:
     return text.replace("\x00", "").replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def _copy_value(value: float | int | None) -> str:
+    return "\\N" if value is None else repr(value)
+
+
 def _copy_line(rec: chemistry.StandardizedCompound) -> str:
     # Columns of the temp table after row/name/value, in COPY text format.
     return "\t".join(
@@ -215,12 +221,12 @@ def _copy_line(rec: chemistry.StandardizedCompound) -> str:
             _copy_escape(rec.smiles),
             _copy_escape(rec.canonical_smiles),
             rec.inchikey,
-            repr(rec.mw),
-            repr(rec.clogp),
-            repr(rec.tpsa),
-            str(rec.hbd),
-            str(rec.hba),
-            str(rec.rotatable_bonds),
+            _copy_value(rec.mw),
+            _copy_value(rec.clogp),
+            _copy_value(rec.tpsa),
+            _copy_value(rec.hbd),
+            _copy_value(rec.hba),
+            _copy_value(rec.rotatable_bonds),
             str(rec.heavy_atoms),
             "\\\\x" + rec.fingerprint.hex(),
         )
@@ -234,7 +240,7 @@ def _chunks(rows: Iterable[chemistry.InputRow], size: int) -> Iterator[list[chem
 
 
 def _chemistry_results(
-    chunks: Iterator[list[chemistry.InputRow]], processes: int, copy_mode: bool
+    chunks: Iterator[list[chemistry.InputRow]], processes: int, copy_mode: bool, with_properties: bool
 ) -> Iterator[tuple[list[chemistry.InputRow], list[Any]]]:
     """Pair each chunk with its chemistry, in worker processes when `processes` > 1.
 
@@ -243,7 +249,7 @@ def _chemistry_results(
     """
     if processes <= 1:
         for chunk in chunks:
-            yield chunk, _process_chunk([r.smiles for r in chunk], copy_mode)
+            yield chunk, _process_chunk([r.smiles for r in chunk], copy_mode, with_properties)
         return
     # fork: the workers need only RDKit and no database connection; spawning would
     # re-import Django for every worker.
@@ -251,7 +257,9 @@ def _chemistry_results(
     pending: list[tuple[list[chemistry.InputRow], Any]] = []
     with ctx.Pool(processes) as pool:
         for chunk in chunks:
-            pending.append((chunk, pool.apply_async(_process_chunk, ([r.smiles for r in chunk], copy_mode))))
+            pending.append(
+                (chunk, pool.apply_async(_process_chunk, ([r.smiles for r in chunk], copy_mode, with_properties)))
+            )
             # Bounded look-ahead keeps memory flat in file size.
             if len(pending) > processes * 2:
                 head, res = pending.pop(0)
@@ -274,12 +282,18 @@ def compounds_import(
     chunk_size: int = IMPORT_CHUNK_SIZE,
     progress: Callable[[int], None] | None = None,
     use_copy: bool | None = None,
+    properties: str = "auto",
 ) -> ImportReport:
     """Import a CSV/TSV/SMI/SDF file into a dataset, with a per-row report.
 
     Valid rows are registered (deduplicated by InChIKey: a re-import adds
     nothing), invalid rows are reported and skipped. The whole import is one
     transaction, so a failure half-way leaves nothing behind.
+
+    `properties`: "inline" computes MW, cLogP, TPSA, HBD, HBA and rotatable bonds
+    during the import; "deferred" leaves them to the chunked `compounds_enrich`
+    jobs enqueued after commit (they are half of the per-molecule cost, so big
+    imports stay fast); "auto" is inline for files of one chunk, deferred beyond.
     """
     try:
         fmt = chemistry.detect_format(filename)
@@ -310,6 +324,9 @@ def compounds_import(
 
     if len(first) < min(chunk_size, PARALLEL_THRESHOLD):
         processes = 1
+    if properties not in ("auto", "inline", "deferred"):
+        raise ValidationFailed("properties must be auto, inline or deferred", extra={"field": "properties"})
+    with_properties = properties == "inline" or (properties == "auto" and len(first) < chunk_size)
 
     seen_keys: set[int] = set()  # hashes of InChIKeys seen in this file
     # COPY on PostgreSQL; the portable ORM path elsewhere (SQLite for `make run`).
@@ -323,7 +340,7 @@ def compounds_import(
         if copy_mode:
             _copy_prepare()
         try:
-            for chunk, results in _chemistry_results(all_chunks(), processes, copy_mode):
+            for chunk, results in _chemistry_results(all_chunks(), processes, copy_mode, with_properties):
                 if copy_mode:
                     _copy_chunk(chunk, results, dataset=dataset, assay=assay, report=report, seen_keys=seen_keys)
                 else:
@@ -332,6 +349,9 @@ def compounds_import(
                     progress(len(chunk))
         except chemistry.ChemistryError as exc:
             raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
+        report.properties_deferred = not with_properties and report.created > 0
+        if report.properties_deferred:
+            transaction.on_commit(compounds_enrich_enqueue)
     return report
 
 
@@ -502,6 +522,47 @@ def _copy_chunk(
                 [assay.pk, assay.pk],
             )
             report.measurements_created += cur.rowcount
+
+
+# --- Enrichment: properties deferred by big imports ------------------------------------
+
+ENRICH_CHUNK = 20_000
+
+
+def compounds_enrich_range(*, id_from: int, id_to: int) -> int:
+    """Compute the missing properties of compounds with id_from <= id < id_to.
+
+    Idempotent and safe to run on several workers at once: each range is its own
+    job, and a row already filled is skipped.
+    """
+    rows = list(
+        Compound.objects.filter(id__gte=id_from, id__lt=id_to, mw__isnull=True).values_list("id", "canonical_smiles")
+    )
+    updates = []
+    for pk, smiles in rows:
+        mol = chemistry.Chem.MolFromSmiles(smiles)
+        if mol is None:  # cannot happen for a registered canonical SMILES; be safe
+            continue
+        updates.append(Compound(id=pk, **chemistry.compute_properties(mol)))
+    Compound.objects.bulk_update(updates, [*chemistry.PROPERTY_NAMES], batch_size=2000)
+    return len(updates)
+
+
+def compounds_enrich_enqueue(*, chunk: int = ENRICH_CHUNK) -> int:
+    """One job per id range of compounds still missing properties; returns the job count."""
+    from django.db.models import Max, Min
+
+    from compounds import jobs
+    from config.jobs import enqueue_background
+
+    bounds = Compound.objects.filter(mw__isnull=True).aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return 0
+    n = 0
+    for start in range(bounds["lo"], bounds["hi"] + 1, chunk):
+        enqueue_background(jobs.enrich_range, start, start + chunk)
+        n += 1
+    return n
 
 
 def compounds_import_path(*, path: str | os.PathLike[str], **kwargs: Any) -> ImportReport:

@@ -37,3 +37,15 @@ def enqueue_now(func: Callable[..., Any], *args: Any, job_id: str | None = None)
 
     job = django_rq.get_queue("default").enqueue(func, *args, job_id=job_id)
     return job.id
+
+
+def enqueue_background(func: Callable[..., Any], *args: Any) -> None:
+    """Fire-and-forget work: an RQ job, or a daemon thread when there is no Redis."""
+    if settings.JOBS_IN_PROCESS:
+        import threading
+
+        threading.Thread(target=func, args=args, daemon=True).start()
+        return
+    import django_rq
+
+    django_rq.get_queue("default").enqueue(func, *args)

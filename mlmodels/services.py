@@ -599,7 +599,7 @@ def compound_features_backfill_enqueue(*, spec: features.FeatureSpec | None = No
     """Split the registry into id ranges and enqueue one job per range; returns the job count."""
     from django.db.models import Max, Min
 
-    from config.jobs import enqueue_now
+    from config.jobs import enqueue_background
     from mlmodels import jobs
 
     spec = spec or features.DEFAULT_SPEC
@@ -610,6 +610,6 @@ def compound_features_backfill_enqueue(*, spec: features.FeatureSpec | None = No
         return 0
     n = 0
     for start in range(bounds["lo"], bounds["hi"] + 1, chunk):
-        enqueue_now(jobs.compute_features_range, spec.to_dict(), start, start + chunk)
+        enqueue_background(jobs.compute_features_range, spec.to_dict(), start, start + chunk)
         n += 1
     return n
