@@ -23,10 +23,13 @@ def _mb(kb: int) -> float:
     return kb / 1024
 
 
+WITH_PROPERTIES = False
+
+
 def _bare_chunk(block: list[str | None]) -> list:  # type: ignore[type-arg]
     from compounds.services import _process_chunk
 
-    return _process_chunk(block, True)
+    return _process_chunk(block, True, WITH_PROPERTIES)
 
 
 def bare_rate(path: Path, processes: int, chunk: int) -> tuple[int, float]:
@@ -43,7 +46,7 @@ def bare_rate(path: Path, processes: int, chunk: int) -> tuple[int, float]:
     t = time.perf_counter()
     if processes == 1:
         for block in chunks():
-            n += len(_process_chunk(block, True))
+            n += len(_process_chunk(block, True, WITH_PROPERTIES))
     else:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             for res in pool.imap(_bare_chunk, chunks()):
@@ -57,6 +60,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=5000)
     parser.add_argument("--keep", action="store_true", help="keep the imported compounds")
+    parser.add_argument("--properties", choices=["auto", "inline", "deferred"], default="auto")
     args = parser.parse_args()
 
     _django.setup()
@@ -70,11 +74,15 @@ def main() -> None:
 
     t = time.perf_counter()
     report = compounds_import_path(
-        path=args.file, dataset_name="bench import", processes=args.processes, chunk_size=args.chunk
+        path=args.file, dataset_name="bench import", processes=args.processes, chunk_size=args.chunk,
+        properties=args.properties, enqueue_enrichment=False,
     )
     elapsed = time.perf_counter() - t
+    global WITH_PROPERTIES
+    WITH_PROPERTIES = not report.properties_deferred
     rows = report.total_rows
-    print(f"import: {rows:,} rows, {report.created:,} new, {report.invalid:,} rejected, "
+    mode = "identity now, properties deferred" if report.properties_deferred else "with properties"
+    print(f"import ({mode}): {rows:,} rows, {report.created:,} new, {report.invalid:,} rejected, "
           f"{report.duplicates_in_file:,} duplicates in {elapsed:.1f} s → {rows / elapsed:,.0f} compounds/s "
           f"({args.processes} processes)")
     assert Compound.objects.count() == report.created
@@ -86,6 +94,17 @@ def main() -> None:
           f"{n / bare:,.0f} molecules/s")
     print(f"end-to-end / bare = {(rows / elapsed) / (n / bare):.0%}")
     print(f"peak RSS: main {peak_main:.0f} MB, largest worker {peak_children:.0f} MB")
+    if report.properties_deferred:
+        from compounds.services import compounds_enrich_range
+
+        ids = list(Compound.objects.order_by("id").values_list("id", flat=True)[:20_000])
+        sample_hi = ids[-1]
+        t = time.perf_counter()
+        done = compounds_enrich_range(id_from=0, id_to=sample_hi + 1)
+        enrich = time.perf_counter() - t
+        print(f"deferred properties (enrichment job body, one process, first {done:,} compounds): "
+              f"{1e6 * enrich / done:.0f} µs/compound → {done / enrich:,.0f}/s per worker")
+
     if not args.keep:
         with connection.cursor() as cur:
             cur.execute("TRUNCATE compounds_compound, compounds_dataset RESTART IDENTITY CASCADE")

@@ -283,6 +283,7 @@ def compounds_import(
     progress: Callable[[int], None] | None = None,
     use_copy: bool | None = None,
     properties: str = "auto",
+    enqueue_enrichment: bool = True,
 ) -> ImportReport:
     """Import a CSV/TSV/SMI/SDF file into a dataset, with a per-row report.
 
@@ -350,7 +351,7 @@ def compounds_import(
         except chemistry.ChemistryError as exc:
             raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
         report.properties_deferred = not with_properties and report.created > 0
-        if report.properties_deferred:
+        if report.properties_deferred and enqueue_enrichment:
             transaction.on_commit(compounds_enrich_enqueue)
     return report
 
