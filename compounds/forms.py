@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from compounds.models import Assay, TaskType
 
@@ -18,8 +19,10 @@ class ImportForm(forms.Form):
     def clean_file(self):  # type: ignore[no-untyped-def]
         f = self.cleaned_data["file"]
         if f.size > settings.CHEMLOOP_MAX_UPLOAD_BYTES:
-            limit_mb = settings.CHEMLOOP_MAX_UPLOAD_BYTES // (1024 * 1024)
-            raise forms.ValidationError(f"The file is {f.size // (1024 * 1024)} MB; the limit is {limit_mb} MB.")
+            raise forms.ValidationError(
+                f"The file is {filesizeformat(f.size)}; the limit is {filesizeformat(settings.CHEMLOOP_MAX_UPLOAD_BYTES)}. "
+                "Split it, or import it with `manage.py import_compounds`, which has no limit."
+            )
         return f
 
     def clean(self):  # type: ignore[no-untyped-def]

@@ -104,3 +104,22 @@ def queue_item_detail(*, item_id: Any, similar_k: int = 5) -> dict[str, Any]:
             for s in similar
         ],
     }
+
+
+EXPORT_COLUMNS = (
+    "item_id", "compound_id", "compound_name", "smiles", "inchikey", "model", "version", "cycle", "selection_batch",
+    "strategy", "priority_score", "prediction", "uncertainty", "applicability_distance", "status", "assigned_to",
+    "label", "label_source", "label_confidence", "labeled_by", "labeled_at", "notes",
+)
+
+
+def queue_export_rows(*, items: QuerySet[LabelQueueItem]) -> Any:
+    """Rows for the queue's CSV export (raw values; the caller escapes them for spreadsheets)."""
+    for i in items.iterator(chunk_size=2000):
+        yield (
+            i.pk, i.compound_id, i.compound.name, i.compound.canonical_smiles, i.compound.inchikey, i.model.name,
+            i.model.version, i.cycle.cycle_number if i.cycle else "", i.selection_batch, i.selection_strategy,
+            i.priority_score, i.prediction, i.uncertainty, i.applicability_distance, i.status,
+            i.assigned_to.username if i.assigned_to else "", i.label, i.label_source, i.label_confidence,
+            i.labeled_by.username if i.labeled_by else "", i.labeled_at.isoformat() if i.labeled_at else "", i.notes,
+        )

@@ -6,6 +6,7 @@ app_name = "labeling"
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("bulk/", views.queue_bulk, name="bulk"),
+    path("export.csv", views.queue_export, name="export"),
     path("label/", views.labeling, name="labeling"),
     path("label/<uuid:pk>/", views.item_detail, name="item"),
     path("label/<uuid:pk>/submit/", views.item_submit, name="submit"),

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -62,6 +62,44 @@ def queue(request: HttpRequest) -> HttpResponse:
         "counts": selectors.queue_counts(model_id=f.get("model")),
     }
     return render(request, "labeling/queue.html#rows" if _partial(request) else "labeling/queue.html", context)
+
+
+@login_required
+def queue_export(request: HttpRequest) -> HttpResponse:
+    """The filtered queue as CSV; cells are escaped so a spreadsheet never runs a formula."""
+    form = QueueFilterForm(request.GET or None)
+    f = form.cleaned_data if form.is_valid() else {}
+    status, assigned = f.get("status") or "all", f.get("assigned_to") or ""
+    items = selectors.queue_items_list(
+        status=None if status == "all" else status,
+        assigned_to=request.user.pk if assigned == "me" else (assigned or None),
+        model_id=f.get("model"),
+        cycle_id=f.get("cycle"),
+        ordering=f.get("sort") or "priority",
+    )
+    response = StreamingHttpResponse(_csv_lines(selectors.queue_export_rows(items=items)), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="label-queue.csv"'
+    return response
+
+
+def _csv_lines(rows: Any) -> Any:
+    import csv
+    import io
+
+    from compounds.chemistry import csv_safe
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in _with_header(rows):
+        writer.writerow([csv_safe(v) for v in row])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def _with_header(rows: Any) -> Any:
+    yield selectors.EXPORT_COLUMNS
+    yield from rows
 
 
 @require_POST
