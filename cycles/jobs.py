@@ -11,3 +11,14 @@ def retrain_cycle(job_id: str) -> None:
         services.cycle_retrain_run(job_id=job_id)
     finally:
         close_old_connections()
+
+
+def score_chunks(token: str) -> int:
+    """Helper of a distributed pool scoring: take chunks until none are left."""
+    from cycles.services.scoring import score_chunks as run
+
+    close_old_connections()
+    try:
+        return run(token)
+    finally:
+        close_old_connections()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, QuerySet
 
@@ -21,6 +22,8 @@ from mlmodels import services as model_services
 from mlmodels.models import MLModel, ModelStatus
 
 MAX_BATCH_SIZE = 5000
+# Pools larger than this are scored in chunks shared by the RQ workers.
+DISTRIBUTE_ABOVE = getattr(settings, "CHEMLOOP_DISTRIBUTE_ABOVE", 200_000)
 MAX_POOL_LIST = 100_000
 
 
@@ -145,6 +148,8 @@ def cycle_select(
     random_state: int | None = None,
     preview: bool = False,
     with_pool_fingerprints: bool = False,
+    distributed: bool | None = None,
+    helpers: int = 1,
 ) -> SelectionResult:
     """Score the pool with the model, rank it with the strategy, and (unless previewing)
     open a new cycle whose queue holds the batch — all in one transaction."""
@@ -162,7 +167,18 @@ def cycle_select(
     pool = pool or PoolSpec()
     qs, pool_errors = pool_queryset(model=model, pool=pool, user=user)
     needs_members = strategy == "bald"
-    scores = model_services.model_score_compounds(model=model, queryset=qs, with_members=needs_members)
+    if pool.kind == "smiles":
+        # Registered above: helpers rebuild the pool from ids, not from text.
+        pool = PoolSpec(kind="compounds", compound_ids=tuple(qs.values_list("id", flat=True)))
+    if distributed is None:
+        # Big pools on RQ are shared with other workers; small ones are scored right here.
+        distributed = not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
+    if distributed:
+        from cycles.services.scoring import pool_score_distributed
+
+        scores = pool_score_distributed(model=model, pool=pool, queryset=qs, with_members=needs_members, helpers=helpers)
+    else:
+        scores = model_services.model_score_compounds(model=model, queryset=qs, with_members=needs_members)
     if scores.ids.size == 0:
         raise ValidationFailed(
             "The pool has no eligible compounds (all are labeled, queued or in the validation set).",
