@@ -22,6 +22,15 @@ class Command(BaseCommand):
         parser.add_argument("--task", choices=TaskType.values, default=TaskType.REGRESSION)
         parser.add_argument("--classes", help="comma-separated class names, in order (classification)")
         parser.add_argument("--processes", type=int, default=None)
+        parser.add_argument(
+            "--properties", choices=["auto", "inline", "deferred"], default="auto",
+            help="auto: inline for small files, deferred to enrichment jobs for big ones",
+        )
+        parser.add_argument(
+            "--enrich", choices=["auto", "now", "jobs", "skip"], default="auto",
+            help="deferred properties: compute them now in this process, enqueue jobs for the RQ workers, "
+            "or skip (auto: jobs when REDIS_URL is set, now otherwise)",
+        )
         parser.add_argument("--max-issues", type=int, default=50, help="row issues to print (all are counted)")
 
     def handle(self, *args: object, **opts: object) -> None:
@@ -47,6 +56,8 @@ class Command(BaseCommand):
                 name_column=opts["name_column"] or None,
                 processes=opts["processes"],  # type: ignore[arg-type]
                 progress=bar.update,
+                properties=str(opts["properties"]),
+                enqueue_enrichment=False,
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
@@ -57,7 +68,32 @@ class Command(BaseCommand):
             f"{report.duplicates_in_file} duplicates in file, {report.invalid} rejected, "
             f"{report.measurements_created} measurements added → dataset {report.dataset_name!r}"
         )
+        if report.properties_deferred:
+            self._enrich(str(opts["enrich"]))
         for issue in report.issues[: int(opts["max_issues"])]:  # type: ignore[call-overload]
             self.stdout.write(f"  row {issue.row}: {issue.reason}: {issue.input}")
         if len(report.issues) > int(opts["max_issues"]):  # type: ignore[call-overload]
             self.stdout.write(f"  … {len(report.issues) - int(opts['max_issues'])} more issues")  # type: ignore[call-overload]
+
+    def _enrich(self, mode: str) -> None:
+        from django.conf import settings
+        from django.db.models import Max, Min
+
+        from compounds.models import Compound
+
+        if mode == "auto":
+            mode = "now" if settings.JOBS_IN_PROCESS else "jobs"
+        if mode == "skip":
+            self.stdout.write("properties left empty (--enrich skip); fill them later with the enrichment jobs")
+        elif mode == "jobs":
+            n = services.compounds_enrich_enqueue()
+            self.stdout.write(f"properties: {n} enrichment job(s) enqueued for the RQ workers")
+        else:
+            bounds = Compound.objects.filter(mw__isnull=True).aggregate(lo=Min("id"), hi=Max("id"))
+            if bounds["lo"] is None:
+                return
+            step = services.ENRICH_CHUNK
+            with tqdm(total=bounds["hi"] - bounds["lo"] + 1, unit=" ids", desc="properties") as bar:
+                for start in range(bounds["lo"], bounds["hi"] + 1, step):
+                    services.compounds_enrich_range(id_from=start, id_to=start + step)
+                    bar.update(min(step, bounds["hi"] + 1 - start))
