@@ -19,6 +19,7 @@ from config.exceptions import Conflict, NotFound, PermissionDenied, ServiceUnava
 from config.roles import LEAD, has_role
 from cycles import strategies
 from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
+from cycles.services.selection import metrics_headline, model_outputs
 from labeling.models import OPEN_STATUSES, AuditAction, LabelQueueItem, QueueStatus
 from labeling.services import audit
 from mlmodels import services as model_services
@@ -239,8 +240,8 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
         )
         locked.status = CycleStatus.COMPLETE
         locked.result_model = new
-        locked.metrics_before = _headline(parent.metrics)
-        locked.metrics_after = _headline(new.metrics)
+        locked.metrics_before = metrics_headline(parent.metrics)
+        locked.metrics_after = metrics_headline(new.metrics)
         locked.completed_at = timezone.now()
         locked.error = ""
         locked.save()
@@ -253,28 +254,14 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
         )
 
 
-def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (metrics or {}).items() if not isinstance(v, list) or k == "confusion_matrix"}
-
-
 def _rescore(*, new: MLModel, cycle: ActiveLearningCycle, compound_ids: list[int]) -> dict[int, dict[str, Any]]:
     """New predictions and priorities for still-open items, with the cycle's strategy."""
     scores = model_services.model_score_compounds(
         model=new, compound_ids=compound_ids, with_members=cycle.selection_strategy == "bald"
     )
-    task = "classification" if new.assay.is_classification else "regression"
     params = {k: v for k, v in (cycle.strategy_params or {}).items() if k in ("weights", "threshold", "beta", "xi", "positive_class")}
     try:
-        outputs = strategies.ModelOutputs(
-            task=task,
-            mean=scores.mean,
-            std=scores.std,
-            proba=scores.proba,
-            member_proba=scores.member_proba,
-            applicability=scores.applicability,
-            best_observed=None,
-            direction=new.assay.direction,
-        )
+        outputs = model_outputs(model=new, scores=scores)
         strategy = cycle.selection_strategy if cycle.selection_strategy != "expected_improvement" else "ucb"
         priority = strategies.select(strategy, outputs, len(compound_ids), params=params, random_state=0).scores
     except strategies.StrategyError:

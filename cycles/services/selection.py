@@ -184,22 +184,15 @@ def cycle_select(
             "The pool has no eligible compounds (all are labeled, queued or in the validation set).",
             extra={"field": "pool", "pool_errors": pool_errors},
         )
-    task = "classification" if model.assay.is_classification else "regression"
     labeled_fps = None
     if (params or {}).get("batch") == "ranked_batch":
         labeled_fps = model_services.model_training_fingerprints(art=model_services.model_load(model=model))
     try:
-        outputs = strategies.ModelOutputs(
-            task=task,
-            mean=scores.mean,
-            std=scores.std,
-            proba=scores.proba,
-            member_proba=scores.member_proba,
-            applicability=scores.applicability,
-            fingerprints=scores.fingerprints,
+        outputs = model_outputs(
+            model=model,
+            scores=scores,
             labeled_fingerprints=labeled_fps,
-            best_observed=_best_observed(model) if task == "regression" else None,
-            direction=model.assay.direction,
+            best_observed=_best_observed(model) if not model.assay.is_classification else None,
         )
         selection = strategies.select(strategy, outputs, batch_size, params=params, random_state=random_state)
     except strategies.StrategyError as exc:
@@ -237,6 +230,28 @@ def cycle_select(
     return result
 
 
+def model_outputs(
+    *,
+    model: MLModel,
+    scores: model_services.PoolScores,
+    labeled_fingerprints: np.ndarray | None = None,
+    best_observed: float | None = None,
+) -> strategies.ModelOutputs:
+    """What the strategies see of a model's scores over a pool."""
+    return strategies.ModelOutputs(
+        task="classification" if model.assay.is_classification else "regression",
+        mean=scores.mean,
+        std=scores.std,
+        proba=scores.proba,
+        member_proba=scores.member_proba,
+        applicability=scores.applicability,
+        fingerprints=scores.fingerprints,
+        labeled_fingerprints=labeled_fingerprints,
+        best_observed=best_observed,
+        direction=model.assay.direction,
+    )
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -264,7 +279,7 @@ def _cycle_open(
         batch_size=batch_size,
         pool_description=pool.describe(),
         status=CycleStatus.LABELING,
-        metrics_before=_headline(model.metrics),
+        metrics_before=metrics_headline(model.metrics),
         items_selected=len(result.candidates),
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
@@ -290,7 +305,7 @@ def _cycle_open(
     return cycle
 
 
-def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
+def metrics_headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
     """Metrics without the per-compound arrays (those stay on the model)."""
     return {k: v for k, v in (metrics or {}).items() if not isinstance(v, list) or k == "confusion_matrix"}
 
