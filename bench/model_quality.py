@@ -267,7 +267,9 @@ def run_speed(data: Dataset, mols: list[Any], cache: dict[str, Featurized]) -> N
     train_packed = f.packed[rng.integers(0, len(mols), n_train)]
     ad_pool = f.packed[rng.integers(0, len(mols), n_pool_ad)]
     _, ad_s = timed(lambda: applicability_distance(ad_pool, train_packed))
-    print(f"| applicability distance | {n_pool_ad:,} pool × {n_train:,} train | {wall_cpu(ad_s)} |", flush=True)
+    print(
+        f"| applicability distance | {n_pool_ad:,} pool × {n_train:,} train | {wall_cpu(ad_s)} |", flush=True
+    )
 
     from mlmodels.ml.explain import explain_smiles
 

@@ -40,6 +40,9 @@ POOL_CHUNK = 50_000
 HYPERPARAMETER_KEYS = {
     "n_estimators", "learning_rate", "max_depth", "subsample", "colsample_bytree",
     "min_child_weight", "reg_lambda", "random_state",
+    # Hit finding (see mlmodels.ml.presets.HIT_FINDING): clip the non-hit tail of the
+    # training targets; the side defaults to the assay's direction.
+    "target_clip_quantile", "target_clip_side",
 }
 
 ProgressFn = Callable[[str, int], None]
@@ -237,6 +240,13 @@ def model_fit(
     X = features.build_matrix(spec, packed, stored)
     params = {k: v for k, v in (model.hyperparameters or {}).items() if k in HYPERPARAMETER_KEYS}
     params.setdefault("random_state", 0)
+    if params.get("target_clip_quantile") is not None:
+        if assay.is_classification:
+            params.pop("target_clip_quantile")
+            params.pop("target_clip_side", None)
+        else:
+            # Hits are at the assay's good end, so the other end is the one flattened.
+            params.setdefault("target_clip_side", "high" if assay.direction == "minimize" else "low")
     progress("training ensemble", 30)
     ensemble = BootstrapEnsemble(
         n_members=model.n_members,

@@ -25,6 +25,8 @@ from .features import FeatureSpec, build_matrix
 Algorithm = Literal["xgboost", "rf", "mlp"]
 Task = Literal["regression", "classification"]
 ALGORITHMS: tuple[str, ...] = ("xgboost", "rf", "mlp")
+ClipSide = Literal["high", "low"]
+CLIP_SIDES: tuple[str, ...] = ("high", "low")
 TASKS: tuple[str, ...] = ("regression", "classification")
 
 
@@ -86,6 +88,8 @@ class BootstrapEnsemble(BaseEstimator):
         rf_n_estimators: int = 100,
         hidden_layer_sizes: tuple[int, ...] = (256, 64),
         extra_params: dict[str, Any] | None = None,
+        target_clip_quantile: float | None = None,
+        target_clip_side: ClipSide = "high",
         n_jobs: int = 2,
         chunk_size: int = 50_000,
         random_state: int | None = 0,
@@ -105,6 +109,8 @@ class BootstrapEnsemble(BaseEstimator):
         self.rf_n_estimators = rf_n_estimators
         self.hidden_layer_sizes = hidden_layer_sizes
         self.extra_params = extra_params
+        self.target_clip_quantile = target_clip_quantile
+        self.target_clip_side = target_clip_side
         self.n_jobs = n_jobs
         self.chunk_size = chunk_size
         self.random_state = random_state
@@ -133,10 +139,11 @@ class BootstrapEnsemble(BaseEstimator):
             y = y.astype(np.float32)
             if not np.all(np.isfinite(y)):
                 raise ValueError("regression targets must be finite")
+            y = self._clip_target(y)
         self.n_features_in_ = X.shape[1]
 
         rng = np.random.default_rng(self.random_state)
-        # One seed per member drawn up front: member i is the same whatever n_members is.
+        # One independent seed per member, drawn up front, so threads cannot reorder them.
         seeds = rng.integers(0, 2**31 - 1, size=self.n_members)
         samples = [self._bootstrap(y, np.random.default_rng(int(seed))) for seed in seeds]
         if self.task == "classification":
@@ -163,6 +170,26 @@ class BootstrapEnsemble(BaseEstimator):
             oob[idx] = False
             self.oob_masks_.append(oob)
         return self
+
+    def _clip_target(self, y: np.ndarray) -> np.ndarray:
+        """Hit finding: flatten the uninteresting tail so every split is spent on the good end.
+
+        Targets beyond the `target_clip_quantile` quantile of the training labels, on
+        `target_clip_side` ("high": low values are hits, e.g. docking scores), are set
+        to that quantile. Predictions then rank the good end well but are compressed
+        (not calibrated) beyond the clip level. `target_clip_` keeps the level used.
+        """
+        q = self.target_clip_quantile
+        self.target_clip_ = None
+        if q is None:
+            return y
+        if not 0.0 < q < 1.0:
+            raise ValueError(f"target_clip_quantile must be in (0, 1), got {q!r}")
+        if self.target_clip_side not in CLIP_SIDES:
+            raise ValueError(f"target_clip_side must be one of {CLIP_SIDES}, got {self.target_clip_side!r}")
+        level = float(np.quantile(y, q))
+        self.target_clip_ = level
+        return np.minimum(y, level) if self.target_clip_side == "high" else np.maximum(y, level)
 
     def _bootstrap(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         n = y.shape[0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rdkit import Chem
+from rdkit.Chem import rdFingerprintGenerator
 
 from mlmodels.ml.features import (
     DEFAULT_SPEC,
@@ -27,7 +28,7 @@ def test_spec_survives_a_dict_round_trip() -> None:
 
 def test_spec_refuses_bits_with_settings_other_than_the_stored_fingerprint() -> None:
     with pytest.raises(ValueError, match="stored fingerprint"):
-        FeatureSpec(name="x", morgan="bits", radius=3)
+        FeatureSpec(name="x", morgan="bits", radius=3)  # a different radius cannot come from stored bits
 
 
 def test_spec_refuses_unknown_keys_and_empty_specs() -> None:
@@ -42,6 +43,7 @@ def test_spec_refuses_unknown_keys_and_empty_specs() -> None:
     [
         FeatureSpec(name="bits"),
         FeatureSpec(name="props+bits", descriptors="props"),
+        FeatureSpec(name="props+bits512", n_bits=512, descriptors="props"),
         FeatureSpec(name="counts+ap", morgan="counts", n_bits=512, atom_pairs=256, descriptors="props"),
     ],
     ids=lambda s: s.name,
@@ -66,6 +68,21 @@ def test_pure_bits_spec_stores_nothing(mols: list) -> None:
 def test_bits_match_the_registered_fingerprint(packed: np.ndarray) -> None:
     X = build_matrix(FeatureSpec(name="bits"), packed, None)
     np.testing.assert_array_equal(np.packbits(X.astype(np.uint8), axis=1), packed)
+
+
+@pytest.mark.parametrize("n_bits", [256, 512, 1024])
+def test_folding_the_stored_fingerprint_equals_a_smaller_fingerprint(
+    n_bits: int, mols: list, packed: np.ndarray
+) -> None:
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=n_bits)
+    direct = np.stack([gen.GetFingerprintAsNumPy(m) for m in mols])
+    folded = build_matrix(FeatureSpec(name="b", n_bits=n_bits), packed, None)
+    np.testing.assert_array_equal(folded, direct)
+
+
+def test_spec_refuses_a_fold_that_is_not_exact() -> None:
+    with pytest.raises(ValueError, match="folded"):
+        FeatureSpec(name="x", morgan="bits", n_bits=300)
 
 
 def test_stored_from_bytes_refuses_a_wrong_length() -> None:
