@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import IO, Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.utils.module_loading import import_string
 
 from compounds import chemistry
 from compounds.models import (
@@ -353,6 +355,10 @@ def compounds_import(
         report.properties_deferred = not with_properties and report.created > 0
         if report.properties_deferred and enqueue_enrichment:
             transaction.on_commit(compounds_enrich_enqueue)
+        if report.created and enqueue_enrichment:
+            for path in settings.CHEMLOOP_IMPORT_FOLLOWUPS:
+                # e.g. the model features backfill: configured, so this app never imports mlmodels.
+                transaction.on_commit(import_string(path))
     return report
 
 

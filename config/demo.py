@@ -97,6 +97,8 @@ def _import_rows(
         assay=assay,
         value_column="value" if assay else None,
         processes=1,
+        # The demo model's training stores the features it needs; no background threads.
+        enqueue_enrichment=False,
     )
 
 

@@ -172,6 +172,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- chemloop ---------------------------------------------------------------
+# Run after every import that registered new compounds (after commit): store the
+# default featurizer's per-compound features in chunked jobs, so scoring a pool
+# never re-parses a molecule.
+CHEMLOOP_IMPORT_FOLLOWUPS = env.list(
+    "CHEMLOOP_IMPORT_FOLLOWUPS", default=["mlmodels.services.compound_features_backfill_enqueue"]
+)
 # Where trained model artifacts are written (joblib files, written atomically).
 ARTIFACT_ROOT = Path(env("ARTIFACT_ROOT", default=str(MEDIA_ROOT / "artifacts")))
 

@@ -39,3 +39,5 @@ STORAGES = {
 }
 MEDIA_ROOT = BASE_DIR / ".test-media" / _worker
 ARTIFACT_ROOT = MEDIA_ROOT / "artifacts"
+# Tests enqueue only the jobs they are about (one test turns the feature backfill on).
+CHEMLOOP_IMPORT_FOLLOWUPS: list[str] = []

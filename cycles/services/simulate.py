@@ -111,6 +111,7 @@ def _read_truth(config: SimulationConfig, log: LogFn) -> tuple[Assay, list[int],
             dataset_name=dataset_name,
             assay=truth,
             value_column="value",
+            enqueue_enrichment=False,  # the simulated models compute what they need
         )
         log(f"imported {report.imported} compounds ({report.invalid} rejected) in {time.time() - t:.1f}s")
         if "split" in rows[0]:

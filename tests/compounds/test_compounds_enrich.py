@@ -45,3 +45,15 @@ def test_enrichment_is_idempotent(rq_queue):  # type: ignore[no-untyped-def]
     hi = Compound.objects.order_by("-id").first().pk
     assert services.compounds_enrich_range(id_from=0, id_to=hi + 1) == 12
     assert services.compounds_enrich_range(id_from=0, id_to=hi + 1) == 0
+
+
+def test_after_an_import_the_default_features_are_stored_by_a_real_worker(run_worker, rq_queue, settings):  # type: ignore[no-untyped-def]
+    from mlmodels.ml.features import DEFAULT_SPEC
+
+    settings.CHEMLOOP_IMPORT_FOLLOWUPS = ["mlmodels.services.compound_features_backfill_enqueue"]
+    data = ("smiles\n" + "\n".join(ROWS[:8]) + "\n").encode()
+    services.compounds_import(stream=io.BytesIO(data), filename="f.csv", dataset_name="f")
+    assert Compound.objects.filter(feature_set="").count() == 8
+    run_worker()
+    assert set(Compound.objects.values_list("feature_set", flat=True)) == {DEFAULT_SPEC.name}
+    assert all(len(bytes(c.feature_vector)) == 4 * DEFAULT_SPEC.n_stored for c in Compound.objects.all())

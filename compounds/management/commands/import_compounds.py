@@ -78,6 +78,7 @@ class Command(BaseCommand):
     def _enrich(self, mode: str) -> None:
         from django.conf import settings
         from django.db.models import Max, Min
+        from django.utils.module_loading import import_string
 
         from compounds.models import Compound
 
@@ -88,6 +89,8 @@ class Command(BaseCommand):
         elif mode == "jobs":
             n = services.compounds_enrich_enqueue()
             self.stdout.write(f"properties: {n} enrichment job(s) enqueued for the RQ workers")
+            for path in settings.CHEMLOOP_IMPORT_FOLLOWUPS:
+                import_string(path)()
         else:
             bounds = Compound.objects.filter(mw__isnull=True).aggregate(lo=Min("id"), hi=Max("id"))
             if bounds["lo"] is None:
