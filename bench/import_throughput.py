@@ -63,7 +63,8 @@ def main() -> None:
     parser.add_argument("--properties", choices=["auto", "inline", "deferred"], default="auto")
     args = parser.parse_args()
 
-    _django.setup()
+    # Its own database: the import benchmark empties the compound tables.
+    _django.setup(db_name="chemloop_bench_import")
     from django.db import connection
 
     from compounds.models import Compound

@@ -328,8 +328,23 @@ def model_create_initial(
     user: Any = None,
     progress: ProgressFn = _noop,
     allow_empty_validation: bool = False,
+    preset: str | None = None,
 ) -> MLModel:
-    """Version 1 of a lineage: freeze its validation set, train, activate."""
+    """Version 1 of a lineage: freeze its validation set, train, activate.
+
+    `preset` ("hit_finding" | "model_improvement", see mlmodels.ml.presets) fills the
+    featurizer, algorithm, members and hyper-parameters the benchmarks chose for that goal.
+    """
+    if preset is not None:
+        from mlmodels.ml import presets
+
+        chosen = presets.PRESETS.get(preset)
+        if chosen is None:
+            raise ValidationFailed(f"unknown preset {preset!r}; choose from {', '.join(presets.PRESETS)}", extra={"field": "preset"})
+        featurizer = featurizer or chosen["featurizer"]
+        hyperparameters = {**chosen["hyperparameters"], **(hyperparameters or {})}
+        algorithm = chosen["algorithm"] if algorithm == "xgboost" else algorithm
+        n_members = chosen["n_members"] if n_members == 10 else n_members
     name = name.strip()
     if not name:
         raise ValidationFailed("a model name is required", extra={"field": "name"})

@@ -21,6 +21,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--validation-fraction", type=float, default=0.2)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--preset", choices=["model_improvement", "hit_finding"],
+            help="featurizer and ensemble settings chosen by the benchmarks for this goal",
+        )
 
     def handle(self, *args: object, **opts: object) -> None:
         assay = Assay.objects.filter(name=opts["assay"]).first()
@@ -49,6 +53,7 @@ class Command(BaseCommand):
                 algorithm=str(opts["algorithm"]),
                 n_members=int(opts["members"]),  # type: ignore[call-overload]
                 progress=progress,
+                preset=opts["preset"],  # type: ignore[arg-type]
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
