@@ -67,7 +67,7 @@ def main() -> None:
 
     rss_before = rss_mb()
     t = time.perf_counter()
-    scores = services.model_score_compounds(model=model, queryset=pool, chunk_size=args.chunk)
+    scores = services.model_score_compounds(model=model, queryset=pool, chunk_size=args.chunk, with_fingerprints=False)
     elapsed = time.perf_counter() - t
     assert scores.ids.size == n
     print(f"scored {n:,} compounds with {model} ({model.n_members} members, {DEFAULT_SPEC.name}) in {elapsed:.1f} s "

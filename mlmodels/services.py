@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from rdkit import Chem
@@ -451,7 +451,7 @@ class PoolScores:
     proba: np.ndarray | None  # classification (n, K)
     member_proba: np.ndarray | None  # (members, n, K)
     applicability: np.ndarray
-    fingerprints: np.ndarray  # packed (n, 256)
+    fingerprints: np.ndarray | None  # packed (n, 256), when asked for
 
     @property
     def prediction(self) -> np.ndarray:
@@ -475,6 +475,7 @@ def model_score_compounds(
     compound_ids: Sequence[int] | None = None,
     queryset: QuerySet[Compound] | None = None,
     with_members: bool = False,
+    with_fingerprints: bool = True,
     chunk_size: int = POOL_CHUNK,
     progress: ProgressFn = _noop,
 ) -> PoolScores:
@@ -487,13 +488,20 @@ def model_score_compounds(
     total = max(queryset.count(), 1)
     parts: list[dict[str, np.ndarray]] = []
     done = 0
-    for ids, packed, stored in pool_chunks(queryset=queryset, spec=spec, chunk_size=chunk_size):
+    chunks = pool_chunks(queryset=queryset, spec=spec, chunk_size=chunk_size)
+    if total > chunk_size and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # Read the next chunk from the database while this one is predicted: the
+        # driver and XGBoost both release the GIL, so the two overlap.
+        chunks = _prefetched(chunks)
+    for ids, packed, stored in chunks:
         pred = art.ensemble.predict(features.build_matrix(spec, packed, stored), return_members=with_members)
         part: dict[str, Any] = {
             "ids": ids,
             "applicability": applicability.applicability_distance(packed, train_fps),
-            "fingerprints": packed,
         }
+        if with_fingerprints:
+            # 256 bytes a compound: kept only when a batch mode or the map needs them.
+            part["fingerprints"] = packed
         if isinstance(pred, RegressionPrediction):
             part["mean"], part["std"] = pred.mean, pred.std
         elif isinstance(pred, ClassificationPrediction):
@@ -516,8 +524,32 @@ def model_score_compounds(
         proba=cat("proba"),
         member_proba=cat("member_proba", axis=1),
         applicability=cat("applicability") if parts else np.zeros(0, dtype=np.float32),
-        fingerprints=cat("fingerprints") if parts else np.zeros((0, chemistry.FP_BYTES), dtype=np.uint8),
+        fingerprints=cat("fingerprints") if parts and with_fingerprints else (
+            np.zeros((0, chemistry.FP_BYTES), dtype=np.uint8) if with_fingerprints else None
+        ),
     )
+
+
+def _prefetched(iterator: Iterator[Any]) -> Iterator[Any]:
+    """Run `iterator` one item ahead on a worker thread (with its own DB connection)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def step() -> Any:
+        try:
+            return next(iterator)
+        except StopIteration:
+            return _DONE
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(step)
+        while (item := future.result()) is not _DONE:
+            future = pool.submit(step)
+            yield item
+        # The lambda runs on the worker thread, so it closes that thread's connection.
+        pool.submit(lambda: connection.close()).result()
+
+
+_DONE = object()
 
 
 @dataclass

@@ -49,7 +49,10 @@ def _score_range(plan: dict[str, Any], lo: int, hi: int) -> bytes:
     pool = PoolSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in plan["pool"].items()})
     qs, _ = pool_queryset(model=model, pool=pool)
     scores = model_services.model_score_compounds(
-        model=model, queryset=qs.filter(id__gte=lo, id__lt=hi), with_members=plan["with_members"]
+        model=model,
+        queryset=qs.filter(id__gte=lo, id__lt=hi),
+        with_members=plan["with_members"],
+        with_fingerprints=plan.get("with_fingerprints", True),
     )
     arrays = {
         k: v
@@ -98,6 +101,7 @@ def pool_score_distributed(
     pool: Any,
     queryset: QuerySet[Compound],
     with_members: bool = False,
+    with_fingerprints: bool = True,
     helpers: int = 1,
     chunk_ids: int | None = None,
     progress: ProgressFn | None = None,
@@ -114,6 +118,7 @@ def pool_score_distributed(
         "model_id": model.pk,
         "pool": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(pool).items()},
         "with_members": with_members,
+        "with_fingerprints": with_fingerprints,
     }
     keys = [KEY.format(token=token, part=p) for p in ("plan", "todo", "taken", "done")]
     pipe = r.pipeline()

@@ -173,12 +173,18 @@ def cycle_select(
     if distributed is None:
         # Big pools on RQ are shared with other workers; small ones are scored right here.
         distributed = not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
+    # Fingerprints of the whole pool only when a batch mode or the map uses them (256 B a compound).
+    needs_fps = with_pool_fingerprints or (params or {}).get("batch") in ("diverse", "ranked_batch")
     if distributed:
         from cycles.services.scoring import pool_score_distributed
 
-        scores = pool_score_distributed(model=model, pool=pool, queryset=qs, with_members=needs_members, helpers=helpers)
+        scores = pool_score_distributed(
+            model=model, pool=pool, queryset=qs, with_members=needs_members, with_fingerprints=needs_fps, helpers=helpers
+        )
     else:
-        scores = model_services.model_score_compounds(model=model, queryset=qs, with_members=needs_members)
+        scores = model_services.model_score_compounds(
+            model=model, queryset=qs, with_members=needs_members, with_fingerprints=needs_fps
+        )
     if scores.ids.size == 0:
         raise ValidationFailed(
             "The pool has no eligible compounds (all are labeled, queued or in the validation set).",

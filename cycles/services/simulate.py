@@ -225,13 +225,16 @@ def _run_one(
 
     record(0, model)
     pool_spec = PoolSpec(kind="compounds", compound_ids=tuple(pool))
-    params = config.strategy_params.get(strategy)
+    # A --strategy name may be a label for a tuned variant: its params then name the
+    # real strategy, e.g. {"uncertainty_ranked": {"strategy": "uncertainty", "batch": ...}}.
+    params = dict(config.strategy_params.get(strategy) or {})
+    base = str(params.pop("strategy", strategy))
     for step in range(1, config.cycles + 1):
         remaining = len(pool) - len(acquired)
         if remaining <= 0:
             break
         result = cycle_select(
-            model=model, user=user, strategy=strategy, batch_size=min(batch, remaining), params=params,
+            model=model, user=user, strategy=base, batch_size=min(batch, remaining), params=params or None,
             pool=pool_spec, random_state=seed * 1000 + step,
         )
         for item in LabelQueueItem.objects.filter(cycle=result.cycle).values_list("id", "compound_id"):

@@ -23,7 +23,8 @@ class Command(BaseCommand):
                             help="find mode: which end of the value scale is a hit")
         parser.add_argument("--strategy", action="append", dest="strategies",
                             help="repeatable; default: random + uncertainty")
-        parser.add_argument("--params", default="{}", help='JSON: {"strategy": {param: value}}')
+        parser.add_argument("--params", default="{}", help='JSON: {"strategy": {param: value}}; a "strategy" key makes the name a label for a '
+                                 'tuned variant, e.g. {"unc_ranked": {"strategy": "uncertainty", "batch": "ranked_batch"}}')
         parser.add_argument("--cycles", type=int, default=20)
         parser.add_argument("--batch-size", type=float, default=25, help="count, or a fraction (<1) of the pool")
         parser.add_argument("--initial", type=float, default=50, help="count, or a fraction (<1) of the pool")
