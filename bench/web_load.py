@@ -24,7 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import _django
+# The session made here must be valid for the gunicorn server: one secret for both.
+BENCH_SECRET = "bench-" + "k" * 50
+os.environ["SECRET_KEY"] = BENCH_SECRET
+
+import _django  # noqa: E402 - after the secret is set
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = 8765
@@ -39,11 +43,17 @@ LUA_LABEL = """
 local ids = {}
 local counter = 0
 local token = os.getenv("BENCH_TOKEN")
+local started = 0
+setup = function(thread)
+  thread:set("tid", started)
+  started = started + 1
+end
 init = function(args)
   local f = io.open(args[1], "r")
   for line in f:lines() do table.insert(ids, line) end
   f:close()
-  counter = tonumber(args[2])
+  -- each thread labels its own half of the items: no two requests for one item
+  counter = tid * math.floor(#ids / tonumber(args[2]))
 end
 request = function()
   counter = counter + 1
@@ -97,7 +107,7 @@ def main() -> None:
     item_ids = [str(i) for i in LabelQueueItem.objects.filter(model=model).values_list("id", flat=True)]
     print(f"database: {n_compounds:,} compounds, {len(item_ids):,} open queue items for {model}")
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "bench-" + "k" * 50,
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": BENCH_SECRET,
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "DEBUG": "false"}
     # Production serves hashed static files (whitenoise manifest): collect them first.
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
@@ -115,11 +125,14 @@ def main() -> None:
             ["wrk", "-t2", "-c20", f"-d{args.duration}s", "-s", str(tmp / "pct.lua"),
              "-H", f"Cookie: sessionid={session.session_key}", url],
             capture_output=True, text=True, check=True).stdout
+        status = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-b",
+                                 f"sessionid={session.session_key}", url], capture_output=True, text=True).stdout
+        assert status == "200", f"queue page answered {status}, not 200 (session not accepted?)"
         print("queue page (20 connections, filtered + paginated, lead session):")
         print(_summary(out))
         out = subprocess.run(
             ["wrk", "-t2", "-c20", f"-d{min(args.duration, 20)}s", "-s", str(tmp / "label.lua"),
-             f"http://127.0.0.1:{PORT}", "--", str(tmp / "ids.txt"), "0"],
+             f"http://127.0.0.1:{PORT}", "--", str(tmp / "ids.txt"), "2"],
             capture_output=True, text=True, check=True, env={**os.environ, "BENCH_TOKEN": token.key}).stdout
         print("label submissions (20 connections, REST API with a token, a different item per request):")
         print(_summary(out))

@@ -88,6 +88,12 @@ class LabelQueueItem(models.Model):
             models.Index(fields=["assigned_to", "status"], name="ix_label_queue_assignee_status"),
             # Ordering the open queue by priority.
             models.Index(fields=["model", "status", "-priority_score"], name="ix_label_queue_priority"),
+            # The queue page's default view: open items of a model, best first, without a sort.
+            models.Index(
+                fields=["model", "-priority_score", "created_at"],
+                condition=Q(status__in=["pending", "in_progress"]),
+                name="ix_label_queue_open_priority",
+            ),
         ]
 
     def __str__(self) -> str:

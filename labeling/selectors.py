@@ -34,7 +34,13 @@ def queue_items_list(
 
     `assigned_to` is a user id, "none" (unassigned) or None (anyone).
     """
-    qs = LabelQueueItem.objects.select_related("compound", "model__assay", "assigned_to", "labeled_by", "cycle")
+    qs = LabelQueueItem.objects.select_related(
+        "compound", "model__assay", "assigned_to", "labeled_by", "cycle"
+    ).defer(
+        # The compound's stored vectors are ~1 kB a row and no list shows them.
+        "compound__fingerprint", "compound__feature_vector", "model__metrics", "model__hyperparameters",
+        "model__featurizer", "cycle__metrics_before", "cycle__metrics_after", "cycle__strategy_params",
+    )
     if status == "open":
         qs = qs.filter(status__in=OPEN_STATUSES)
     elif status:
