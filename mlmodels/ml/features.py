@@ -140,6 +140,13 @@ SPECS: dict[str, FeatureSpec] = {
 # Folding to 512 rather than using all 2048 bits cuts fit time ~2.5x and 1M-pool
 # scoring time ~2x at no CV cost.
 DEFAULT_SPEC: FeatureSpec = SPECS["fast+bits512"]
+# "Find the best compounds" (mlmodels.ml.presets.HIT_FINDING): fast descriptors +
+# Morgan r2 counts (2048) + atom-pair counts (2048), chosen on the Enamine10k docking
+# benchmark (bench/hit_finding.py, BENCHMARKS.md "Hit finding"); 4,301 features.
+SPECS["hit_finding"] = FeatureSpec(
+    name="hit_finding", morgan="counts", n_bits=2048, atom_pairs=2048, descriptors="fast"
+)
+HIT_FINDING_SPEC: FeatureSpec = SPECS["hit_finding"]
 
 
 # --- Descriptor sets ----------------------------------------------------------
