@@ -9,6 +9,7 @@ from django import forms
 from compounds.models import Dataset
 from cycles.services.selection import MAX_BATCH_SIZE, PoolSpec
 from cycles.strategies import BATCH_MODES, DEFAULT_HYBRID_WEIGHTS
+from mlmodels.ml import presets
 from mlmodels.models import MLModel, ModelStatus
 
 POOL_CHOICES = [("all", "All unlabeled compounds"), ("dataset", "A dataset"), ("list", "Pasted SMILES or compound ids")]
@@ -37,10 +38,24 @@ class SelectionForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.catalog = {s["name"]: s for s in catalog}
         self.fields["model"].queryset = MLModel.objects.filter(status=ModelStatus.ACTIVE).select_related("assay")
+        # The benchmarks' winners (mlmodels.ml.presets) are marked and preselected.
+        recommended = {"improve": presets.MODEL_IMPROVEMENT["strategy"], "find": presets.HIT_FINDING["strategy"]}
+        self.recommended = recommended
         self.fields["strategy"].choices = [
-            (GOALS[goal], [(s["name"], s["name"].replace("_", " ")) for s in catalog if s["goal"] == goal])
+            (
+                GOALS[goal],
+                [
+                    (s["name"], s["name"].replace("_", " ") + (" (recommended)" if s["name"] == recommended[goal] else ""))
+                    for s in catalog
+                    if s["goal"] == goal
+                ],
+            )
             for goal in GOALS
         ]
+        if not self.is_bound:
+            first = self.fields["model"].queryset.first()
+            hit_finding = first is not None and (first.featurizer or {}).get("name") == presets.HIT_FINDING_NAME
+            self.initial.setdefault("strategy", recommended["find" if hit_finding else "improve"])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -58,3 +58,6 @@ MODEL_IMPROVEMENT: dict[str, Any] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {"hit_finding": HIT_FINDING, "model_improvement": MODEL_IMPROVEMENT}
+
+# Name of the hit-finding featurizer: a model trained with it is a hit-finding model.
+HIT_FINDING_NAME: str = HIT_FINDING["featurizer"]["name"]

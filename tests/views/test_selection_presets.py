@@ -1,0 +1,30 @@
+import re
+
+import pytest
+from django.urls import reverse
+
+from mlmodels.ml import presets
+from tests.factories import MLModelFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _selected(body: str) -> str:
+    match = re.search(r'<option value="([a-z_]+)"[^>]*selected', body)
+    assert match, "no strategy preselected"
+    return match.group(1)
+
+
+def test_the_selection_tab_marks_and_preselects_the_benchmarked_strategies(client_for, lead):  # type: ignore[no-untyped-def]
+    MLModelFactory()
+    body = client_for(lead).get(reverse("cycles:selection")).content.decode()
+    for preset in (presets.MODEL_IMPROVEMENT, presets.HIT_FINDING):
+        label = preset["strategy"].replace("_", " ").capitalize()
+        assert f"{label} (recommended)" in body
+    assert _selected(body) == presets.MODEL_IMPROVEMENT["strategy"]
+
+
+def test_a_hit_finding_model_preselects_the_hit_finding_strategy(client_for, lead):  # type: ignore[no-untyped-def]
+    MLModelFactory(featurizer=presets.HIT_FINDING["featurizer"])
+    body = client_for(lead).get(reverse("cycles:selection")).content.decode()
+    assert _selected(body) == presets.HIT_FINDING["strategy"]
