@@ -52,10 +52,7 @@ class SelectionForm(forms.Form):
             )
             for goal in GOALS
         ]
-        if not self.is_bound:
-            first = self.fields["model"].queryset.first()
-            hit_finding = first is not None and (first.featurizer or {}).get("name") == presets.HIT_FINDING_NAME
-            self.initial.setdefault("strategy", recommended["find" if hit_finding else "improve"])
+
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
