@@ -130,7 +130,7 @@ def selection(request: HttpRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
     model = selectors.lineage_model_get(model_id=(data or request.GET).get("model"))
     catalog = _catalog_for(model)
-    form = SelectionForm(data, catalog=catalog, initial={"model": model, "strategy": _default_strategy(catalog, model)})
+    form = SelectionForm(data, catalog=catalog, initial={"model": model, **_default_choice(catalog, model)})
     context: dict[str, Any] = {"form": form, "catalog": catalog, "goals": GOALS, "model": model, "result": None}
     if data is not None and form.is_valid():
         preview = data.get("action") != "queue"
@@ -158,14 +158,16 @@ def _catalog_for(model: MLModel | None) -> list[dict[str, Any]]:
     return [s for s in catalog if task in s["tasks"]]
 
 
-def _default_strategy(catalog: list[dict[str, Any]], model: MLModel | None) -> str:
+def _default_choice(catalog: list[dict[str, Any]], model: MLModel | None) -> dict[str, Any]:
     """The benchmarks' winner for the model's goal (a hit-finding model → find the best compounds)."""
     from mlmodels.ml import presets
 
     hit_finding = model is not None and (model.featurizer or {}).get("name") == presets.HIT_FINDING_NAME
-    preferred = (presets.HIT_FINDING if hit_finding else presets.MODEL_IMPROVEMENT)["strategy"]
+    preset = presets.HIT_FINDING if hit_finding else presets.MODEL_IMPROVEMENT
     names = [s["name"] for s in catalog]
-    return preferred if preferred in names else (names[0] if names else "")
+    if preset["strategy"] not in names:
+        return {"strategy": names[0] if names else ""}
+    return {"strategy": preset["strategy"], "batch": preset["params"].get("batch", "top")}
 
 
 def _select(request: HttpRequest, form: SelectionForm, *, preview: bool) -> SelectionResult:

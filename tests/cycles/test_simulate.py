@@ -50,3 +50,21 @@ def test_hit_finding_mode_reports_the_share_of_the_true_top_found(tmp_path, sett
     values = [float(r["value"]) for r in greedy]
     assert values == sorted(values)  # acquired compounds only accumulate
     assert 0 <= values[-1] <= 100
+
+
+def test_a_strategy_name_can_label_a_tuned_variant(tmp_path, settings):  # type: ignore[no-untyped-def]
+    from cycles.models import ActiveLearningCycle
+
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    out = tmp_path / "variant"
+    params = '{"unc_ranked": {"strategy": "uncertainty", "batch": "ranked_batch", "alpha": 0.4}}'
+    call_command(
+        "simulate", "--cycles", "1", "--batch-size", "10", "--initial", "20", "--seeds", "1", "--members", "2",
+        "--hyperparameters", FAST, "--strategy", "unc_ranked", "--params", params, "--out", str(out),
+    )
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert {r["strategy"] for r in rows} == {"unc_ranked"}
+    cycle = ActiveLearningCycle.objects.get()
+    assert cycle.selection_strategy == "uncertainty"
+    assert cycle.strategy_params["batch"] == "ranked_batch"
+    assert cycle.strategy_params["alpha"] == 0.4

@@ -28,3 +28,10 @@ def test_a_hit_finding_model_preselects_the_hit_finding_strategy(client_for, lea
     MLModelFactory(featurizer=presets.HIT_FINDING["featurizer"])
     body = client_for(lead).get(reverse("cycles:selection")).content.decode()
     assert _selected(body) == presets.HIT_FINDING["strategy"]
+
+
+def test_the_preset_batch_mode_is_preselected_too(client_for, lead):  # type: ignore[no-untyped-def]
+    MLModelFactory()
+    body = client_for(lead).get(reverse("cycles:selection")).content.decode()
+    batch = presets.MODEL_IMPROVEMENT["params"].get("batch", "top")
+    assert re.search(rf'<option value="{batch}"[^>]*selected', body)
