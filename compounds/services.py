@@ -151,6 +151,17 @@ def parse_measurement_value(assay: Assay, raw: Any) -> float:
     return number
 
 
+def label_provenance_check(*, source: str, confidence: str, sources: tuple[str, ...] | None = None) -> None:
+    """A label's source and confidence must be known values; raises ValidationFailed naming the field."""
+    allowed = sources or tuple(LabelSource.values)
+    if source not in allowed:
+        raise ValidationFailed(f"source must be one of {', '.join(allowed)}", extra={"field": "source"})
+    if confidence and confidence not in LabelConfidence.values:
+        raise ValidationFailed(
+            f"confidence must be one of {', '.join(LabelConfidence.values)}", extra={"field": "confidence"}
+        )
+
+
 def measurement_create(
     *,
     compound: Compound,
@@ -163,12 +174,7 @@ def measurement_create(
     queue_item: Any = None,
 ) -> Measurement:
     number = parse_measurement_value(assay, value)
-    if source not in LabelSource.values:
-        raise ValidationFailed(f"source must be one of {', '.join(LabelSource.values)}", extra={"field": "source"})
-    if confidence and confidence not in LabelConfidence.values:
-        raise ValidationFailed(
-            f"confidence must be one of {', '.join(LabelConfidence.values)}", extra={"field": "confidence"}
-        )
+    label_provenance_check(source=source, confidence=confidence)
     return Measurement.objects.create(
         compound=compound,
         assay=assay,

@@ -16,8 +16,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
 
-from compounds.models import LabelConfidence, LabelSource, Measurement
-from compounds.services import parse_measurement_value
+from compounds.models import LabelSource, Measurement
+from compounds.services import label_provenance_check, parse_measurement_value
 from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, SCIENTIST, has_role
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
@@ -159,14 +159,7 @@ def label_submit(
     notes: str = "",
 ) -> LabelQueueItem:
     """Record a label and its Measurement; a second label is refused, never overwritten."""
-    if source not in HUMAN_SOURCES:
-        raise ValidationFailed(
-            f"source must be one of {', '.join(HUMAN_SOURCES)}", extra={"field": "source"}
-        )
-    if confidence and confidence not in LabelConfidence.values:
-        raise ValidationFailed(
-            f"confidence must be one of {', '.join(LabelConfidence.values)}", extra={"field": "confidence"}
-        )
+    label_provenance_check(source=source, confidence=confidence, sources=HUMAN_SOURCES)
     notes = (notes or "")[:5000]
     with transaction.atomic():
         item = _locked_item(item_id)

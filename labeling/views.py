@@ -36,18 +36,27 @@ def _partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-@login_required
-def queue(request: HttpRequest) -> HttpResponse:
+def _filtered_queue(request: HttpRequest, *, default_status: str) -> tuple[QueueFilterForm, dict[str, Any], Any]:
+    """The queue filters of the page and the export, read the same way from the query string."""
     form = QueueFilterForm(request.GET or None)
-    f = form.cleaned_data if form.is_valid() else {}
-    status, assigned, sort = f.get("status") or "open", f.get("assigned_to") or "", f.get("sort") or "priority"
+    f = dict(form.cleaned_data) if form.is_valid() else {}
+    f["status"] = f.get("status") or default_status
+    f["assigned"] = f.get("assigned_to") or ""
+    f["sort"] = f.get("sort") or "priority"
     items = selectors.queue_items_list(
-        status=None if status == "all" else status,
-        assigned_to=request.user.pk if assigned == "me" else (assigned or None),
+        status=None if f["status"] == "all" else f["status"],
+        assigned_to=request.user.pk if f["assigned"] == "me" else (f["assigned"] or None),
         model_id=f.get("model"),
         cycle_id=f.get("cycle"),
-        ordering=sort,
+        ordering=f["sort"],
     )
+    return form, f, items
+
+
+@login_required
+def queue(request: HttpRequest) -> HttpResponse:
+    form, f, items = _filtered_queue(request, default_status="open")
+    status, assigned, sort = f["status"], f["assigned"], f["sort"]
     context = {
         "page": Paginator(items, PAGE_SIZE).get_page(request.GET.get("page")),
         "form": form,
@@ -67,16 +76,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 @login_required
 def queue_export(request: HttpRequest) -> HttpResponse:
     """The filtered queue as CSV; cells are escaped so a spreadsheet never runs a formula."""
-    form = QueueFilterForm(request.GET or None)
-    f = form.cleaned_data if form.is_valid() else {}
-    status, assigned = f.get("status") or "all", f.get("assigned_to") or ""
-    items = selectors.queue_items_list(
-        status=None if status == "all" else status,
-        assigned_to=request.user.pk if assigned == "me" else (assigned or None),
-        model_id=f.get("model"),
-        cycle_id=f.get("cycle"),
-        ordering=f.get("sort") or "priority",
-    )
+    _form, _f, items = _filtered_queue(request, default_status="all")
     response = StreamingHttpResponse(_csv_lines(selectors.queue_export_rows(items=items)), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="label-queue.csv"'
     return response
