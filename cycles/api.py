@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -18,12 +17,14 @@ from compounds.api import CompoundSummarySerializer, enum_field, id_field
 from config.api_errors import error_responses, parse_int_id, parse_uuid
 from config.api_permissions import IsLead, IsViewer
 from config.exceptions import NotFound, ValidationFailed
+from cycles import selectors as cycle_selectors
 from cycles import services, strategies
-from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
+from cycles.models import CycleStatus, Job, JobStatus
 from cycles.services.retraining import DEFAULT_MIN_NEW_LABELS
 from cycles.services.selection import MAX_BATCH_SIZE, MAX_POOL_LIST, PoolSpec
 from labeling.api import ModelRefSerializer, QueueItemSerializer
 from labeling.selectors import queue_items_list
+from mlmodels import selectors as model_selectors
 from mlmodels.models import MLModel
 
 TAGS = ["active-learning"]
@@ -32,21 +33,6 @@ CYCLE_ID = OpenApiParameter("cycle_id", OpenApiTypes.UUID, OpenApiParameter.PATH
 MAX_API_POOL_LIST = min(MAX_POOL_LIST, 10_000)
 
 
-def _model_get(model_id: Any) -> MLModel:
-    model = MLModel.objects.select_related("assay").filter(pk=model_id).first()
-    if model is None:
-        raise NotFound("No such model.")
-    return model
-
-
-def _cycles(*, model_id: int | None = None, status_: str | None = None) -> QuerySet[ActiveLearningCycle]:
-    # Belongs in a cycles selector; kept here because this engineer owns only the API files.
-    qs = ActiveLearningCycle.objects.select_related("model", "result_model")
-    if model_id:
-        qs = qs.filter(model__name__in=MLModel.objects.filter(pk=model_id).values("name"))
-    if status_:
-        qs = qs.filter(status=status_)
-    return qs.order_by("-started_at", "-cycle_number")
 
 
 class CycleSerializer(serializers.Serializer):
@@ -242,7 +228,7 @@ class CycleListApi(GenericAPIView):
     def get(self, request: Request) -> Response:
         f = self.FilterSerializer(data=request.query_params)
         f.is_valid(raise_exception=True)
-        qs = _cycles(model_id=f.validated_data.get("model"), status_=f.validated_data.get("status"))
+        qs = cycle_selectors.cycles_list(model_id=f.validated_data.get("model"), status=f.validated_data.get("status"))
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
@@ -364,7 +350,7 @@ class CycleStatsApi(APIView):
         responses={200: OutputSerializer, **error_responses(404)},
     )
     def get(self, request: Request, model_id: str) -> Response:
-        model = _model_get(parse_int_id(model_id, what="model"))
+        model = model_selectors.model_get(model_id=parse_int_id(model_id, what="model"))
         return Response(self.OutputSerializer(services.cycle_stats(model=model)).data)
 
 

@@ -6,11 +6,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.db.models import QuerySet
 from sklearn.decomposition import PCA
 
 from compounds.chemistry import unpack_bits
 from cycles.models import ActiveLearningCycle, CycleStatus, Job
 from mlmodels.models import MLModel, ModelStatus
+
+
+def cycles_list(*, model_id: int | None = None, status: str | None = None) -> QuerySet[ActiveLearningCycle]:
+    """Cycles, newest first; with `model_id`, every cycle of that model's lineage."""
+    qs = ActiveLearningCycle.objects.select_related("model", "result_model")
+    if model_id:
+        qs = qs.filter(model__name__in=MLModel.objects.filter(pk=model_id).values("name"))
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-started_at", "-cycle_number")
+
 
 # The map is a picture, not an analysis: a few thousand points show the shape of the pool.
 MAP_MAX_POOL = 3000

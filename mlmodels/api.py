@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -17,8 +16,7 @@ from rest_framework.views import APIView
 from compounds.api import AssaySummarySerializer, enum_field, id_field
 from config.api_errors import error_responses, parse_int_id
 from config.api_permissions import IsViewer
-from config.exceptions import NotFound
-from mlmodels import services
+from mlmodels import selectors, services
 from mlmodels.models import MLModel, ModelStatus
 
 TAGS = ["models"]
@@ -26,20 +24,8 @@ MODEL_ID = OpenApiParameter("model_id", OpenApiTypes.INT, OpenApiParameter.PATH,
 MAX_PREDICT_ROWS = 1000
 
 
-def _models() -> QuerySet[MLModel]:
-    return MLModel.objects.select_related("assay", "validation_set", "created_by")
-
-
 def _model_get(model_id: str) -> MLModel:
-    model = _models().filter(pk=parse_int_id(model_id, what="model")).first()
-    if model is None:
-        raise NotFound("No such model.")
-    return model
-
-
-def _headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """Metrics without per-compound arrays (the confusion matrix stays)."""
-    return {k: v for k, v in (metrics or {}).items() if not isinstance(v, list) or k == "confusion_matrix"}
+    return selectors.model_get(model_id=parse_int_id(model_id, what="model"))
 
 
 class ModelSerializer(serializers.Serializer):
@@ -59,7 +45,7 @@ class ModelSerializer(serializers.Serializer):
     trained_at = serializers.DateTimeField(allow_null=True)
 
     def get_metrics(self, obj: MLModel) -> dict[str, Any]:
-        return _headline(obj.metrics)
+        return selectors.metrics_headline(obj.metrics)
 
 
 class ModelListApi(GenericAPIView):
@@ -85,7 +71,7 @@ class ModelListApi(GenericAPIView):
         f = self.FilterSerializer(data=request.query_params)
         f.is_valid(raise_exception=True)
         d = f.validated_data
-        qs = _models()
+        qs = selectors.models_list()
         if d.get("name"):
             qs = qs.filter(name=d["name"])
         if d.get("status"):
@@ -132,7 +118,7 @@ class ModelVersionListApi(APIView):
     )
     def get(self, request: Request, model_id: str) -> Response:
         model = _model_get(model_id)
-        return Response(self.OutputSerializer(_models().filter(name=model.name).order_by("version"), many=True).data)
+        return Response(self.OutputSerializer(selectors.models_list().filter(name=model.name).order_by("version"), many=True).data)
 
 
 class ModelPredictApi(APIView):

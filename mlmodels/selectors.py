@@ -13,6 +13,19 @@ from mlmodels.ml.metrics import primary_metric
 from mlmodels.models import MLModel, ModelStatus
 
 
+def models_list() -> QuerySet[MLModel]:
+    return MLModel.objects.select_related("assay", "validation_set", "created_by")
+
+
+def model_get(*, model_id: int) -> MLModel:
+    from config.exceptions import NotFound
+
+    model = models_list().filter(pk=model_id).first()
+    if model is None:
+        raise NotFound("No such model.")
+    return model
+
+
 def models_active() -> QuerySet[MLModel]:
     return MLModel.objects.filter(status=ModelStatus.ACTIVE).select_related("assay").order_by("name")
 

@@ -19,11 +19,12 @@ from config.exceptions import Conflict, NotFound, PermissionDenied, ServiceUnava
 from config.roles import LEAD, has_role
 from cycles import strategies
 from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
-from cycles.services.selection import metrics_headline, model_outputs
+from cycles.services.selection import model_outputs
 from labeling.models import OPEN_STATUSES, AuditAction, LabelQueueItem, QueueStatus
 from labeling.services import audit
 from mlmodels import services as model_services
 from mlmodels.models import MLModel, ModelStatus
+from mlmodels.selectors import metrics_headline
 
 logger = logging.getLogger(__name__)
 

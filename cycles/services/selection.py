@@ -20,6 +20,7 @@ from labeling import services as queue_services
 from labeling.models import OPEN_STATUSES, AuditAction, LabelQueueItem
 from mlmodels import services as model_services
 from mlmodels.models import MLModel, ModelStatus
+from mlmodels.selectors import metrics_headline
 
 MAX_BATCH_SIZE = 5000
 # Pools larger than this are scored in chunks shared by the RQ workers.
@@ -309,11 +310,6 @@ def _cycle_open(
     )
     queue_services.audit(AuditAction.SELECT, actor=user, cycle=cycle, strategy=result.strategy, n=len(result.candidates))
     return cycle
-
-
-def metrics_headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """Metrics without the per-compound arrays (those stay on the model)."""
-    return {k: v for k, v in (metrics or {}).items() if not isinstance(v, list) or k == "confusion_matrix"}
 
 
 def cycle_get(*, cycle_id: Any) -> ActiveLearningCycle:
