@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
 from config.exceptions import NotFound
@@ -74,6 +76,15 @@ def queue_item_get(*, item_id: Any) -> LabelQueueItem:
 
 def queue_item_events(*, item: LabelQueueItem) -> QuerySet[AuditEvent]:
     return item.events.select_related("actor").order_by("-created_at", "-id")
+
+
+# Cache key of the queue's version: services bump it after every change to queue items.
+QUEUE_VERSION_KEY = "labeling:queue-version"
+
+
+def queue_cache_version() -> int:
+    """The current queue version; cached queue pages of another version are never served."""
+    return cache.get_or_set(QUEUE_VERSION_KEY, time.time_ns(), timeout=None)
 
 
 def queue_counts(*, model_id: int | None = None) -> dict[str, int]:

@@ -6,12 +6,14 @@ admin enforce identical rules.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
@@ -21,6 +23,7 @@ from compounds.services import label_provenance_check, parse_measurement_value
 from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, SCIENTIST, has_role
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
+from labeling.selectors import QUEUE_VERSION_KEY
 
 # Sources a scientist may give; "imported" is reserved for file imports.
 HUMAN_SOURCES = (LabelSource.EXPERIMENTAL, LabelSource.LITERATURE, LabelSource.EXPERT_ESTIMATE)
@@ -49,7 +52,26 @@ def _require_lead(user: Any) -> None:
         raise PermissionDenied("Only leads can do this.")
 
 
+def queue_changed() -> None:
+    """Make every cached queue page stale once the current transaction commits.
+
+    Queue pages are cached per queue version (labeling.views.queue); every service that
+    changes queue items calls this, most of them through `audit`.
+    """
+    transaction.on_commit(_bump_queue_version)
+
+
+def _bump_queue_version() -> None:
+    try:
+        cache.incr(QUEUE_VERSION_KEY)
+    except ValueError:
+        # Evicted or never set: a clock-based start never reuses a version whose pages
+        # may still sit in the cache.
+        cache.set(QUEUE_VERSION_KEY, time.time_ns(), timeout=None)
+
+
 def audit(action: str, *, actor: Any, item: LabelQueueItem | None = None, cycle: Any = None, **data: Any) -> None:
+    queue_changed()
     AuditEvent.objects.create(
         action=action,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
@@ -99,6 +121,7 @@ def queue_items_add(
     try:
         with transaction.atomic():
             LabelQueueItem.objects.bulk_create(items, batch_size=1000)
+            queue_changed()
     except IntegrityError as exc:
         # The unique constraints are the last line of defence against a concurrent selection.
         raise Conflict("Some of these compounds were queued for this model at the same time; retry.") from exc

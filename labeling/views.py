@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from config import charts
 from config.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from config.roles import LEAD, SCIENTIST, has_role, role_required
+from config.roles import LEAD, SCIENTIST, has_role, role_required, user_roles
 from labeling import selectors, services
 from labeling.forms import BulkActionForm, LabelForm, QueueFilterForm, labelers
 from labeling.models import LabelQueueItem
@@ -25,6 +29,8 @@ from mlmodels import selectors as model_selectors
 from mlmodels.models import MLModel
 
 PAGE_SIZE = 25
+# Upper bound on how stale a cached queue page's names may be (its items never are).
+QUEUE_CACHE_SECONDS = 30
 # Distance to the training set above which a prediction is an extrapolation.
 APPLICABILITY_WARNING = 0.6
 # Clicking a sorted column again reverses it.
@@ -55,13 +61,42 @@ def _filtered_queue(request: HttpRequest, *, default_status: str) -> tuple[Queue
 
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
+    """The label queue, filtered, sorted and paginated; htmx swaps only its rows.
+
+    Its HTML is cached per queue version, user, roles and query string: under load most
+    requests are re-reads of a queue nobody changed, and rendering 25 rows costs far more
+    than serving them. Every service that changes queue items bumps the version
+    (labeling.services.queue_changed); names shown beside items (compound label, model,
+    assignee) may lag by at most QUEUE_CACHE_SECONDS.
+    """
+    partial = _partial(request)
+    key = _queue_cache_key(request, "rows" if partial else "body")
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string(
+            "labeling/queue_body.html#rows" if partial else "labeling/queue_body.html", _queue_context(request), request
+        )
+        cache.set(key, html, QUEUE_CACHE_SECONDS)
+    if partial:
+        return HttpResponse(html)
+    # Our own rendered template (escaped when rendered), read back from the cache.
+    return render(request, "labeling/queue.html", {"body": mark_safe(html)})
+
+
+def _queue_cache_key(request: HttpRequest, part: str) -> str:
+    roles = ",".join(sorted(user_roles(request.user)))
+    path = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:32]
+    return f"labeling:queue:{part}:{selectors.queue_cache_version()}:{request.user.pk}:{roles}:{path}"
+
+
+def _queue_context(request: HttpRequest) -> dict[str, Any]:
     form, f, items = _filtered_queue(request, default_status="open")
-    status, assigned, sort = f["status"], f["assigned"], f["sort"]
-    context = {
+    sort = f["sort"]
+    return {
         "page": Paginator(items, PAGE_SIZE).get_page(request.GET.get("page")),
         "form": form,
-        "status": status,
-        "assigned": assigned,
+        "status": f["status"],
+        "assigned": f["assigned"],
         "sort": sort,
         "sort_next": {c: (f"-{c}" if sort == c else c) for c in SORT_COLUMNS},
         "model_id": f.get("model"),
@@ -70,7 +105,6 @@ def queue(request: HttpRequest) -> HttpResponse:
         "labelers": labelers(),
         "counts": selectors.queue_counts(model_id=f.get("model")),
     }
-    return render(request, "labeling/queue.html#rows" if _partial(request) else "labeling/queue.html", context)
 
 
 @login_required

@@ -5,6 +5,21 @@ from django.test import Client
 from tests.factories import UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _fresh_queue_pages(settings):  # type: ignore[no-untyped-def]
+    """Each test starts with a new queue version, so no cached queue page outlives its test.
+
+    (A test's transaction is rolled back, so the services' on-commit bumps never run.)
+    """
+    import time
+
+    from django.core.cache import cache
+
+    from labeling.selectors import QUEUE_VERSION_KEY
+
+    cache.set(QUEUE_VERSION_KEY, time.time_ns(), timeout=None)
+
+
 def _user_with_role(role: str, username: str):  # type: ignore[no-untyped-def]
     user = UserFactory(username=username)
     # get_or_create: transactional tests flush the groups the data migration made.

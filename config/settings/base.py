@@ -87,7 +87,7 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ------------------------------------------------------------------
-# Structure SVGs are cached; Redis when configured, process memory otherwise.
+# Structure SVGs and queue pages are cached; Redis when configured, process memory otherwise.
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {
@@ -97,6 +97,8 @@ if REDIS_URL:
             "KEY_PREFIX": "chemloop",
         }
     }
+    # Sessions are read on every request: from Redis, written through to the database.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

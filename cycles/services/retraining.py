@@ -21,7 +21,7 @@ from cycles import strategies
 from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
 from cycles.services.selection import model_outputs
 from labeling.models import OPEN_STATUSES, AuditAction, LabelQueueItem, QueueStatus
-from labeling.services import audit
+from labeling.services import audit, queue_changed
 from mlmodels import services as model_services
 from mlmodels.models import MLModel, ModelStatus
 from mlmodels.selectors import metrics_headline
@@ -226,6 +226,7 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
         LabelQueueItem.objects.filter(model=parent, status=QueueStatus.LABELED).update(
             status=QueueStatus.ARCHIVED, updated_at=timezone.now()
         )
+        queue_changed()
         updates = []
         for item in LabelQueueItem.objects.filter(model=parent, status__in=OPEN_STATUSES):
             values = rescored.get(item.compound_id)

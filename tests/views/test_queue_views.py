@@ -1,9 +1,12 @@
 """The label queue page: filters, sorting, paging, bulk actions, roles."""
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
+from labeling import services
 from labeling.models import LabelQueueItem, QueueStatus
+from labeling.selectors import QUEUE_VERSION_KEY
 from tests.factories import LabelQueueItemFactory, MLModelFactory
 
 pytestmark = pytest.mark.django_db
@@ -97,8 +100,46 @@ def test_the_page_costs_the_same_queries_for_5_or_25_items(client_for, viewer, m
         LabelQueueItemFactory(model=model, priority_score=float(i))
     c = client_for(viewer)
     c.get(QUEUE)  # warm the session
+    cache.delete(QUEUE_VERSION_KEY)  # a new version: measure a render, not a cache hit
     with django_assert_max_num_queries(12):
         c.get(QUEUE)
+
+
+def test_a_repeated_page_comes_from_the_cache_until_a_service_changes_the_queue(  # type: ignore[no-untyped-def]
+    client_for, scientist, items, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    c = client_for(scientist)
+    assert str(items[0].pk) in c.get(QUEUE).content.decode()
+    # A hit reads only the user and their roles (the session comes from Redis): no queue query.
+    with django_assert_max_num_queries(2):
+        again = c.get(QUEUE)
+    assert again.status_code == 200 and str(items[0].pk) in again.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.queue_item_skip(item_id=items[0].pk, user=scientist)
+    body = c.get(QUEUE).content.decode()
+    assert str(items[0].pk) not in body and "4 items" in body
+    rows = c.get(QUEUE, HTTP_HX_REQUEST="true").content.decode()
+    assert str(items[0].pk) not in rows and "4 items" in rows
+
+
+def test_cached_pages_are_per_user_and_keep_the_csrf_token_per_session(client_for, lead, scientist, items):  # type: ignore[no-untyped-def]
+    mine = items[0]
+    LabelQueueItem.objects.filter(pk=mine.pk).update(assigned_to=scientist)
+    sam = client_for(scientist).get(QUEUE, {"assigned_to": "me"}).content.decode()
+    lea = client_for(lead).get(QUEUE, {"assigned_to": "me"}).content.decode()
+    assert str(mine.pk) in sam and str(mine.pk) not in lea
+    lead_client = client_for(lead)
+    for _ in range(2):  # rendered, then from the cache: the token is this session's each time
+        response = lead_client.get(QUEUE)
+        token = response.content.decode().split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+        assert 'form="bulk-form"' in response.content.decode()
+        assert _unmask(token) == _unmask(response.cookies.get("csrftoken").value if "csrftoken" in response.cookies else lead_client.cookies["csrftoken"].value)
+
+
+def _unmask(token: str) -> str:
+    from django.middleware.csrf import _unmask_cipher_token
+
+    return _unmask_cipher_token(token) if len(token) == 64 else token
 
 
 def test_a_lead_bulk_assigns_to_a_scientist(client_for, lead, scientist, items):  # type: ignore[no-untyped-def]
