@@ -107,7 +107,9 @@ def main() -> None:
     item_ids = [str(i) for i in LabelQueueItem.objects.filter(model=model).values_list("id", flat=True)]
     print(f"database: {n_compounds:,} compounds, {len(item_ids):,} open queue items for {model}")
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": BENCH_SECRET,
+    # Redis as in production: the shared cache holds sessions and queue pages.
+    env = {"REDIS_URL": "redis://127.0.0.1:6379/9", **os.environ,
+           "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": BENCH_SECRET,
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "DEBUG": "false"}
     # Production serves hashed static files (whitenoise manifest): collect them first.
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -29,8 +30,6 @@ from mlmodels import selectors as model_selectors
 from mlmodels.models import MLModel
 
 PAGE_SIZE = 25
-# Upper bound on how stale a cached queue page's names may be (its items never are).
-QUEUE_CACHE_SECONDS = 30
 # Distance to the training set above which a prediction is an extrapolation.
 APPLICABILITY_WARNING = 0.6
 # Clicking a sorted column again reverses it.
@@ -67,16 +66,18 @@ def queue(request: HttpRequest) -> HttpResponse:
     requests are re-reads of a queue nobody changed, and rendering 25 rows costs far more
     than serving them. Every service that changes queue items bumps the version
     (labeling.services.queue_changed); names shown beside items (compound label, model,
-    assignee) may lag by at most QUEUE_CACHE_SECONDS.
+    assignee) may lag by at most settings.QUEUE_PAGE_CACHE_SECONDS.
     """
     partial = _partial(request)
-    key = _queue_cache_key(request, "rows" if partial else "body")
-    html = cache.get(key)
+    seconds = settings.QUEUE_PAGE_CACHE_SECONDS
+    key = _queue_cache_key(request, "rows" if partial else "body") if seconds else ""
+    html = cache.get(key) if key else None
     if html is None:
         html = render_to_string(
             "labeling/queue_body.html#rows" if partial else "labeling/queue_body.html", _queue_context(request), request
         )
-        cache.set(key, html, QUEUE_CACHE_SECONDS)
+        if key:
+            cache.set(key, html, seconds)
     if partial:
         return HttpResponse(html)
     # Our own rendered template (escaped when rendered), read back from the cache.

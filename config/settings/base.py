@@ -101,6 +101,9 @@ if REDIS_URL:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Queue pages are cached per queue version (labeling.views.queue); the version lives in the
+# cache, so only a cache every web process shares (Redis) keeps them coherent. 0 = off.
+QUEUE_PAGE_CACHE_SECONDS = env.int("QUEUE_PAGE_CACHE_SECONDS", default=30 if REDIS_URL else 0)
 
 # --- Jobs (RQ) --------------------------------------------------------------
 # With REDIS_URL unset, jobs run in-process right after the transaction commits

@@ -191,3 +191,11 @@ def test_only_leads_may_post_bulk_actions(request, client_for, role, items):  # 
 
 def test_bulk_is_post_only(client_for, lead):  # type: ignore[no-untyped-def]
     assert client_for(lead).get(reverse("labeling:bulk")).status_code == 405
+
+
+def test_without_a_shared_cache_every_request_renders(client_for, scientist, items, settings):  # type: ignore[no-untyped-def]
+    settings.QUEUE_PAGE_CACHE_SECONDS = 0  # what settings choose when REDIS_URL is unset
+    c = client_for(scientist)
+    assert str(items[0].pk) in c.get(QUEUE).content.decode()
+    LabelQueueItem.objects.filter(pk=items[0].pk).update(status=QueueStatus.SKIPPED)  # no version bump
+    assert str(items[0].pk) not in c.get(QUEUE).content.decode()
