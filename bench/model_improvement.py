@@ -9,8 +9,9 @@ default (DEFAULT_SPEC, 10-member XGBoost bootstrap ensemble); seeds 0..N-1.
     .venv/bin/python bench/model_improvement.py --only regression --seeds 10
 
 Regression (logS, validation RMSE vs labels): random, uncertainty, hybrid (spec
-default weights) and the MODEL_IMPROVEMENT preset's strategy, in one run so they
-share one summary (labels to reach random's mean RMSE at 550; normalised area).
+default weights), greedy_sampling (iGS, Wu, Lin & Huang 2019; added 2026-11-29, not
+the default) and the MODEL_IMPROVEMENT preset's strategy, in one run so they share
+one summary (labels to reach random's mean RMSE at 550; normalised area).
 Classification (solubility_class, 3 classes; macro ROC-AUC and accuracy vs
 labels): random vs the "improve" preset's selection as a classification model gets it.
 
@@ -43,12 +44,13 @@ CLASSIFICATION_IMPROVEMENT = getattr(presets, "CLASSIFICATION_IMPROVEMENT", None
 
 DATA = ROOT / "compounds" / "fixtures" / "solubility.csv"
 PROTOCOL = ["--initial", "50", "--batch-size", "25", "--cycles", "20"]
-# Product default hybrid weights (cycles.strategies.DEFAULT_HYBRID_WEIGHTS) = no params.
-BASELINES = ["random", "uncertainty", "hybrid"]
+# Product default hybrid weights (cycles.strategies.DEFAULT_HYBRID_WEIGHTS) = no params;
+# greedy_sampling with its default variant (igs).
+BASELINES = ["random", "uncertainty", "hybrid", "greedy_sampling"]
 
 
 def run(args: list[str], env: dict[str, str]) -> float:
-    cmd = ["nice", "-n", "10", sys.executable, "manage.py", "simulate", *args]
+    cmd = ["nice", "-n", "19", sys.executable, "manage.py", "simulate", *args]
     print("$", " ".join(cmd), flush=True)
     t = time.time()
     subprocess.run(cmd, cwd=ROOT, env=env, check=True)

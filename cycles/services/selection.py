@@ -174,8 +174,15 @@ def cycle_select(
     if distributed is None:
         # Big pools on RQ are shared with other workers; small ones are scored right here.
         distributed = not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
-    # Fingerprints of the whole pool only when a batch mode or the map uses them (256 B a compound).
-    needs_fps = with_pool_fingerprints or (params or {}).get("batch") in ("diverse", "ranked_batch")
+    task = "classification" if model.assay.is_classification else "regression"
+    required = set(info.requires.get(task, ()))
+    ranked_batch = (params or {}).get("batch") == "ranked_batch"
+    # Fingerprints of the whole pool only when a strategy, batch mode or the map uses them (256 B a compound).
+    needs_fps = (
+        with_pool_fingerprints
+        or (params or {}).get("batch") in ("diverse", "ranked_batch")
+        or "fingerprints" in required
+    )
     if distributed:
         from cycles.services.scoring import pool_score_distributed
 
@@ -191,14 +198,17 @@ def cycle_select(
             "The pool has no eligible compounds (all are labeled, queued or in the validation set).",
             extra={"field": "pool", "pool_errors": pool_errors},
         )
-    labeled_fps = None
-    if (params or {}).get("batch") == "ranked_batch":
+    labeled_fps = labeled_values = None
+    if ranked_batch or "labeled_fingerprints" in required:
         labeled_fps = model_services.model_training_fingerprints(art=model_services.model_load(model=model))
+    if "labeled_values" in required:
+        labeled_values = _training_values(model=model)
     try:
         outputs = model_outputs(
             model=model,
             scores=scores,
             labeled_fingerprints=labeled_fps,
+            labeled_values=labeled_values,
             best_observed=_best_observed(model) if not model.assay.is_classification else None,
         )
         selection = strategies.select(strategy, outputs, batch_size, params=params, random_state=random_state)
@@ -237,11 +247,21 @@ def cycle_select(
     return result
 
 
+def _training_values(*, model: MLModel) -> np.ndarray:
+    """The measured values the model was trained on, in its artifact's training order
+    (the order of `model_training_fingerprints`), replicates averaged as in training."""
+    training_ids = model_services.model_load(model=model).training_ids
+    ids, y = model_services.assay_training_data(assay=model.assay, include_ids=set(training_ids))
+    by_id = dict(zip(ids.tolist(), y.tolist(), strict=True))
+    return np.array([by_id[i] for i in training_ids if i in by_id], dtype=float)
+
+
 def model_outputs(
     *,
     model: MLModel,
     scores: model_services.PoolScores,
     labeled_fingerprints: np.ndarray | None = None,
+    labeled_values: np.ndarray | None = None,
     best_observed: float | None = None,
 ) -> strategies.ModelOutputs:
     """What the strategies see of a model's scores over a pool."""
@@ -254,6 +274,7 @@ def model_outputs(
         applicability=scores.applicability,
         fingerprints=scores.fingerprints,
         labeled_fingerprints=labeled_fingerprints,
+        labeled_values=labeled_values,
         best_observed=best_observed,
         direction=model.assay.direction,
     )

@@ -7,15 +7,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.db import IntegrityError
 
+from compounds.chemistry import fingerprints_to_matrix, tanimoto
+from compounds.models import Measurement
 from config.exceptions import Conflict, PermissionDenied, ServiceUnavailable, ValidationFailed
 from cycles import services
 from cycles.models import ActiveLearningCycle, Job
 from cycles.services.selection import PoolSpec
 from labeling import services as queue_services
 from labeling.models import LabelQueueItem
+from mlmodels import services as model_services
 from mlmodels.models import MLModel
 from tests.conftest import worker_env
 from tests.solubility import solubility_setup
@@ -87,6 +91,25 @@ def test_bad_strategy_parameters_are_refused_naming_the_field(setup):  # type: i
         services.cycle_select(model=setup["model"], user=setup["lead"], strategy="nope", batch_size=5)
     with pytest.raises(ValidationFailed):
         services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=0)
+
+
+def test_greedy_sampling_measures_distances_to_the_models_own_training_values(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    result = services.cycle_select(model=model, user=setup["lead"], strategy="greedy_sampling", batch_size=5,
+                                   preview=True)
+    assert len(result.candidates) == 5
+    first = result.candidates[0]
+    assert {"gs_distance", "gs_distance_to_labeled"} <= set(first.score_components)
+    # By hand: min over the training compounds of (1 - Tanimoto) x |prediction - measured value|,
+    # so labeled values that were misaligned with their fingerprints would show here.
+    training = Measurement.objects.filter(
+        assay=model.assay, compound_id__in=model_services.model_load(model=model).training_ids
+    ).values_list("compound__fingerprint", "value")
+    fps = fingerprints_to_matrix([fp for fp, _ in training])
+    values = np.array([v for _, v in training])
+    sims = tanimoto(np.frombuffer(bytes(first.compound.fingerprint), dtype=np.uint8), fps)
+    expected = float(np.min((1.0 - sims) * np.abs(first.prediction - values)))
+    assert first.priority_score == pytest.approx(expected, rel=1e-6)
 
 
 def test_a_pasted_smiles_pool_registers_valid_rows_and_reports_bad_ones(setup):  # type: ignore[no-untyped-def]

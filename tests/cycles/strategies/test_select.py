@@ -95,7 +95,14 @@ def test_every_strategy_is_deterministic():
     proba = rng.dirichlet([1, 1, 1], size=n)
     members = rng.dirichlet([1, 1, 1], size=(4, n))
     reg = regression(
-        mean=rng.normal(size=n), std=rng.random(n), applicability=rng.random(n), best_observed=1.0
+        mean=rng.normal(size=n),
+        std=rng.random(n),
+        applicability=rng.random(n),
+        best_observed=1.0,
+        # greedy_sampling measures distances to the labeled compounds.
+        fingerprints=np.packbits(rng.random((n, 64)) < 0.3, axis=1),
+        labeled_fingerprints=np.packbits(rng.random((40, 64)) < 0.3, axis=1),
+        labeled_values=rng.normal(size=40),
     )
     cls = classification(proba=proba, member_proba=members, applicability=rng.random(n))
     for name, info in STRATEGIES.items():
@@ -397,6 +404,7 @@ def test_registry_describes_every_strategy_and_its_defaults():
         "greedy",
         "ucb",
         "expected_improvement",
+        "greedy_sampling",
     } <= STRATEGIES.keys()
     for name, info in STRATEGIES.items():
         assert info.name == name and info.description
