@@ -3,6 +3,13 @@
     nice -n 10 .venv/bin/python bench/model_quality.py            # everything
     nice -n 10 .venv/bin/python bench/model_quality.py --cv       # the CV used to choose defaults
     nice -n 10 .venv/bin/python bench/model_quality.py --skip-speed
+    nice -n 19 .venv/bin/python bench/model_quality.py --runs fast+bits512:xgboost,fast+bits512:xgboost-trees \
+        --skip-classification --quick-speed                       # the 2026-11-29 rows
+
+Algorithm "xgboost" is the default member (200 trees + the kernel-ridge smooth half,
+see mlmodels.ml.smooth); "xgboost-trees" is the same without the smooth half
+(smooth_weight=0); "xgboost-old" is the pre-2026-11-29 default (400 trees, eta 0.06,
+trees only).
 
 Quality: trains on the 1,025 `train` rows of solubility.csv and reports the 257
 `test` rows, for each featurizer × algorithm with 10 bootstrap members (logS
@@ -116,6 +123,15 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 # --- quality ----------------------------------------------------------------
 
+# Algorithm names of this benchmark -> BootstrapEnsemble keyword arguments.
+ALGORITHM_PARAMS: dict[str, dict[str, Any]] = {
+    "xgboost": {},
+    "xgboost-trees": {"smooth_weight": 0.0},
+    "xgboost-old": {"smooth_weight": 0.0, "n_estimators": 400, "learning_rate": 0.06},
+    "rf": {"algorithm": "rf"},
+    "mlp": {"algorithm": "mlp"},
+}
+
 REGRESSION_RUNS: list[tuple[str, str]] = [
     ("morgan_bits", "xgboost"),
     ("morgan_bits", "rf"),
@@ -127,13 +143,17 @@ REGRESSION_RUNS: list[tuple[str, str]] = [
     ("props+bits", "xgboost"),
     ("fast+bits", "xgboost"),
     ("fast+bits512", "xgboost"),
+    ("fast+bits512", "xgboost-trees"),
+    ("fast+bits512", "xgboost-old"),
     ("fast+bits512", "rf"),
     ("fast+counts", "xgboost"),
     ("fast+counts1024+ap1024", "xgboost"),
 ]
 
 
-def run_quality(data: Dataset, mols: list[Any], runs: list[tuple[str, str]]) -> dict[str, Featurized]:
+def run_quality(
+    data: Dataset, mols: list[Any], runs: list[tuple[str, str]], classification: bool = True
+) -> dict[str, Featurized]:
     cache: dict[str, Featurized] = {}
     tr, te = data.train, ~data.train
     print(f"\n### logS regression: train {tr.sum()}, test {te.sum()}, 10 members\n")
@@ -149,7 +169,9 @@ def run_quality(data: Dataset, mols: list[Any], runs: list[tuple[str, str]]) -> 
         f = cache[spec_name]
         X = build_matrix(spec, f.packed, f.stored)
         model, fit_s = timed(
-            lambda X=X, algorithm=algorithm: BootstrapEnsemble(algorithm=algorithm).fit(X[tr], data.logs[tr])
+            lambda X=X, algorithm=algorithm: BootstrapEnsemble(**ALGORITHM_PARAMS[algorithm]).fit(
+                X[tr], data.logs[tr]
+            )
         )
         pred = model.predict(X[te])
         assert isinstance(pred, RegressionPrediction)
@@ -161,6 +183,8 @@ def run_quality(data: Dataset, mols: list[Any], runs: list[tuple[str, str]]) -> 
             f"{fmt(m['coverage_95'], 2)} | {fit_s:.1f} |",
             flush=True,
         )
+    if not classification:
+        return cache
 
     print("\n### solubility_class (3 classes), DEFAULT_SPEC, 10 members\n")
     f = cache.get(DEFAULT_SPEC.name) or featurize(mols, DEFAULT_SPEC)
@@ -169,11 +193,11 @@ def run_quality(data: Dataset, mols: list[Any], runs: list[tuple[str, str]]) -> 
         "| algorithm | accuracy | balanced acc. | macro ROC-AUC | PR-AUC | F1 macro | log loss | Brier | ECE | fit s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for algorithm in ("xgboost", "rf"):
+    for algorithm in ("xgboost", "xgboost-old", "rf"):
         model, fit_s = timed(
-            lambda algorithm=algorithm: BootstrapEnsemble(task="classification", algorithm=algorithm).fit(
-                X[tr], data.classes[tr]
-            )
+            lambda algorithm=algorithm: BootstrapEnsemble(
+                task="classification", **ALGORITHM_PARAMS[algorithm]
+            ).fit(X[tr], data.classes[tr])
         )
         c = classification_metrics(data.classes[te], model.predict(X[te]).proba)
         print(
@@ -203,6 +227,10 @@ def run_cv(data: Dataset, mols: list[Any], only: set[str] | None = None) -> None
             "fast+bits512",
             {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6, "colsample_bytree": 0.5},
         ),
+        # 2026-11-29: trees only (old and new tree settings) vs the default smooth half.
+        ("fast+bits512", ALGORITHM_PARAMS["xgboost-old"]),
+        ("fast+bits512", ALGORITHM_PARAMS["xgboost-trees"]),
+        ("fast+bits512", {"smooth_weight": 0.6}),
     ]
     if only:
         candidates = [c for c in candidates if c[0] in only]
@@ -244,7 +272,7 @@ def run_speed(data: Dataset, mols: list[Any], cache: dict[str, Featurized]) -> N
     X = build_matrix(spec, f.packed[idx], stored)
     y = data.logs[idx] + rng.normal(0, 0.1, n_fit).astype(np.float32)
     model, fit_s = timed(lambda: BootstrapEnsemble().fit(X, y))
-    print(f"| 10-member XGBoost fit | {n_fit:,} × {X.shape[1]} | {wall_cpu(fit_s)} |", flush=True)
+    print(f"| 10-member default fit | {n_fit:,} × {X.shape[1]} | {wall_cpu(fit_s)} |", flush=True)
 
     # 1M pool: real packed fingerprints / stored vectors tiled (content only matters
     # through tree paths; the cost is per row × tree).
@@ -278,6 +306,37 @@ def run_speed(data: Dataset, mols: list[Any], cache: dict[str, Featurized]) -> N
     print(f"| SHAP explanation + SVG, 10 members | 1 compound | {wall_cpu(ex_s)} |", flush=True)
 
 
+def run_quick_speed(data: Dataset, mols: list[Any], cache: dict[str, Featurized]) -> None:
+    """Numpy-only speed of the default vs the old default: 5k fit, predict on 50k rows.
+
+    CPU-s is the process CPU time (the machine is shared); predict is one thread per
+    member as in pool scoring (n_jobs=2), so CPU µs/compound is the cost to compare.
+    """
+    spec = DEFAULT_SPEC
+    f = cache.get(spec.name) or featurize(mols, spec)
+    rng = np.random.default_rng(0)
+    n_fit = 5000
+    idx = rng.integers(0, len(mols), n_fit)
+    stored = f.stored[idx] * rng.normal(1.0, 0.02, size=(n_fit, spec.n_stored)).astype(np.float32)
+    X = build_matrix(spec, f.packed[idx], stored)
+    y = data.logs[idx] + rng.normal(0, 0.1, n_fit).astype(np.float32)
+    pool = build_matrix(
+        spec, f.packed[rng.integers(0, len(mols), 50_000)], f.stored[rng.integers(0, len(mols), 50_000)]
+    )
+    print(f"\n### Quick speed (DEFAULT_SPEC = {spec.name}, {spec.n_features} features)\n")
+    print("| ensemble | 10-member fit, 5,000 rows | predict, CPU µs/compound (50,000 rows, best of 3) |")
+    print("|---|---:|---:|")
+    for name in ("xgboost", "xgboost-old"):
+        model, fit_s = timed(lambda name=name: BootstrapEnsemble(**ALGORITHM_PARAMS[name]).fit(X, y))
+        fit_txt = wall_cpu(fit_s)
+        cpu = []
+        for _ in range(3):
+            timed(lambda model=model: model.predict(pool, return_members=False))
+            cpu.append(_last_cpu)
+        best = min(cpu)
+        print(f"| {name} | {fit_txt} | {best / pool.shape[0] * 1e6:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -286,6 +345,12 @@ def main() -> None:
     parser.add_argument("--cv-specs", help="comma-separated featurizer names to limit --cv to")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-classification", action="store_true")
+    parser.add_argument(
+        "--quick-speed",
+        action="store_true",
+        help="only the 5k fit + 50k-row predict timing (no DB, no 1M pool)",
+    )
     parser.add_argument("--runs", help="comma-separated spec:algorithm pairs (default: all)")
     args = parser.parse_args()
 
@@ -303,8 +368,10 @@ def main() -> None:
         runs = [tuple(r.split(":")) for r in args.runs.split(",")]  # type: ignore[misc]
     cache: dict[str, Featurized] = {}
     if not args.skip_quality:
-        cache = run_quality(data, mols, runs)
-    if not args.skip_speed:
+        cache = run_quality(data, mols, runs, classification=not args.skip_classification)
+    if args.quick_speed:
+        run_quick_speed(data, mols, cache)
+    elif not args.skip_speed:
         run_speed(data, mols, cache)
 
 

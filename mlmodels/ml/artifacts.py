@@ -28,7 +28,8 @@ from .features import FeatureSpec
 
 # Bump when the stored structure, the ensemble class or the feature layout changes
 # incompatibly; old artifacts then ask for a retrain.
-FORMAT_VERSION = 1
+# 2: regression ensembles carry the smooth (kernel ridge) half: basis_, smooth_coef_, ...
+FORMAT_VERSION = 2
 _MAGIC = "chemloop-model-artifact"
 
 

@@ -13,6 +13,13 @@ What cannot be put on atoms is reported separately:
 So: prediction = base_value + sum(atom_weights) + descriptor_contribution
 + absent_bits_contribution (exactly, up to float error).
 
+Regression members with a smooth part (BootstrapEnsemble.smooth_weight, a kernel
+ridge on the non-binary columns, see mlmodels.ml.smooth) are explained as
+`(1 - w) * tree SHAP + w * smooth part`: the smooth part is a whole-molecule
+similarity term, so its deviation from its training-set mean is added to
+`descriptor_contribution` (and `smooth_contribution` reports it alone), and that
+mean to `base_value`. Atom weights then carry the tree half only.
+
 For classification the explained quantity is a member's raw margin (log-odds)
 for `class_index`, averaged over members, because SHAP is additive there, not in
 probability space.
@@ -52,6 +59,7 @@ class Explanation:
     absent_bits_contribution: float
     top_features: list[FeatureContribution] = field(default_factory=list)
     svg: str = ""
+    smooth_contribution: float = 0.0  # part of descriptor_contribution from the kernel ridge half
 
     @property
     def non_atom_contribution(self) -> float:
@@ -123,6 +131,13 @@ def explain_smiles(
     n = len(ensemble.members_)
     contrib = shap_sum / n
     base_value = base_sum / n
+    smooth_part = 0.0
+    smooth = ensemble.smooth_members(x)
+    if smooth is not None:
+        w = float(ensemble.smooth_weight)
+        contrib *= 1.0 - w
+        base_value = (1.0 - w) * base_value + w * ensemble.smooth_expected_
+        smooth_part = w * (float(smooth.mean()) - ensemble.smooth_expected_)
 
     atom_weights = np.zeros(mol.GetNumAtoms(), dtype=np.float64)
     mapped = atom_bit_map(mol, spec)
@@ -136,12 +151,12 @@ def explain_smiles(
         share = contrib[col] / len(occurrences)
         for atoms in occurrences:
             atom_weights[atoms] += share / len(atoms)
-    descriptor_part = float(contrib[n_fp:].sum())
+    descriptor_part = float(contrib[n_fp:].sum()) + smooth_part
 
     names = feature_names(spec)
     order = np.argsort(-np.abs(contrib))[:top_k]
     top = [FeatureContribution(names[i], float(x[0, i]), float(contrib[i])) for i in order if contrib[i] != 0]
-    prediction = base_value + float(contrib.sum())
+    prediction = base_value + float(contrib.sum()) + smooth_part
     target = "value" if class_index is None else f"log-odds of class {class_index}"
     svg = (
         depict_svg(canonical, width=width, height=height, atom_weights=atom_weights.tolist())
@@ -158,4 +173,5 @@ def explain_smiles(
         absent_bits_contribution=float(absent),
         top_features=top,
         svg=svg,
+        smooth_contribution=smooth_part,
     )

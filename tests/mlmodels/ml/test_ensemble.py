@@ -79,8 +79,10 @@ def test_chunked_prediction_equals_one_block() -> None:
     whole = model.predict(X)
     model.chunk_size = 7
     chunked = model.predict(X)
-    np.testing.assert_array_equal(whole.mean, chunked.mean)
-    np.testing.assert_array_equal(whole.members, chunked.members)
+    # The smooth part's kernel products are BLAS calls whose rounding depends on the
+    # block shape: the smooth part is float64 so this is ~exact, but not promised bit for bit.
+    np.testing.assert_allclose(whole.mean, chunked.mean, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(whole.members, chunked.members, rtol=1e-6, atol=1e-7)
     assert model.predict(X, return_members=False).members is None
 
 

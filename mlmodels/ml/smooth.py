@@ -1,0 +1,143 @@
+"""The smooth half of a regression member: kernel ridge on quantile-normalised descriptors.
+
+Boosted trees are step functions; on logS they and a smooth RBF-kernel model make
+different errors, and their average beats both (5-fold CV on the solubility training
+split, see BENCHMARKS.md "Model quality"). A full kernel model costs one kernel
+evaluation per training compound at predict time, far too slow for a 1M pool, so
+this is a Nyström kernel ridge with a FIXED set of landmarks shared by all members:
+
+* `KernelBasis` (fit once per ensemble, on X only, no targets): the non-binary,
+  non-constant columns (descriptors; 0/1 fingerprint bits are left to the trees),
+  a per-column quantile table that maps each value to a normal score (NaN -> 0, the
+  median), `n_landmarks` training rows as landmarks and the RBF kernel between them.
+  `kernel(X)` is the (n, n_landmarks) RBF kernel to the landmarks: computed once
+  per predict block, whatever the number of members.
+* Each member then only stores `n_landmarks` weights and an intercept, fit by
+  `fit_kernel_ridge` on its own bootstrap rows: the member's smooth prediction is
+  `kernel(X) @ coef + intercept`, so the member spread still reflects the bootstrap.
+
+Far from every landmark the kernel is ~0 and the smooth part falls back to the
+member's intercept: the trees decide there, and the member spread with them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtri
+
+
+class KernelBasis:
+    """Shared quantile-normal transform + RBF landmarks (see the module docstring).
+
+    Plain attributes only (arrays and numbers), so it pickles with the ensemble.
+    """
+
+    def __init__(self, *, n_landmarks: int = 512, gamma: float = 0.8, n_quantiles: int = 200) -> None:
+        self.n_landmarks = n_landmarks
+        self.gamma = gamma  # multiple of 1 / (n_columns * variance): sklearn's gamma="scale"
+        self.n_quantiles = n_quantiles
+
+    @staticmethod
+    def usable_columns(X: np.ndarray) -> np.ndarray:
+        """Columns with more than two distinct finite values (not bits, not constant)."""
+        cols = []
+        for j in range(X.shape[1]):
+            col = X[:, j]
+            col = col[np.isfinite(col)]
+            if col.size and np.unique(col[: min(col.size, 5000)]).size > 2:
+                cols.append(j)
+        return np.asarray(cols, dtype=np.int64)
+
+    def fit(self, X: np.ndarray, columns: np.ndarray, seed: int) -> KernelBasis:
+        self.columns_ = np.asarray(columns, dtype=np.int64)
+        Z = np.asarray(X[:, self.columns_], dtype=np.float64)
+        probs = np.linspace(0.0, 1.0, self.n_quantiles)
+        # Normal scores of the quantile levels, the ends pulled in so they stay finite.
+        eps = 0.5 / Z.shape[0]
+        refs = ndtri(np.clip(probs, eps, 1.0 - eps))
+        self.knots_: list[np.ndarray] = []
+        self.scores_: list[np.ndarray] = []
+        for j in range(Z.shape[1]):
+            col = Z[:, j]
+            col = col[np.isfinite(col)]
+            q = np.quantile(col, probs) if col.size else np.zeros(1)
+            # Tied quantiles (e.g. a count that is 0 for 60 % of compounds) share the
+            # mean score of their levels, so np.interp gets strictly increasing knots.
+            knots, inverse = np.unique(q, return_inverse=True)
+            scores = np.bincount(inverse, weights=refs) / np.bincount(inverse)
+            self.knots_.append(knots.astype(np.float32))
+            self.scores_.append(scores.astype(np.float32))
+        T = self.transform(X)
+        # gamma as a multiple of sklearn's "scale": 1 / (n_columns * variance of T).
+        self.gamma_ = float(self.gamma / (T.shape[1] * max(float(T.var()), 1e-12)))
+        rng = np.random.default_rng(seed)
+        unique_rows = np.unique(T, axis=0)
+        m = min(self.n_landmarks, unique_rows.shape[0])
+        self.landmarks_ = np.ascontiguousarray(
+            unique_rows[np.sort(rng.choice(unique_rows.shape[0], m, replace=False))], dtype=np.float64
+        )
+        self.landmark_sq_ = (self.landmarks_**2).sum(axis=1)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Quantile-normal scores of the basis columns, float64 (n, n_columns); NaN -> 0."""
+        out = np.empty((X.shape[0], self.columns_.size), dtype=np.float64)
+        # One gather into column-major order, so each np.interp reads a contiguous column.
+        Z = np.asfortranarray(X[:, self.columns_])
+        for j in range(self.columns_.size):
+            knots, scores = self.knots_[j], self.scores_[j]
+            if knots.size == 1:
+                out[:, j] = 0.0
+            else:
+                out[:, j] = np.interp(Z[:, j], knots, scores)
+        out[np.isnan(out)] = 0.0
+        return out
+
+    def kernel(self, X: np.ndarray) -> np.ndarray:
+        """RBF kernel of X's rows to the landmarks, float64 (n, n_landmarks).
+
+        float64 on purpose: the ridge weights can be large and of both signs, so
+        float32 BLAS rounding (which depends on a row's position in the block) would
+        make a compound's score depend on how the pool was chunked (~1e-5).
+        """
+        T = self.transform(X)
+        g = self.gamma_
+        # exp(-g |t - l|^2) = exp(2g t.l - g |t|^2 - g |l|^2), in place after one GEMM.
+        e = T @ (2.0 * g * self.landmarks_).T
+        e -= g * (T * T).sum(axis=1)[:, None]
+        e -= g * self.landmark_sq_[None, :]
+        np.minimum(e, 0.0, out=e)
+        return np.exp(e, out=e)
+
+    def gram(self) -> np.ndarray:
+        """Kernel between the landmarks (float64), for the Nyström ridge solve."""
+        L = self.landmarks_
+        d = (L * L).sum(axis=1)[:, None] + (L * L).sum(axis=1)[None, :] - 2.0 * L @ L.T
+        return np.exp(-self.gamma_ * np.maximum(d, 0.0))
+
+
+def nystrom_whitener(gram: np.ndarray) -> np.ndarray:
+    """K_mm^(-1/2) (eigenvalues floored), so kernel(X) @ W are Nyström features."""
+    w, V = np.linalg.eigh(gram)
+    w = np.maximum(w, 1e-6 * max(float(w.max()), 1e-12))
+    return (V / np.sqrt(w)) @ V.T
+
+
+def fit_kernel_ridge(
+    P: np.ndarray, y: np.ndarray, whitener: np.ndarray, alpha: float
+) -> tuple[np.ndarray, float]:
+    """Ridge (with intercept) on Nyström features P = kernel(X) @ whitener.
+
+    Returns (coef, intercept) on the kernel itself: prediction = kernel(X) @ coef +
+    intercept, the whitening folded into coef, so predicting costs one
+    (n, m) @ (m,) product per member. P is computed once for all rows; members pass
+    their bootstrap rows of it.
+    """
+    mu, y_mean = P.mean(axis=0), float(np.mean(y))
+    Pc = P - mu
+    A = Pc.T @ Pc
+    A[np.diag_indices_from(A)] += alpha
+    w = np.linalg.solve(A, Pc.T @ (np.asarray(y, dtype=np.float64) - y_mean))
+    coef = whitener @ w
+    intercept = y_mean - float(mu @ w)
+    return coef, intercept

@@ -1,0 +1,105 @@
+"""The smooth (Nyström kernel ridge) half of regression members: mlmodels.ml.smooth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from mlmodels.ml.ensemble import BootstrapEnsemble, RegressionPrediction
+from mlmodels.ml.smooth import KernelBasis
+
+FAST = {"n_members": 4, "n_estimators": 25, "learning_rate": 0.2, "max_depth": 3}
+
+
+def _data(seed: int = 0, n: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    """8 fingerprint-like 0/1 columns + 4 continuous 'descriptors' (one with NaNs)."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, size=(n, 8)).astype(np.float32)
+    desc = rng.normal(size=(n, 4)).astype(np.float32)
+    y = np.sin(desc[:, 0]) + 0.5 * desc[:, 1] + 0.3 * bits[:, 0] + rng.normal(0, 0.05, n)
+    desc[::15, 3] = np.nan
+    return np.hstack([bits, desc]), y
+
+
+def test_the_basis_uses_the_non_binary_columns_only() -> None:
+    X, _ = _data()
+    X[:, 9] = 3.0  # constant: nothing for a kernel to use
+    np.testing.assert_array_equal(KernelBasis.usable_columns(X), [8, 10, 11])
+
+
+def test_a_fixed_seed_gives_identical_members_and_another_seed_does_not() -> None:
+    X, y = _data()
+    a = BootstrapEnsemble(random_state=3, **FAST).fit(X, y)
+    b = BootstrapEnsemble(random_state=3, **FAST).fit(X, y)
+    c = BootstrapEnsemble(random_state=4, **FAST).fit(X, y)
+    assert a.basis_ is not None
+    np.testing.assert_array_equal(a.smooth_coef_, b.smooth_coef_)
+    np.testing.assert_array_equal(a.predict(X).members, b.predict(X).members)
+    assert not np.allclose(a.smooth_coef_, c.smooth_coef_)
+
+
+def test_members_blend_trees_and_kernel_ridge_and_still_disagree() -> None:
+    X, y = _data()
+    model = BootstrapEnsemble(smooth_weight=0.4, **FAST).fit(X, y)
+    pred = model.predict(X)
+    assert isinstance(pred, RegressionPrediction) and pred.members is not None
+    trees = np.stack([m.inplace_predict(X) for m in model.members_])
+    smooth = model.smooth_members(X)
+    assert smooth is not None and smooth.shape == (4, X.shape[0])
+    np.testing.assert_allclose(pred.members, 0.6 * trees + 0.4 * smooth, atol=1e-4)
+    assert (pred.std > 0).all()
+    # Each smooth half is a real fit, not a constant: it follows y on its training data.
+    assert np.corrcoef(smooth.mean(axis=0), y)[0, 1] > 0.8
+
+
+def test_the_blend_is_not_worse_than_trees_alone_on_a_smooth_target() -> None:
+    X, y = _data(0, 400)
+    Xv, yv = _data(1, 200)
+    trees = BootstrapEnsemble(smooth_weight=0.0, **FAST).fit(X, y)
+    blend = BootstrapEnsemble(**FAST).fit(X, y)
+
+    def rmse(model: BootstrapEnsemble) -> float:
+        return float(np.sqrt(np.mean((model.predict_value(Xv) - yv) ** 2)))
+
+    assert rmse(blend) < rmse(trees)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"smooth_weight": 0.0},
+        {"target_clip_quantile": 0.5},
+        {"algorithm": "rf"},
+    ],
+)
+def test_the_smooth_part_is_off_when_asked_for_clipped_targets_and_non_xgboost(params: dict) -> None:
+    X, y = _data()
+    model = BootstrapEnsemble(**(FAST | params)).fit(X, y)
+    assert model.basis_ is None and model.smooth_members(X) is None
+
+
+def test_bits_only_and_classification_models_are_pure_trees() -> None:
+    X, y = _data()
+    bits_model = BootstrapEnsemble(**FAST).fit(X[:, :8], y)
+    assert bits_model.basis_ is None
+    member = bits_model.members_[0]
+    assert isinstance(member, xgb.Booster)
+    np.testing.assert_array_equal(bits_model.predict(X[:, :8]).members[0], member.inplace_predict(X[:, :8]))
+    clf = BootstrapEnsemble(task="classification", **FAST).fit(X, (y > np.median(y)).astype(int))
+    assert clf.basis_ is None
+
+
+def test_far_from_the_training_data_the_spread_grows() -> None:
+    X, y = _data(0, 300)
+    model = BootstrapEnsemble(**FAST).fit(X, y)
+    near = X[:50]
+    far = X[:50].copy()
+    far[:, 8:10] = 8.0  # beyond every training value of two descriptors
+    assert model.predict(far).std.mean() > model.predict(near).std.mean()
+
+
+def test_it_refuses_a_weight_outside_zero_one() -> None:
+    X, y = _data()
+    with pytest.raises(ValueError, match="smooth_weight"):
+        BootstrapEnsemble(smooth_weight=1.5, **FAST).fit(X, y)
