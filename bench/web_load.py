@@ -142,6 +142,7 @@ def main() -> None:
         print(f"items labeled in the database: {labeled:,}")
         # The queue page is cached per queue version and every label bumps it: measure the
         # page again while labels keep arriving, so most reads render instead of hitting.
+        time.sleep(3)  # let the labels still in flight when wrk stopped commit
         still_open = LabelQueueItem.objects.filter(model=model, status="pending").values_list("id", flat=True)
         (tmp / "open-ids.txt").write_text("\n".join(str(i) for i in still_open))
         labels = subprocess.Popen(
