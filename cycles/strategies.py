@@ -48,7 +48,7 @@ _EPS = 1e-12
 # Rows of a probability matrix may sum to 1 only up to float32 rounding.
 _PROBA_SUM_TOLERANCE = 1e-3
 
-Components = dict[str, float | int]
+Components = dict[str, float | int | str]
 
 
 class StrategyError(ValueError):
@@ -678,7 +678,12 @@ COMMON_PARAMS: dict[str, Any] = {
     # diversity weight is |unlabeled| / (|unlabeled| + |labeled|).
     "alpha": 0.5,
     "min_uncertainty": None,
+    # A schedule: {"strategy": name, "until_labeled": n, "params": {...}} selects with that
+    # strategy while the model has been trained on fewer than n compounds, then with this
+    # one (see `select`).
+    "warmup": None,
 }
+WARMUP_KEYS = ("strategy", "until_labeled", "params")
 
 
 # --- Entry point -------------------------------------------------------------
@@ -699,6 +704,10 @@ def select(
     or pending. A batch larger than the eligible pool returns every eligible
     compound. `random_state` seeds `random` and the k-means of `diverse`
     (which uses 0 when it is None so a diverse batch is reproducible).
+    A `warmup` parameter hands the batch to another strategy while the model has
+    been trained on fewer than `until_labeled` compounds (the rows of
+    `outputs.labeled_fingerprints`): e.g. greedy sampling spreads the first few
+    hundred labels over chemical space, where an ensemble's spread is still noise.
     """
     info = STRATEGIES.get(strategy)
     if info is None:
@@ -710,6 +719,11 @@ def select(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise StrategyError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
     p = _resolve_params(info, params)
+    if p["warmup"] is not None:
+        warmup = _validate_warmup(p["warmup"], strategy, outputs)
+        p["warmup"] = warmup
+        if _n_labeled(outputs) < warmup["until_labeled"]:
+            return _select_warmup(strategy, p, outputs, batch_size, random_state, exclude)
     p["random_state"] = random_state
     n = outputs.n
 
@@ -744,6 +758,67 @@ def select(
     components = _components(outputs, chosen, scores, comps, extra)
     del p["random_state"]
     return Selection(chosen, scores, components, strategy, p, eligible)
+
+
+def _n_labeled(outputs: ModelOutputs) -> int:
+    labeled = outputs.labeled_fingerprints if outputs.labeled_fingerprints is not None else outputs.labeled_values
+    if labeled is None:
+        raise StrategyError(
+            "warmup", "a warm-up schedule counts the labeled compounds: outputs.labeled_fingerprints is needed"
+        )
+    return int(labeled.shape[0])
+
+
+def _validate_warmup(value: Any, strategy: str, outputs: ModelOutputs) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise StrategyError(
+            "warmup", "must be a mapping like {'strategy': 'greedy_sampling', 'until_labeled': 300}"
+        )
+    unknown = set(value) - set(WARMUP_KEYS)
+    if unknown:
+        raise StrategyError("warmup", f"unknown key(s) {sorted(unknown)}; known: {', '.join(WARMUP_KEYS)}")
+    name = value.get("strategy")
+    info = STRATEGIES.get(name) if isinstance(name, str) else None
+    if info is None:
+        raise StrategyError("warmup", f"unknown warm-up strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+    if name == strategy:
+        raise StrategyError("warmup", "the warm-up strategy must differ from the strategy it leads into")
+    if outputs.task not in info.tasks:
+        raise StrategyError("warmup", f"{name!r} supports {' and '.join(info.tasks)} models only")
+    until = value.get("until_labeled")
+    if isinstance(until, bool) or not isinstance(until, int | np.integer) or until < 1:
+        raise StrategyError("warmup", f"until_labeled must be an integer >= 1, got {until!r}")
+    inner = value.get("params") or {}
+    if not isinstance(inner, Mapping):
+        raise StrategyError("warmup", "params must be a mapping of the warm-up strategy's parameters")
+    if inner.get("warmup") is not None:
+        raise StrategyError("warmup", "a warm-up strategy cannot have a warm-up of its own")
+    return {"strategy": name, "until_labeled": int(until), "params": dict(inner)}
+
+
+def _select_warmup(
+    strategy: str,
+    p: dict[str, Any],
+    outputs: ModelOutputs,
+    batch_size: int,
+    random_state: int | None,
+    exclude: np.ndarray | None,
+) -> Selection:
+    """The batch of a strategy still in its warm-up: picked by the warm-up strategy,
+    recorded under the strategy asked for, each pick saying which stage chose it."""
+    warmup = p["warmup"]
+    try:
+        inner = select(
+            warmup["strategy"], outputs, batch_size, params=warmup["params"],
+            random_state=random_state, exclude=exclude,
+        )
+    except StrategyError as exc:
+        # Name the schedule, so an API client knows which of its parameters is wrong.
+        raise StrategyError(f"warmup.{exc.param}", exc.message) from None
+    stage = {"stage": "warmup", "picked_by": warmup["strategy"]}
+    params = {**p, "warmup": {**warmup, "params": inner.params}, **stage}
+    components = [{**c, **stage} for c in inner.components]
+    return Selection(inner.indices, inner.scores, components, strategy, params, inner.eligible)
 
 
 def _resolve_params(info: StrategyInfo, params: Mapping[str, Any] | None) -> dict[str, Any]:

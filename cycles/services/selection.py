@@ -167,7 +167,6 @@ def cycle_select(
         )
     pool = pool or PoolSpec()
     qs, pool_errors = pool_queryset(model=model, pool=pool, user=user)
-    needs_members = strategy == "bald"
     if pool.kind == "smiles":
         # Registered above: helpers rebuild the pool from ids, not from text.
         pool = PoolSpec(kind="compounds", compound_ids=tuple(qs.values_list("id", flat=True)))
@@ -176,11 +175,23 @@ def cycle_select(
         distributed = not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
     task = "classification" if model.assay.is_classification else "regression"
     required = set(info.requires.get(task, ()))
-    ranked_batch = (params or {}).get("batch") == "ranked_batch"
+    batch_modes = {(params or {}).get("batch")}
+    warmup = (params or {}).get("warmup")
+    if isinstance(warmup, dict):
+        # Load what either stage needs; strategies.select validates the schedule and
+        # counts the labeled compounds on the training fingerprints.
+        warm_info = strategies.STRATEGIES.get(warmup.get("strategy"))  # type: ignore[arg-type]
+        if warm_info is not None:
+            required |= set(warm_info.requires.get(task, ()))
+        if isinstance(warmup.get("params"), dict):
+            batch_modes.add(warmup["params"].get("batch"))
+        required.add("labeled_fingerprints")
+    ranked_batch = "ranked_batch" in batch_modes
+    needs_members = strategy == "bald" or (isinstance(warmup, dict) and warmup.get("strategy") == "bald")
     # Fingerprints of the whole pool only when a strategy, batch mode or the map uses them (256 B a compound).
     needs_fps = (
         with_pool_fingerprints
-        or (params or {}).get("batch") in ("diverse", "ranked_batch")
+        or bool(batch_modes & {"diverse", "ranked_batch"})
         or "fingerprints" in required
     )
     if distributed:

@@ -112,6 +112,33 @@ def test_greedy_sampling_measures_distances_to_the_models_own_training_values(se
     assert first.priority_score == pytest.approx(expected, rel=1e-6)
 
 
+def test_a_warm_up_schedule_loads_what_its_warm_up_strategy_needs(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    n_training = len(model_services.model_load(model=model).training_ids)
+    warmup = {"strategy": "greedy_sampling", "until_labeled": n_training + 1}
+    # uncertainty alone needs neither fingerprints nor training values; its warm-up needs both.
+    result = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=4,
+                                   params={"warmup": warmup})
+    assert result.strategy == "uncertainty"
+    assert result.params["picked_by"] == "greedy_sampling"
+    assert all(c.score_components["picked_by"] == "greedy_sampling" for c in result.candidates)
+    assert all("gs_distance" in c.score_components for c in result.candidates)
+    assert result.cycle.strategy_params["warmup"]["until_labeled"] == n_training + 1
+    # Past the warm-up the strategy asked for picks: the 4 highest uncertainties.
+    after = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=4,
+                                  params={"warmup": {**warmup, "until_labeled": n_training}}, preview=True)
+    assert "picked_by" not in after.params
+    plain = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=4, preview=True)
+    assert [c.compound.pk for c in after.candidates] == [c.compound.pk for c in plain.candidates]
+
+
+def test_a_bad_warm_up_schedule_is_a_validation_error_naming_it(setup):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationFailed) as err:
+        services.cycle_select(model=setup["model"], user=setup["lead"], strategy="uncertainty", batch_size=4,
+                              params={"warmup": {"strategy": "greedy_sampling", "until_labeled": -1}})
+    assert err.value.extra["field"] == "warmup"
+
+
 def test_a_pasted_smiles_pool_registers_valid_rows_and_reports_bad_ones(setup):  # type: ignore[no-untyped-def]
     result = services.cycle_select(
         model=setup["model"], user=setup["lead"], batch_size=2, preview=True,

@@ -29,6 +29,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=float, default=25, help="count, or a fraction (<1) of the pool")
         parser.add_argument("--initial", type=float, default=50, help="count, or a fraction (<1) of the pool")
         parser.add_argument("--seeds", type=int, default=5)
+        parser.add_argument("--first-seed", type=int, default=0,
+                            help="seeds are first-seed .. first-seed + seeds - 1 (run seeds in parallel processes)")
         parser.add_argument("--top-k", type=int, default=None, help="find mode: size of the true top set")
         parser.add_argument("--members", type=int, default=10)
         parser.add_argument("--algorithm", choices=["xgboost", "rf"], default="xgboost")
@@ -54,7 +56,7 @@ class Command(BaseCommand):
             direction=str(opts["direction"]),
             strategies=list(opts["strategies"] or ["random", "uncertainty"]),  # type: ignore[call-overload]
             strategy_params=params,
-            seeds=list(range(int(opts["seeds"]))),  # type: ignore[call-overload]
+            seeds=list(range(int(opts["first_seed"]), int(opts["first_seed"]) + int(opts["seeds"]))),  # type: ignore[call-overload]
             initial=float(opts["initial"]),  # type: ignore[arg-type]
             batch_size=float(opts["batch_size"]),  # type: ignore[arg-type]
             cycles=int(opts["cycles"]),  # type: ignore[call-overload]
