@@ -8,15 +8,16 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -62,32 +63,60 @@ def _filtered_queue(request: HttpRequest, *, default_status: str) -> tuple[Queue
 def queue(request: HttpRequest) -> HttpResponse:
     """The label queue, filtered, sorted and paginated; htmx swaps only its rows.
 
-    Its HTML is cached per queue version, user, roles and query string: under load most
-    requests are re-reads of a queue nobody changed, and rendering 25 rows costs far more
-    than serving them. Every service that changes queue items bumps the version
-    (labeling.services.queue_changed); names shown beside items (compound label, model,
-    assignee) may lag by at most settings.QUEUE_PAGE_CACHE_SECONDS.
+    The whole page (or the rows fragment) is cached per user, roles and query string,
+    stamped with the queue version it was rendered at: under load most requests are
+    re-reads of a queue nobody changed, and rendering costs far more than serving. A
+    hit is one Redis round trip (version + page) and no template work. Every service
+    that changes queue items bumps the version (labeling.services.queue_changed), so a
+    page of an older version is never served; names shown beside items (compound
+    label, model, assignee) may lag by at most settings.QUEUE_PAGE_CACHE_SECONDS. The
+    page is cached with a placeholder where the session's CSRF token goes, and a page
+    with flash messages to show is rendered, not cached.
     """
     partial = _partial(request)
     seconds = settings.QUEUE_PAGE_CACHE_SECONDS
-    key = _queue_cache_key(request, "rows" if partial else "body") if seconds else ""
-    html = cache.get(key) if key else None
-    if html is None:
-        html = render_to_string(
-            "labeling/queue_body.html#rows" if partial else "labeling/queue_body.html", _queue_context(request), request
-        )
-        if key:
-            cache.set(key, html, seconds)
+    if not seconds:
+        return _queue_response(request, _queue_render(request, partial=partial, csrf=None), partial=partial)
+    key = _queue_cache_key(request, "rows" if partial else "page")
+    got = cache.get_many([selectors.QUEUE_VERSION_KEY, key])
+    version = got.get(selectors.QUEUE_VERSION_KEY)
+    if version is None:
+        version = selectors.queue_cache_version()
+    cacheable = partial or not len(get_messages(request))  # len() does not consume them
+    hit = got.get(key)
+    if cacheable and isinstance(hit, tuple) and hit[0] == version:
+        html = hit[1]
+    else:
+        html = _queue_render(request, partial=partial, csrf=_CSRF_PLACEHOLDER if cacheable else None)
+        if cacheable:
+            cache.set(key, (version, html), seconds)
+    return _queue_response(request, html, partial=partial)
+
+
+# Stands in for the session's CSRF token in a cached page; swapped on every response.
+_CSRF_PLACEHOLDER = "chemloop-csrf-placeholder-5b1e0c"
+
+
+def _queue_render(request: HttpRequest, *, partial: bool, csrf: str | None) -> str:
     if partial:
-        return HttpResponse(html)
-    # Our own rendered template (escaped when rendered), read back from the cache.
-    return render(request, "labeling/queue.html", {"body": mark_safe(html)})
+        return render_to_string("labeling/queue_body.html#rows", _queue_context(request), request)
+    context = _queue_context(request)
+    if csrf is not None:
+        context["csrf_token"] = csrf  # wins over the csrf context processor
+    return render_to_string("labeling/queue.html", context, request)
+
+
+def _queue_response(request: HttpRequest, html: str, *, partial: bool) -> HttpResponse:
+    if not partial and _CSRF_PLACEHOLDER in html:
+        # get_token also marks the CSRF cookie for setting, as {% csrf_token %} would.
+        html = html.replace(_CSRF_PLACEHOLDER, get_token(request))
+    return HttpResponse(html)
 
 
 def _queue_cache_key(request: HttpRequest, part: str) -> str:
     roles = ",".join(sorted(user_roles(request.user)))
     path = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:32]
-    return f"labeling:queue:{part}:{selectors.queue_cache_version()}:{request.user.pk}:{roles}:{path}"
+    return f"labeling:queue:{part}:{request.user.pk}:{roles}:{path}"
 
 
 def _queue_context(request: HttpRequest) -> dict[str, Any]:

@@ -92,7 +92,7 @@ REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",  # one client per pool, see config/cache.py
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "chemloop",
         }

@@ -26,7 +26,7 @@ TEST_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + f"/{_redis_db}"
 RQ_QUEUES = {"default": {"URL": TEST_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.RedisCache",
         "LOCATION": TEST_REDIS_URL,
         "KEY_PREFIX": f"chemloop-test-{os.environ.get('CHEMLOOP_TEST_RUN', '')}-{_worker}",
     }

@@ -199,3 +199,23 @@ def test_without_a_shared_cache_every_request_renders(client_for, scientist, ite
     assert str(items[0].pk) in c.get(QUEUE).content.decode()
     LabelQueueItem.objects.filter(pk=items[0].pk).update(status=QueueStatus.SKIPPED)  # no version bump
     assert str(items[0].pk) not in c.get(QUEUE).content.decode()
+
+
+def test_a_flash_message_is_shown_once_and_never_cached(client_for, lead, items, django_assert_max_num_queries):  # type: ignore[no-untyped-def]
+    c = client_for(lead)
+    c.get(QUEUE)  # cached
+    # A refused bulk action changes nothing (no new queue version) but leaves a message.
+    c.post(reverse("labeling:bulk"), {"action": "skip"})
+    first = c.get(QUEUE).content.decode()
+    assert 'class="message error"' in first
+    with django_assert_max_num_queries(2):  # back to the cached page, without the message
+        second = c.get(QUEUE).content.decode()
+    assert 'class="message' not in second and str(items[0].pk) in second
+
+
+def test_the_shared_cache_keeps_one_redis_client_per_pool():  # type: ignore[no-untyped-def]
+    backend = cache._cache  # config.cache.RedisCache (test settings use Redis)
+    assert backend.get_client() is backend.get_client()
+    assert backend.get_client(write=True) is backend.get_client()  # one server: one pool
+    cache.set("chemloop-test-key", {"a": 1}, 5)
+    assert cache.get_many(["chemloop-test-key", "missing"]) == {"chemloop-test-key": {"a": 1}}
