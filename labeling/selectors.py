@@ -24,6 +24,14 @@ ORDERINGS = {
 }
 
 
+# The compound's stored vectors are ~1 kB a row and no list shows them; nor the JSON of
+# models and cycles.
+QUEUE_LIST_DEFERRED = (
+    "compound__fingerprint", "compound__feature_vector", "model__metrics", "model__hyperparameters",
+    "model__featurizer", "cycle__metrics_before", "cycle__metrics_after", "cycle__strategy_params",
+)
+
+
 def queue_items_list(
     *,
     status: str | None = None,
@@ -38,11 +46,7 @@ def queue_items_list(
     """
     qs = LabelQueueItem.objects.select_related(
         "compound", "model__assay", "assigned_to", "labeled_by", "cycle"
-    ).defer(
-        # The compound's stored vectors are ~1 kB a row and no list shows them.
-        "compound__fingerprint", "compound__feature_vector", "model__metrics", "model__hyperparameters",
-        "model__featurizer", "cycle__metrics_before", "cycle__metrics_after", "cycle__strategy_params",
-    )
+    ).defer(*QUEUE_LIST_DEFERRED)
     if status == "open":
         qs = qs.filter(status__in=OPEN_STATUSES)
     elif status:

@@ -23,7 +23,7 @@ from compounds.services import label_provenance_check, parse_measurement_value
 from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, SCIENTIST, has_role
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
-from labeling.selectors import QUEUE_VERSION_KEY
+from labeling.selectors import QUEUE_LIST_DEFERRED, QUEUE_VERSION_KEY
 
 # Sources a scientist may give; "imported" is reserved for file imports.
 HUMAN_SOURCES = (LabelSource.EXPERIMENTAL, LabelSource.LITERATURE, LabelSource.EXPERT_ESTIMATE)
@@ -84,9 +84,12 @@ def audit(action: str, *, actor: Any, item: LabelQueueItem | None = None, cycle:
 def _locked_item(item_id: Any) -> LabelQueueItem:
     try:
         pk = item_id if isinstance(item_id, uuid.UUID) else uuid.UUID(str(item_id))
+        # Joined as the queue selector joins them, so an API can answer with the item
+        # the service returns instead of reading it again.
         return (
             LabelQueueItem.objects.select_for_update(of=("self",))
-            .select_related("model__assay", "cycle", "labeled_by")
+            .select_related("compound", "model__assay", "cycle", "assigned_to", "labeled_by")
+            .defer(*QUEUE_LIST_DEFERRED)
             .get(pk=pk)
         )
     except (LabelQueueItem.DoesNotExist, ValueError, TypeError, AttributeError) as exc:
@@ -217,7 +220,10 @@ def label_submit(
         if item.assigned_to_id is None:
             item.assigned_to = user
             item.assigned_at = now
-        item.save()
+        item.save(update_fields=[
+            "status", "label", "label_source", "label_confidence", "notes", "labeled_at", "labeled_by",
+            "assigned_to", "assigned_at", "updated_at",
+        ])
         if item.cycle_id:
             type(item.cycle).objects.filter(pk=item.cycle_id).update(items_labeled=F("items_labeled") + 1)
         audit(AuditAction.LABEL, actor=user, item=item, value=number, source=source, confidence=confidence)

@@ -97,6 +97,25 @@ def test_label_creates_a_measurement_and_a_second_label_is_409(api_for: Any, sci
     assert item.label == -2.5
 
 
+def test_a_label_answers_with_the_stored_item_in_one_transaction_and_no_second_read(
+    api_for: Any, scientist: Any, model: Any, django_assert_max_num_queries: Any
+) -> None:
+    item = LabelQueueItemFactory(model=model)
+    client = api_for(scientist)
+    # Token + roles, then BEGIN, the locked item with its relations, the measurement, the
+    # item, the audit event, COMMIT: nothing is read again to answer.
+    with django_assert_max_num_queries(8):
+        response = client.post(f"{Q}{item.pk}/label/", {"value": -1.25}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    stored = LabelQueueItem.objects.select_related("compound", "model").get(pk=item.pk)
+    assert body["label"] == stored.label == -1.25
+    assert body["labeled_by"]["username"] == body["assigned_to"]["username"] == scientist.username
+    assert body["compound"]["id"] == stored.compound_id and body["model"]["id"] == stored.model_id
+    assert body["updated_at"].replace("Z", "+00:00") == stored.updated_at.isoformat()
+    assert body["label_display"] == stored.model.assay.format_value(-1.25)
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [({}, "value"), ({"value": "abc"}, "value"), ({"value": True}, "value"), ({"value": 1, "source": "imported"}, "source"),
