@@ -27,10 +27,13 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +52,65 @@ PROTOCOL = ["--initial", "50", "--batch-size", "25", "--cycles", "20"]
 BASELINES = ["random", "uncertainty", "hybrid", "greedy_sampling"]
 
 
-def run(args: list[str], env: dict[str, str]) -> float:
-    cmd = ["nice", "-n", "19", sys.executable, "manage.py", "simulate", *args]
-    print("$", " ".join(cmd), flush=True)
+def run(args: list[str], env: dict[str, str], *, jobs: int = 1, seeds: int = 5) -> float:
+    """One `simulate` over every strategy and seed, or (jobs > 1) one process per
+    (strategy, seed), each on its own SQLite file, merged into the same outputs."""
     t = time.time()
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+    if jobs <= 1:
+        cmd = ["nice", "-n", "19", sys.executable, "manage.py", "simulate", *args, "--seeds", str(seeds)]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+        return time.time() - t
+    strategies = [args[i + 1] for i, a in enumerate(args) if a == "--strategy"]
+    rest = [a for i, a in enumerate(args) if a != "--strategy" and (i == 0 or args[i - 1] != "--strategy")]
+    out = Path(rest[rest.index("--out") + 1])
+    rest = rest[: rest.index("--out")] + rest[rest.index("--out") + 2 :]
+    tmp = Path(tempfile.mkdtemp(prefix="chemloop-mi-"))
+
+    def one(task: tuple[str, int]) -> Path:
+        strategy, seed = task
+        prefix = tmp / f"{strategy}_{seed}"
+        sub_env = {**env, "DATABASE_URL": f"sqlite:///{prefix}.sqlite3", "ARTIFACT_ROOT": f"{prefix}-artifacts",
+                   "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=sub_env, check=True)
+        cmd = ["nice", "-n", "19", sys.executable, "manage.py", "simulate", *rest, "--strategy", strategy,
+               "--seeds", "1", "--first-seed", str(seed), "--out", str(prefix)]
+        print("$", " ".join(cmd), flush=True)
+        with open(f"{prefix}.log", "w") as log:
+            subprocess.run(cmd, cwd=ROOT, env=sub_env, check=True, stdout=log, stderr=subprocess.STDOUT)
+        return prefix.with_suffix(".csv")
+
+    tasks = [(strategy, seed) for seed in range(seeds) for strategy in strategies]
+    with ThreadPoolExecutor(jobs) as pool:
+        parts = list(pool.map(one, tasks))
+    merge(parts, out, lower_is_better="--task" not in rest)
+    shutil.rmtree(tmp, ignore_errors=True)
     return time.time() - t
+
+
+def merge(parts: list[Path], out: Path, *, lower_is_better: bool) -> None:
+    """Per-(strategy, seed) CSVs -> one CSV, plot and summary JSON, as one `simulate` writes them."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    import django
+
+    django.setup()
+    from cycles.services import simulate as sim
+
+    fixed = ("strategy", "seed", "step", "labels", "metric", "value", "seconds")
+    rows = []
+    for part in parts:
+        with part.open() as fh:
+            for r in csv.DictReader(fh):
+                extra = {k: float(v) for k, v in r.items() if k not in fixed and v not in ("", "None", None)}
+                rows.append(sim.SimulationRow(
+                    r["strategy"], int(r["seed"]), int(r["step"]), int(r["labels"]), r["metric"],
+                    float(r["value"]) if r["value"] not in ("", "None") else None, extra, float(r["seconds"]),
+                ))
+    summary = sim.summarize(rows, lower_is_better=lower_is_better)
+    sim.write_csv(rows, out.with_suffix(".csv"))
+    metric = rows[0].metric if rows else "metric"
+    sim.plot(summary, out.with_suffix(".png"), title=f"solubility.csv: {metric} vs labels", ylabel=metric)
+    out.with_suffix(".json").write_text(json.dumps({"summary": summary}, indent=2))
 
 
 def preset_args(preset: dict) -> list[str]:
@@ -64,9 +120,12 @@ def preset_args(preset: dict) -> list[str]:
 
 
 def label(preset: dict) -> str:
-    """uncertainty + ranked_batch -> "uncertainty_ranked"; a plain top-k strategy keeps its name."""
+    """uncertainty + ranked_batch -> "uncertainty_ranked"; a plain top-k strategy keeps its name;
+    a warm-up schedule is a prefix: "random300_uncertainty_ranked"."""
     batch = preset["params"].get("batch", "top")
-    return preset["strategy"] if batch == "top" else f"{preset['strategy']}_{batch.split('_')[0]}"
+    name = preset["strategy"] if batch == "top" else f"{preset['strategy']}_{batch.split('_')[0]}"
+    warmup = preset["params"].get("warmup")
+    return f"{warmup['strategy']}{warmup['until_labeled']}_{name}" if warmup else name
 
 
 def finals(csv_path: Path, column: str) -> dict[str, list[float]]:
@@ -122,6 +181,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="processes: > 1 runs every (strategy, seed) in its own process and SQLite file")
     ap.add_argument("--only", choices=["regression", "classification"], default=None)
     ap.add_argument("--out", default="docs/benchmarks/solubility")
     ap.add_argument("--cls-strategy", default=None,
@@ -131,7 +192,7 @@ def main() -> None:
     env.setdefault("DATABASE_URL", "sqlite:////tmp/solub.sqlite3")
     env.setdefault("ARTIFACT_ROOT", "/tmp/solub-artifacts")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    common = ["--data", str(opts.data), *PROTOCOL, "--seeds", str(opts.seeds)]
+    common = ["--data", str(opts.data), *PROTOCOL]
     if opts.only in (None, "regression"):
         preset = MODEL_IMPROVEMENT
         # The preset runs under its own label (e.g. "uncertainty_ranked") so its tuned
@@ -143,7 +204,7 @@ def main() -> None:
                 "--out", opts.out]
         for s in dict.fromkeys([*BASELINES, name]):
             args += ["--strategy", s]
-        wall = run(args, env)
+        wall = run(args, env, jobs=opts.jobs, seeds=opts.seeds)
         print(f"regression run: {wall:.0f} s wall")
         table(ROOT / f"{opts.out}.csv", "value", "RMSE", lower_is_better=True)
     if opts.only in (None, "classification"):
@@ -158,7 +219,7 @@ def main() -> None:
                 "--strategy", "random", "--strategy", label(preset),
                 "--params", json.dumps({label(preset): {"strategy": preset["strategy"], **preset["params"]}}),
                 "--out", out]
-        wall = run(args, env)
+        wall = run(args, env, jobs=opts.jobs, seeds=opts.seeds)
         print(f"classification run: {wall:.0f} s wall")
         table(ROOT / f"{out}.csv", "value", "macro ROC-AUC", lower_is_better=False)
         table(ROOT / f"{out}.csv", "accuracy", "accuracy", lower_is_better=False)

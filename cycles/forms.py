@@ -26,6 +26,12 @@ class SelectionForm(forms.Form):
     strategy = forms.ChoiceField(choices=[])
     batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, initial=20)
     batch = forms.ChoiceField(choices=[(k, k.replace("_", " ")) for k in BATCH_MODES], initial="top")
+    # A schedule (strategies.select's `warmup`): another strategy picks until the model
+    # has been trained on `warmup_until` compounds.
+    warmup = forms.ChoiceField(
+        choices=[("", "none"), ("random", "random"), ("greedy_sampling", "greedy sampling")], required=False
+    )
+    warmup_until = forms.IntegerField(required=False, min_value=1, max_value=10_000_000)
     min_uncertainty = forms.FloatField(required=False, min_value=0)
     w_uncertainty = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["uncertainty"])
     w_margin = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["margin"])
@@ -60,6 +66,10 @@ class SelectionForm(forms.Form):
             self.add_error("dataset", "Choose the dataset to select from.")
         if data.get("pool") == "list" and not self.pool_lines():
             self.add_error("compounds", "Paste at least one SMILES or compound id.")
+        if data.get("warmup") and not data.get("warmup_until"):
+            self.add_error("warmup_until", "Say until how many labels the warm-up strategy picks.")
+        if data.get("warmup") and data.get("warmup") == data.get("strategy"):
+            self.add_error("warmup", "The warm-up must be another strategy than the one it leads into.")
         if data.get("batch") == "class_balanced" and data.get("model") and not data["model"].assay.is_classification:
             self.add_error("batch", "Class-balanced batches need a classification model.")
         return data
@@ -87,6 +97,8 @@ class SelectionForm(forms.Form):
         params: dict[str, Any] = {"batch": data["batch"]}
         if data.get("min_uncertainty") is not None:
             params["min_uncertainty"] = data["min_uncertainty"]
+        if data.get("warmup") and data.get("warmup_until"):
+            params["warmup"] = {"strategy": data["warmup"], "until_labeled": data["warmup_until"]}
         if "weights" in accepted:
             params["weights"] = {
                 "uncertainty": _or(data.get("w_uncertainty"), DEFAULT_HYBRID_WEIGHTS["uncertainty"]),

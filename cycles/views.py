@@ -167,7 +167,11 @@ def _default_choice(catalog: list[dict[str, Any]], model: MLModel | None) -> dic
     names = [s["name"] for s in catalog]
     if preset["strategy"] not in names:
         return {"strategy": names[0] if names else ""}
-    return {"strategy": preset["strategy"], "batch": preset["params"].get("batch", "top")}
+    choice = {"strategy": preset["strategy"], "batch": preset["params"].get("batch", "top")}
+    warmup = preset["params"].get("warmup")
+    if warmup:
+        choice.update(warmup=warmup["strategy"], warmup_until=warmup["until_labeled"])
+    return choice
 
 
 def _select(request: HttpRequest, form: SelectionForm, *, preview: bool) -> SelectionResult:

@@ -367,8 +367,10 @@ def _why_selected(item: LabelQueueItem) -> dict[str, Any]:
             }
         )
     rank = comps.get("rank")
+    picked_by = comps.get("picked_by")
     return {
-        "strategy": item.selection_strategy,
+        # A compound picked during a warm-up schedule names the strategy that chose it.
+        "strategy": f"{picked_by} (warm-up of {item.selection_strategy})" if picked_by else item.selection_strategy,
         "rank": rank + 1 if isinstance(rank, int) else None,
         "score": comps.get("score", item.priority_score),
         "rows": rows,

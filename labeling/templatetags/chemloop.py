@@ -17,7 +17,10 @@ def assay_value(value: float | None, assay: Any) -> str:
 
 @register.filter
 def sig(value: Any, digits: int = 3) -> str:
-    """Significant digits for metrics whose scale varies (RMSE 0.71, ECE 0.031)."""
+    """Significant digits for metrics whose scale varies (RMSE 0.71, ECE 0.031); a text
+    value (e.g. the strategy that picked a compound) is shown as it is."""
+    if isinstance(value, str) and value:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "—"
     return f"{value:.{int(digits)}g}"

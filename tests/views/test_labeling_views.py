@@ -60,6 +60,14 @@ def test_the_item_page_shows_the_compound_prediction_reasons_and_shortcuts(clien
     assert "js/labeling.js" in body
 
 
+def test_an_item_picked_during_a_warm_up_names_the_strategy_that_chose_it(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    item = items[0]
+    item.score_components = {"rank": 0, "score": 0.4, "random": 0.4, "stage": "warmup", "picked_by": "random"}
+    item.save(update_fields=["score_components"])
+    body = client_for(scientist).get(_item_url(item)).content.decode()
+    assert "Picked by <strong>random (warm-up of uncertainty)</strong>" in body
+
+
 def test_an_out_of_domain_prediction_is_flagged(client_for, scientist, items):  # type: ignore[no-untyped-def]
     c = client_for(scientist)
     assert "Outside the applicability domain" not in c.get(_item_url(items[0])).content.decode()

@@ -35,3 +35,11 @@ def test_the_preset_batch_mode_is_preselected_too(client_for, lead):  # type: ig
     body = client_for(lead).get(reverse("cycles:selection")).content.decode()
     batch = presets.MODEL_IMPROVEMENT["params"].get("batch", "top")
     assert re.search(rf'<option value="{batch}"[^>]*selected', body)
+
+
+def test_the_preset_warm_up_is_preselected_and_sent_with_the_selection(client_for, lead):  # type: ignore[no-untyped-def]
+    MLModelFactory()
+    warmup = presets.MODEL_IMPROVEMENT["params"]["warmup"]
+    body = client_for(lead).get(reverse("cycles:selection")).content.decode()
+    assert re.search(rf'<option value="{warmup["strategy"]}"[^>]*selected', body)
+    assert f'name="warmup_until" min="1" value="{warmup["until_labeled"]}"' in body

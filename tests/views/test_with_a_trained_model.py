@@ -36,6 +36,35 @@ def test_preview_then_add_to_queue(client_for, lead, trained):  # type: ignore[n
     assert "Cycle #1 opened: 6 compounds queued." in page and page.count('name="items"') == 6
 
 
+def test_the_recommended_warm_up_is_applied_and_recorded(client_for, lead, trained):  # type: ignore[no-untyped-def]
+    model = trained["model"]  # trained on 40 compounds: still inside a 300-label warm-up
+    c = client_for(lead)
+    data = {"model": model.pk, "pool": "all", "strategy": "uncertainty", "batch_size": 5, "batch": "ranked_batch",
+            "warmup": "random", "warmup_until": 300, "seed": 3, "action": "queue"}
+    c.post(reverse("cycles:selection"), data)
+    cycle = ActiveLearningCycle.objects.get()
+    assert cycle.strategy_params["warmup"] == {"strategy": "random", "until_labeled": 300, "params": {
+        **cycle.strategy_params["warmup"]["params"]}}
+    assert cycle.strategy_params["picked_by"] == "random"
+    items = LabelQueueItem.objects.filter(cycle=cycle)
+    assert items.count() == 5 and all(i.score_components["picked_by"] == "random" for i in items)
+    during = c.post(reverse("cycles:selection"), {**data, "action": "preview"}, HTTP_HX_REQUEST="true")
+    assert '<span class="comp">picked_by random</span>' in during.content.decode()
+    # Past the warm-up (until 40 labels: the model has 40), uncertainty picks.
+    preview = c.post(reverse("cycles:selection"), {**data, "warmup_until": 40, "action": "preview"},
+                     HTTP_HX_REQUEST="true").content.decode()
+    assert "Preview: 5 of" in preview and "picked_by" not in preview
+
+
+def test_a_warm_up_without_its_label_count_is_a_form_error(client_for, lead, trained):  # type: ignore[no-untyped-def]
+    data = {"model": trained["model"].pk, "pool": "all", "strategy": "uncertainty", "batch_size": 5, "batch": "top",
+            "warmup": "random", "action": "queue"}
+    response = client_for(lead).post(reverse("cycles:selection"), data)
+    assert response.status_code == 400
+    assert "Say until how many labels" in response.content.decode()
+    assert not ActiveLearningCycle.objects.exists()
+
+
 def test_pasted_smiles_report_bad_lines(client_for, lead, trained):  # type: ignore[no-untyped-def]
     data = {"model": trained["model"].pk, "pool": "list", "compounds": "CCCCCCCCO\nnot-a-smiles\nc1ccccc1CCN",
             "strategy": "uncertainty", "batch_size": 2, "batch": "top", "action": "preview"}
