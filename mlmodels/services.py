@@ -43,6 +43,8 @@ HYPERPARAMETER_KEYS = {
     # Hit finding (see mlmodels.ml.presets.HIT_FINDING): clip the non-hit tail of the
     # training targets; the side defaults to the assay's direction.
     "target_clip_quantile", "target_clip_side",
+    # The kernel-ridge half of regression members (mlmodels.ml.smooth); 0 turns it off.
+    "smooth_weight", "smooth_landmarks", "smooth_gamma", "smooth_alpha",
 }
 
 ProgressFn = Callable[[str, int], None]

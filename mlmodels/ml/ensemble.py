@@ -82,8 +82,9 @@ class BootstrapEnsemble(BaseEstimator):
     (smooth_weight 0.6: 0.533, within noise; 0.5 keeps half on the SHAP-mappable
     trees); gamma (a multiple of sklearn's "scale"), alpha and the 512 landmarks
     were chosen there too (256 landmarks: 0.55). It is off for
-    classification, rf/mlp members, clipped targets (hit finding) and when X has no
-    non-binary column (fingerprint bits only).
+    classification, rf/mlp members and when X has no non-binary column (fingerprint
+    bits only). With a clipped target (hit finding) both halves fit the clipped
+    values; the kernel half may then predict slightly beyond the clip level.
     """
 
     def __init__(
@@ -203,12 +204,7 @@ class BootstrapEnsemble(BaseEstimator):
         w = self.smooth_weight
         if not 0.0 <= w <= 1.0:
             raise ValueError(f"smooth_weight must be in [0, 1], got {w!r}")
-        if (
-            w == 0.0
-            or self.task != "regression"
-            or self.algorithm != "xgboost"
-            or self.target_clip_quantile is not None
-        ):
+        if w == 0.0 or self.task != "regression" or self.algorithm != "xgboost":
             return
         columns = KernelBasis.usable_columns(X)
         if columns.size == 0:

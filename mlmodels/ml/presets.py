@@ -46,6 +46,11 @@ HIT_FINDING: dict[str, Any] = {
         "min_child_weight": 2.0,
         "reg_lambda": 1.0,
         "target_clip_quantile": 0.5,
+        # The kernel-ridge half on the descriptors, fit on the clipped values too.
+        "smooth_weight": 0.5,
+        "smooth_landmarks": 512,
+        "smooth_gamma": 0.2,
+        "smooth_alpha": 0.01,
     },
     "strategy": "greedy",
     "params": {},

@@ -32,6 +32,18 @@ def test_the_validation_compounds_are_never_trained_on(setup, settings):  # type
     assert model.training_size == len(art.training_ids) == 60
 
 
+def test_the_kernel_ridge_half_is_a_per_model_hyperparameter(setup, settings):  # type: ignore[no-untyped-def]
+    default = load_artifact(settings.ARTIFACT_ROOT / setup["model"].artifact).ensemble
+    assert default.basis_ is not None and default.smooth_weight == 0.5
+    trees_only = services.model_create_initial(
+        assay=setup["assay"], name="trees only", validation_compound_ids=setup["validation_ids"], n_members=3,
+        hyperparameters={**FAST, "smooth_weight": 0.0},
+    )
+    estimator = load_artifact(settings.ARTIFACT_ROOT / trees_only.artifact).ensemble
+    assert estimator.smooth_weight == 0.0 and estimator.basis_ is None
+    assert trees_only.metrics["rmse"] != setup["model"].metrics["rmse"]
+
+
 def test_a_new_version_keeps_the_frozen_validation_set(setup):  # type: ignore[no-untyped-def]
     model = setup["model"]
     before = set(model.validation_set.compounds.values_list("id", flat=True))

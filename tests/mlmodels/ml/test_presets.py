@@ -22,8 +22,10 @@ def test_target_clip_flattens_the_non_hit_tail(side: str, flat_end: str) -> None
     y = X[:, 0] * 3
     # learning_rate pinned to the pre-2026-11-29 default this test was written with: the
     # "nothing beyond the level" check relies on 50 rounds at 0.06 not overshooting.
+    # Trees only: the kernel-ridge half may overshoot the level a little (see its own test).
     ens = BootstrapEnsemble(
-        n_members=2, n_estimators=50, learning_rate=0.06, target_clip_quantile=0.5, target_clip_side=side
+        n_members=2, n_estimators=50, learning_rate=0.06, target_clip_quantile=0.5, target_clip_side=side,
+        smooth_weight=0.0,
     ).fit(X, y)
     level = float(np.quantile(y.astype(np.float32), 0.5))
     assert ens.target_clip_ == pytest.approx(level)
