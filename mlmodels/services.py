@@ -45,6 +45,9 @@ HYPERPARAMETER_KEYS = {
     "target_clip_quantile", "target_clip_side",
     # The kernel-ridge half of regression members (mlmodels.ml.smooth); 0 turns it off.
     "smooth_weight", "smooth_landmarks", "smooth_gamma", "smooth_alpha",
+    # Its MinMax-kernel part on the count fingerprints (hit finding); the columns follow
+    # from the featurizer.
+    "count_weight", "count_alpha", "count_landmarks",
 }
 
 ProgressFn = Callable[[str, int], None]
@@ -249,6 +252,12 @@ def model_fit(
         else:
             # Hits are at the assay's good end, so the other end is the one flattened.
             params.setdefault("target_clip_side", "high" if assay.direction == "minimize" else "low")
+    if params.get("count_weight"):
+        # The count (or bit) fingerprint columns lead X: Morgan, then atom pairs.
+        params["count_columns"] = (spec.n_bits if spec.morgan != "none" else 0) + spec.atom_pairs
+        if not params["count_columns"]:  # a descriptors-only featurizer: nothing to compare
+            params.pop("count_weight")
+            params.pop("count_columns")
     progress("training ensemble", 30)
     ensemble = BootstrapEnsemble(
         n_members=model.n_members,

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .features import FeatureSpec, build_matrix
-from .smooth import KernelBasis, fit_kernel_ridge, nystrom_whitener
+from .smooth import KernelBasis, MinMaxBasis, fit_kernel_ridge, nystrom_whitener
 
 Algorithm = Literal["xgboost", "rf", "mlp"]
 Task = Literal["regression", "classification"]
@@ -111,6 +111,10 @@ class BootstrapEnsemble(BaseEstimator):
         smooth_landmarks: int = 512,
         smooth_gamma: float = 0.2,
         smooth_alpha: float = 0.01,
+        count_weight: float = 0.0,
+        count_columns: int = 0,
+        count_alpha: float = 0.3,
+        count_landmarks: int = 512,
         n_jobs: int = 2,
         chunk_size: int = 50_000,
         random_state: int | None = 0,
@@ -136,6 +140,10 @@ class BootstrapEnsemble(BaseEstimator):
         self.smooth_landmarks = smooth_landmarks
         self.smooth_gamma = smooth_gamma
         self.smooth_alpha = smooth_alpha
+        self.count_weight = count_weight
+        self.count_columns = count_columns
+        self.count_alpha = count_alpha
+        self.count_landmarks = count_landmarks
         self.n_jobs = n_jobs
         self.chunk_size = chunk_size
         self.random_state = random_state
@@ -199,57 +207,96 @@ class BootstrapEnsemble(BaseEstimator):
         return self
 
     def _fit_basis(self, X: np.ndarray, seed: int) -> None:
-        """The shared kernel basis of the smooth part, or None when it is off."""
+        """The shared kernel bases of the smooth part (None where a part is off)."""
         self.basis_: KernelBasis | None = None
-        w = self.smooth_weight
+        self.count_basis_: MinMaxBasis | None = None
+        w, c = self.smooth_weight, self.count_weight
         if not 0.0 <= w <= 1.0:
             raise ValueError(f"smooth_weight must be in [0, 1], got {w!r}")
-        if w == 0.0 or self.task != "regression" or self.algorithm != "xgboost":
+        if not 0.0 <= c <= 1.0 or w + c > 1.0:
+            raise ValueError(f"count_weight must be in [0, 1 - smooth_weight], got {c!r}")
+        if self.task != "regression" or self.algorithm != "xgboost":
             return
-        columns = KernelBasis.usable_columns(X)
-        if columns.size == 0:
-            return
-        self.basis_ = KernelBasis(n_landmarks=self.smooth_landmarks, gamma=self.smooth_gamma).fit(
-            X, columns, seed
-        )
+        if w > 0.0:
+            columns = KernelBasis.usable_columns(X)
+            if columns.size:
+                self.basis_ = KernelBasis(n_landmarks=self.smooth_landmarks, gamma=self.smooth_gamma).fit(
+                    X, columns, seed
+                )
+        if c > 0.0:
+            if not self.count_columns:
+                raise ValueError("count_weight > 0 needs count_columns: how many leading columns of X are counts")
+            self.count_basis_ = MinMaxBasis(n_landmarks=self.count_landmarks).fit(X, self.count_columns, seed + 1)
+
+    def _smooth_parts(self) -> list[tuple[float, Any, np.ndarray, np.ndarray]]:
+        """(weight, basis, coef (members, landmarks), intercept (members,)) per fitted part."""
+        parts = []
+        if getattr(self, "basis_", None) is not None:
+            parts.append((float(self.smooth_weight), self.basis_, self.smooth_coef_, self.smooth_intercept_))
+        if getattr(self, "count_basis_", None) is not None:
+            parts.append((float(self.count_weight), self.count_basis_, self.count_coef_, self.count_intercept_))
+        return parts
 
     def _fit_smooth(self, X: np.ndarray, y: np.ndarray, samples: list[np.ndarray]) -> None:
-        """Per member: kernel ridge weights on the member's own bootstrap rows."""
-        basis = self.basis_
-        if basis is None:
-            self.smooth_coef_ = self.smooth_intercept_ = None
-            self.smooth_expected_ = 0.0
-            return
-        K = basis.kernel(X)
-        whitener = nystrom_whitener(basis.gram())
-        P = K @ whitener
+        """Per member and part: kernel ridge weights on the member's own bootstrap rows."""
+        self.smooth_coef_ = self.smooth_intercept_ = None
+        self.count_coef_ = self.count_intercept_ = None
+        expected = []
+        for name, basis, alpha, weight in (
+            ("smooth", self.basis_, self.smooth_alpha, self.smooth_weight),
+            ("count", self.count_basis_, self.count_alpha, self.count_weight),
+        ):
+            if basis is None:
+                continue
+            K = basis.kernel(X)
+            whitener = nystrom_whitener(basis.gram())
+            P = K @ whitener
 
-        def fit_one(idx: np.ndarray) -> tuple[np.ndarray, float]:
-            return fit_kernel_ridge(P[idx], y[idx], whitener, self.smooth_alpha)
+            def fit_one(idx: np.ndarray, P: np.ndarray = P, w: np.ndarray = whitener, a: float = alpha) -> Any:
+                return fit_kernel_ridge(P[idx], y[idx], w, a)
 
-        # numpy's BLAS releases the GIL: members side by side, as for the trees.
-        workers = max(1, min(self.n_jobs, len(samples)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            fitted = list(pool.map(fit_one, samples))
-        self.smooth_coef_ = np.stack([c for c, _ in fitted])  # (members, landmarks) float64
-        self.smooth_intercept_ = np.array([b for _, b in fitted], dtype=np.float64)
-        # Mean smooth prediction over the training rows: explain.py's base value for this part.
-        self.smooth_expected_ = float(
-            (K @ self.smooth_coef_.mean(axis=0)).mean() + self.smooth_intercept_.mean()
+            # numpy's BLAS releases the GIL: members side by side, as for the trees.
+            workers = max(1, min(self.n_jobs, len(samples)))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                fitted = list(pool.map(fit_one, samples))
+            coef = np.stack([c for c, _ in fitted])  # (members, landmarks) float64
+            intercept = np.array([b for _, b in fitted], dtype=np.float64)
+            setattr(self, f"{name}_coef_", coef)
+            setattr(self, f"{name}_intercept_", intercept)
+            # Mean prediction of this part over the training rows: explain.py's base value.
+            expected.append((weight, float((K @ coef.mean(axis=0)).mean() + intercept.mean())))
+        # Effective weight of the smooth part in each member, and its training mean.
+        self.smooth_weight_ = float(sum(w for w, _ in expected))
+        self.smooth_expected_ = (
+            float(sum(w * e for w, e in expected) / self.smooth_weight_) if expected else 0.0
         )
 
+    @property
+    def smooth_share(self) -> float:
+        """Weight of the smooth part in a member's prediction (0 when it is off)."""
+        # Artifacts of format 2 fit before count parts existed have no smooth_weight_.
+        share = getattr(self, "smooth_weight_", None)
+        if share is None:
+            share = float(self.smooth_weight) if getattr(self, "basis_", None) is not None else 0.0
+        return share
+
     def smooth_members(self, X: np.ndarray) -> np.ndarray | None:
-        """(members, n) smooth-part predictions for X, or None when the part is off."""
-        basis = getattr(self, "basis_", None)
-        if basis is None:
+        """(members, n) smooth-part predictions for X (the parts averaged by their
+        weights), or None when the smooth part is off."""
+        parts = self._smooth_parts()
+        if not parts:
             return None
         X = _as_float32(X)
-        out = np.empty((self.smooth_coef_.shape[0], X.shape[0]), dtype=np.float32)
+        total = sum(w for w, _, _, _ in parts)
+        out = np.zeros((parts[0][2].shape[0], X.shape[0]), dtype=np.float32)
         # float64 throughout (see KernelBasis.kernel), in blocks so the float64
         # kernel stays ~20 MB whatever the chunk size.
         for start in range(0, X.shape[0], _SMOOTH_BLOCK):
-            K = basis.kernel(X[start : start + _SMOOTH_BLOCK])
-            out[:, start : start + _SMOOTH_BLOCK] = self.smooth_coef_ @ K.T + self.smooth_intercept_[:, None]
+            block = X[start : start + _SMOOTH_BLOCK]
+            acc = np.zeros((out.shape[0], block.shape[0]))
+            for w, basis, coef, intercept in parts:
+                acc += (w / total) * (coef @ basis.kernel(block).T + intercept[:, None])
+            out[:, start : start + _SMOOTH_BLOCK] = acc
         return out
 
     def _clip_target(self, y: np.ndarray) -> np.ndarray:
@@ -378,7 +425,7 @@ class BootstrapEnsemble(BaseEstimator):
             self._map_members(regress)
             smooth = self.smooth_members(X)
             if smooth is not None:
-                w = np.float32(self.smooth_weight)
+                w = np.float32(self.smooth_share)
                 out *= np.float32(1.0) - w
                 out += w * smooth
             return out

@@ -13,8 +13,9 @@ What cannot be put on atoms is reported separately:
 So: prediction = base_value + sum(atom_weights) + descriptor_contribution
 + absent_bits_contribution (exactly, up to float error).
 
-Regression members with a smooth part (BootstrapEnsemble.smooth_weight, a kernel
-ridge on the non-binary columns, see mlmodels.ml.smooth) are explained as
+Regression members with a smooth part (weight BootstrapEnsemble.smooth_share: a
+kernel ridge on the non-binary columns and/or one with a MinMax kernel on the count
+fingerprints, see mlmodels.ml.smooth) are explained as
 `(1 - w) * tree SHAP + w * smooth part`: the smooth part is a whole-molecule
 similarity term, so its deviation from its training-set mean is added to
 `descriptor_contribution` (and `smooth_contribution` reports it alone), and that
@@ -134,7 +135,7 @@ def explain_smiles(
     smooth_part = 0.0
     smooth = ensemble.smooth_members(x)
     if smooth is not None:
-        w = float(ensemble.smooth_weight)
+        w = float(ensemble.smooth_share)
         contrib *= 1.0 - w
         base_value = (1.0 - w) * base_value + w * ensemble.smooth_expected_
         smooth_part = w * (float(smooth.mean()) - ensemble.smooth_expected_)
