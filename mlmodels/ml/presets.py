@@ -46,11 +46,15 @@ HIT_FINDING: dict[str, Any] = {
         "min_child_weight": 2.0,
         "reg_lambda": 1.0,
         "target_clip_quantile": 0.5,
-        # The kernel-ridge half on the descriptors, fit on the clipped values too.
-        "smooth_weight": 0.5,
+        # Each member = 1/3 trees + 1/3 RBF kernel ridge on the descriptors + 1/3 MinMax
+        # kernel ridge on the Morgan/atom-pair counts, all fit on the clipped values.
+        "smooth_weight": 0.335,
         "smooth_landmarks": 512,
         "smooth_gamma": 0.2,
         "smooth_alpha": 0.01,
+        "count_weight": 0.33,
+        "count_alpha": 0.3,
+        "count_landmarks": 512,
     },
     "strategy": "greedy",
     "params": {},
