@@ -163,7 +163,12 @@ def _default_choice(catalog: list[dict[str, Any]], model: MLModel | None) -> dic
     from mlmodels.ml import presets
 
     hit_finding = model is not None and (model.featurizer or {}).get("name") == presets.HIT_FINDING_NAME
-    preset = presets.HIT_FINDING if hit_finding else presets.MODEL_IMPROVEMENT
+    if hit_finding:
+        preset = presets.HIT_FINDING
+    elif model is not None and model.assay.is_classification:
+        preset = presets.CLASSIFICATION_IMPROVEMENT
+    else:
+        preset = presets.MODEL_IMPROVEMENT
     names = [s["name"] for s in catalog]
     if preset["strategy"] not in names:
         return {"strategy": names[0] if names else ""}

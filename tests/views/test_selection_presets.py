@@ -43,3 +43,12 @@ def test_the_preset_warm_up_is_preselected_and_sent_with_the_selection(client_fo
     body = client_for(lead).get(reverse("cycles:selection")).content.decode()
     assert re.search(rf'<option value="{warmup["strategy"]}"[^>]*selected', body)
     assert f'name="warmup_until" min="1" value="{warmup["until_labeled"]}"' in body
+
+
+def test_a_classification_model_gets_the_selection_without_the_warm_up(client_for, lead, class_model):  # type: ignore[no-untyped-def]
+    body = client_for(lead).get(reverse("cycles:selection"), {"model": class_model.pk}).content.decode()
+    assert _selected(body) == presets.CLASSIFICATION_IMPROVEMENT["strategy"]
+    assert "warmup" not in presets.CLASSIFICATION_IMPROVEMENT["params"]
+    warmup_select = body.split('<select name="warmup">')[1].split("</select>")[0]
+    assert "selected" not in warmup_select  # the first option, "none", shows
+    assert 'name="warmup_until" min="1" value=""' in body
