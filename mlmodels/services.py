@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 MIN_TRAINING_SIZE = 10
 # Rows per database read when scoring a pool.
 POOL_CHUNK = 50_000
+_IN_BATCH = 10_000
 # Ensemble hyper-parameters a user may set (everything else stays at the tuned defaults).
 HYPERPARAMETER_KEYS = {
     "n_estimators", "learning_rate", "max_depth", "subsample", "colsample_bytree",
@@ -109,17 +110,27 @@ def pool_chunks(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """Walk a pool by primary key: (ids, packed fingerprints, stored features) per chunk.
 
-    One query per chunk; compounds whose stored features are missing are computed
-    and stored on the way (normally the backfill job has done that already).
+    The pool's ids come first (one query, 8 bytes a compound), then each chunk's rows by
+    primary key. Asking the pool's own query for "the next chunk_size by id" instead
+    lets PostgreSQL join and sort the whole pool for every chunk when its statistics do
+    not know the pool's size (after a bulk import, before ANALYZE): measured 6 s per
+    50,000-row chunk of a 1M dataset pool, vs < 1 s by primary key.
+    Compounds whose stored features are missing are computed and stored on the way
+    (normally the backfill job has done that already).
     """
-    last = 0
-    qs = queryset.order_by("id")
+    pool_ids = np.fromiter(
+        queryset.order_by("id").values_list("id", flat=True).iterator(chunk_size=_IN_BATCH), dtype=np.int64
+    )
     fields = ("id", "fingerprint", "feature_vector", "feature_set") if spec.n_stored else ("id", "fingerprint")
-    while True:
-        rows = list(qs.filter(id__gt=last).values_list(*fields)[:chunk_size])
+    for start in range(0, pool_ids.size, chunk_size):
+        chunk = pool_ids[start : start + chunk_size].tolist()
+        rows = []
+        # IN lists of at most _IN_BATCH ids: SQLite refuses more than 32,766 variables.
+        for at in range(0, len(chunk), _IN_BATCH):
+            batch = chunk[at : at + _IN_BATCH]
+            rows += Compound.objects.filter(id__in=batch).order_by("id").values_list(*fields)
         if not rows:
-            return
-        last = rows[-1][0]
+            continue  # deleted since the ids were read
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         packed = chemistry.fingerprints_to_matrix([r[1] for r in rows])
         stored = None
@@ -133,8 +144,6 @@ def pool_chunks(
                 blobs = [r[2] for r in rows]
             stored = features.stored_from_bytes(blobs, spec)
         yield ids, packed, stored
-        if len(rows) < chunk_size:
-            return
 
 
 # --- Training data ------------------------------------------------------------

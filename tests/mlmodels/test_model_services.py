@@ -44,6 +44,19 @@ def test_the_kernel_ridge_half_is_a_per_model_hyperparameter(setup, settings):  
     assert trees_only.metrics["rmse"] != setup["model"].metrics["rmse"]
 
 
+def test_pool_scores_do_not_depend_on_the_chunking(setup, monkeypatch):  # type: ignore[no-untyped-def]
+    from compounds.models import Compound
+
+    pool = Compound.objects.filter(id__in=setup["pool_ids"])
+    whole = services.model_score_compounds(model=setup["model"], queryset=pool, chunk_size=50_000)
+    # Chunks of 7 read by IN lists of 3 ids: every compound once, in id order, same scores.
+    monkeypatch.setattr(services, "_IN_BATCH", 3)
+    chunked = services.model_score_compounds(model=setup["model"], queryset=pool, chunk_size=7)
+    assert whole.ids.tolist() == chunked.ids.tolist() == sorted(setup["pool_ids"])
+    assert whole.mean.tolist() == chunked.mean.tolist()
+    assert whole.applicability.tolist() == chunked.applicability.tolist()
+
+
 def test_a_new_version_keeps_the_frozen_validation_set(setup):  # type: ignore[no-untyped-def]
     model = setup["model"]
     before = set(model.validation_set.compounds.values_list("id", flat=True))
