@@ -241,44 +241,41 @@ class BootstrapEnsemble(BaseEstimator):
         """Per member and part: kernel ridge weights on the member's own bootstrap rows."""
         self.smooth_coef_ = self.smooth_intercept_ = None
         self.count_coef_ = self.count_intercept_ = None
-        expected = []
-        for name, basis, alpha, weight in (
-            ("smooth", self.basis_, self.smooth_alpha, self.smooth_weight),
-            ("count", self.count_basis_, self.count_alpha, self.count_weight),
-        ):
-            if basis is None:
-                continue
-            K = basis.kernel(X)
-            whitener = nystrom_whitener(basis.gram())
-            P = K @ whitener
+        expected = []  # (weight, mean prediction of the part over the training rows)
+        if self.basis_ is not None:
+            self.smooth_coef_, self.smooth_intercept_, mean = self._fit_part(self.basis_, self.smooth_alpha, X, y, samples)
+            expected.append((self.smooth_weight, mean))
+        if self.count_basis_ is not None:
+            self.count_coef_, self.count_intercept_, mean = self._fit_part(self.count_basis_, self.count_alpha, X, y, samples)
+            expected.append((self.count_weight, mean))
+        # explain.py's base value for the smooth part: the parts' training means, weighted.
+        total = sum(w for w, _ in expected)
+        self.smooth_expected_ = float(sum(w * m for w, m in expected) / total) if expected else 0.0
 
-            def fit_one(idx: np.ndarray, P: np.ndarray = P, w: np.ndarray = whitener, a: float = alpha) -> Any:
-                return fit_kernel_ridge(P[idx], y[idx], w, a)
+    def _fit_part(
+        self, basis: Any, alpha: float, X: np.ndarray, y: np.ndarray, samples: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """One kernel part: coef (members, landmarks) float64, intercept (members,) and its
+        mean prediction over the training rows."""
+        K = basis.kernel(X)
+        whitener = nystrom_whitener(basis.gram())
+        P = K @ whitener
 
-            # numpy's BLAS releases the GIL: members side by side, as for the trees.
-            workers = max(1, min(self.n_jobs, len(samples)))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                fitted = list(pool.map(fit_one, samples))
-            coef = np.stack([c for c, _ in fitted])  # (members, landmarks) float64
-            intercept = np.array([b for _, b in fitted], dtype=np.float64)
-            setattr(self, f"{name}_coef_", coef)
-            setattr(self, f"{name}_intercept_", intercept)
-            # Mean prediction of this part over the training rows: explain.py's base value.
-            expected.append((weight, float((K @ coef.mean(axis=0)).mean() + intercept.mean())))
-        # Effective weight of the smooth part in each member, and its training mean.
-        self.smooth_weight_ = float(sum(w for w, _ in expected))
-        self.smooth_expected_ = (
-            float(sum(w * e for w, e in expected) / self.smooth_weight_) if expected else 0.0
-        )
+        def fit_one(idx: np.ndarray) -> tuple[np.ndarray, float]:
+            return fit_kernel_ridge(P[idx], y[idx], whitener, alpha)
+
+        # numpy's BLAS releases the GIL: members side by side, as for the trees.
+        workers = max(1, min(self.n_jobs, len(samples)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            fitted = list(pool.map(fit_one, samples))
+        coef = np.stack([c for c, _ in fitted])
+        intercept = np.array([b for _, b in fitted], dtype=np.float64)
+        return coef, intercept, float((K @ coef.mean(axis=0)).mean() + intercept.mean())
 
     @property
     def smooth_share(self) -> float:
         """Weight of the smooth part in a member's prediction (0 when it is off)."""
-        # Artifacts of format 2 fit before count parts existed have no smooth_weight_.
-        share = getattr(self, "smooth_weight_", None)
-        if share is None:
-            share = float(self.smooth_weight) if getattr(self, "basis_", None) is not None else 0.0
-        return share
+        return float(sum(w for w, _, _, _ in self._smooth_parts()))
 
     def smooth_members(self, X: np.ndarray) -> np.ndarray | None:
         """(members, n) smooth-part predictions for X (the parts averaged by their

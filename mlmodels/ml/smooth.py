@@ -190,15 +190,18 @@ class MinMaxBasis:
             if rows.nnz == 0:
                 break
             mins += (rows @ level.T).toarray()
-        union = C.sum(axis=1)[:, None] + self.landmark_sum_[None, :] - mins
-        # Two empty fingerprints share nothing: 0, not 0 / 0.
-        return np.divide(mins, union, out=np.zeros_like(mins), where=union > 0)
+        return _minmax_ratio(mins, C.sum(axis=1), self.landmark_sum_)
 
     def gram(self) -> np.ndarray:
-        levels = self.landmark_levels_
         m = self.landmark_sum_.shape[0]
         mins = np.zeros((m, m))
-        for level in levels:
+        for level in self.landmark_levels_:
             mins += (level @ level.T).toarray()
-        union = self.landmark_sum_[:, None] + self.landmark_sum_[None, :] - mins
-        return np.divide(mins, union, out=np.zeros_like(mins), where=union > 0)
+        return _minmax_ratio(mins, self.landmark_sum_, self.landmark_sum_)
+
+
+def _minmax_ratio(mins: np.ndarray, sum_a: np.ndarray, sum_b: np.ndarray) -> np.ndarray:
+    """sum(min) / sum(max), with sum(max) = sum(a) + sum(b) - sum(min); two empty
+    fingerprints share nothing: 0, not 0 / 0."""
+    union = sum_a[:, None] + sum_b[None, :] - mins
+    return np.divide(mins, union, out=np.zeros_like(mins), where=union > 0)

@@ -98,8 +98,8 @@ def test_an_ensemble_saved_before_count_parts_existed_predicts_as_before() -> No
     X, y = _counts()
     model = BootstrapEnsemble(**FAST).fit(X, y)
     before = model.predict(X).members
-    # A format-2 artifact: no count part, no smooth_weight_ attribute.
-    del model.count_basis_, model.count_coef_, model.count_intercept_, model.smooth_weight_
+    # A format-2 artifact: no count part.
+    del model.count_basis_, model.count_coef_, model.count_intercept_
     np.testing.assert_array_equal(model.predict(X).members, before)
 
 
