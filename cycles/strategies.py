@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 from scipy.special import ndtr
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from compounds.chemistry import tanimoto_matrix, unpack_bits
+from compounds.chemistry import packed_to_csr, tanimoto_matrix
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
@@ -900,7 +899,7 @@ def _diverse(
         return cands, [{"cluster": i, "cluster_size": 1} for i in range(cands.shape[0])]
     # Morgan fingerprints set ~2% of their bits: k-means on a sparse matrix is an
     # order of magnitude faster than on the dense 0/1 array.
-    bits = sparse.csr_matrix(unpack_bits(fps[cands]), dtype=np.float32)
+    bits = packed_to_csr(fps[cands], np.float32)
     seed = 0 if p["random_state"] is None else p["random_state"]
     # One k-means++ start can merge a lone distinct chemotype into a big cluster;
     # three starts fix that at small sizes, where they are cheap.

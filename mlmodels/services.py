@@ -6,6 +6,7 @@ into rows.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import threading
@@ -23,7 +24,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from rdkit import Chem
 
-from compounds import chemistry
+from compounds import chemistry, pgcopy
 from compounds.models import Assay, Compound, Measurement
 from config.exceptions import Conflict, NotFound, ValidationFailed
 from mlmodels.ml import applicability, artifacts, features, metrics
@@ -114,36 +115,97 @@ def pool_chunks(
     primary key. Asking the pool's own query for "the next chunk_size by id" instead
     lets PostgreSQL join and sort the whole pool for every chunk when its statistics do
     not know the pool's size (after a bulk import, before ANALYZE): measured 6 s per
-    50,000-row chunk of a 1M dataset pool, vs < 1 s by primary key.
+    50,000-row chunk of a 1M dataset pool, vs < 1 s by primary key. On PostgreSQL the
+    rows come through binary COPY straight into arrays (`_chunk_rows_copy`).
     Compounds whose stored features are missing are computed and stored on the way
     (normally the backfill job has done that already).
     """
     pool_ids = np.fromiter(
         queryset.order_by("id").values_list("id", flat=True).iterator(chunk_size=_IN_BATCH), dtype=np.int64
     )
-    fields = ("id", "fingerprint", "feature_vector", "feature_set") if spec.n_stored else ("id", "fingerprint")
     for start in range(0, pool_ids.size, chunk_size):
-        chunk = pool_ids[start : start + chunk_size].tolist()
-        rows = []
-        # IN lists of at most _IN_BATCH ids: SQLite refuses more than 32,766 variables.
-        for at in range(0, len(chunk), _IN_BATCH):
-            batch = chunk[at : at + _IN_BATCH]
-            rows += Compound.objects.filter(id__in=batch).order_by("id").values_list(*fields)
-        if not rows:
-            continue  # deleted since the ids were read
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        packed = chemistry.fingerprints_to_matrix([r[1] for r in rows])
-        stored = None
-        if spec.n_stored:
-            stale = [int(r[0]) for r in rows if r[3] != spec.name]
-            if stale:
-                compound_features_ensure(spec=spec, compound_ids=stale)
-                fresh = dict(Compound.objects.filter(id__in=stale).values_list("id", "feature_vector"))
-                blobs = [fresh.get(int(r[0]), r[2]) if r[3] != spec.name else r[2] for r in rows]
-            else:
-                blobs = [r[2] for r in rows]
-            stored = features.stored_from_bytes(blobs, spec)
-        yield ids, packed, stored
+        chunk = pool_ids[start : start + chunk_size]
+        fast = _chunk_rows_copy(chunk, spec) if connection.vendor == "postgresql" else None
+        if fast is None:
+            yield from _chunk_rows_orm(chunk.tolist(), spec)
+            continue
+        ids, packed, stored = fast
+        rest = np.setdiff1d(chunk, ids, assume_unique=True)
+        if rest.size:
+            # Features missing or from another featurizer (or deleted compounds): the
+            # ordinary path computes and stores them, then the chunk is put back in order.
+            for more in _chunk_rows_orm(rest.tolist(), spec):
+                ids = np.concatenate([ids, more[0]])
+                packed = np.concatenate([packed, more[1]])
+                stored = None if stored is None else np.concatenate([stored, more[2]])
+            order = np.argsort(ids, kind="stable")
+            ids, packed = ids[order], packed[order]
+            stored = None if stored is None else stored[order]
+        if ids.size:
+            yield ids, packed, stored
+
+
+def _chunk_rows_orm(
+    chunk: list[int], spec: features.FeatureSpec
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    fields = ("id", "fingerprint", "feature_vector", "feature_set") if spec.n_stored else ("id", "fingerprint")
+    rows = []
+    # IN lists of at most _IN_BATCH ids: SQLite refuses more than 32,766 variables.
+    for at in range(0, len(chunk), _IN_BATCH):
+        batch = chunk[at : at + _IN_BATCH]
+        rows += Compound.objects.filter(id__in=batch).order_by("id").values_list(*fields)
+    if not rows:
+        return  # deleted since the ids were read
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    packed = chemistry.fingerprints_to_matrix([r[1] for r in rows])
+    stored = None
+    if spec.n_stored:
+        stale = [int(r[0]) for r in rows if r[3] != spec.name]
+        if stale:
+            compound_features_ensure(spec=spec, compound_ids=stale)
+            fresh = dict(Compound.objects.filter(id__in=stale).values_list("id", "feature_vector"))
+            blobs = [fresh.get(int(r[0]), r[2]) if r[3] != spec.name else r[2] for r in rows]
+        else:
+            blobs = [r[2] for r in rows]
+        stored = features.stored_from_bytes(blobs, spec)
+    yield ids, packed, stored
+
+
+def _chunk_rows_copy(
+    chunk: np.ndarray, spec: features.FeatureSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """The chunk's complete rows through binary COPY (PostgreSQL), ~10× faster than the ORM.
+
+    Only rows whose fingerprint and stored features have the expected width and
+    featurizer are returned (the query itself guarantees it), in id order; the caller
+    reads the others the ordinary way. None if the result cannot be parsed.
+    """
+    table = connection.ops.quote_name(Compound._meta.db_table)
+    columns = ["id", "fingerprint"]
+    widths = [8, chemistry.FP_BYTES]
+    conditions = [f"octet_length(fingerprint) = {chemistry.FP_BYTES}"]
+    if spec.n_stored:
+        columns.append("feature_vector")
+        widths.append(4 * spec.n_stored)
+        conditions += ["feature_set = %s", f"octet_length(feature_vector) = {4 * spec.n_stored}"]
+    # ids are int64 from the database, so the array literal is safe to inline; COPY
+    # takes no bind parameters, hence mogrify for the featurizer name.
+    id_array = "'{" + ",".join(map(str, chunk.tolist())) + "}'::bigint[]"
+    query = (
+        f"SELECT {', '.join(columns)} FROM {table} WHERE id = ANY({id_array}) AND "
+        + " AND ".join(conditions) + " ORDER BY id"
+    )
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg2's own cursor: Django's wrapper has no copy_expert
+        sql = raw.mogrify(query, [spec.name] if spec.n_stored else None).decode()
+        raw.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT binary)", buffer)
+    parsed = pgcopy.parse_fixed_width(buffer.getbuffer(), widths)
+    if parsed is None:
+        return None
+    ids = parsed[0].view(">i8").ravel().astype(np.int64)
+    stored = parsed[2].view("<f4") if spec.n_stored else None
+    return ids, parsed[1], stored
 
 
 # --- Training data ------------------------------------------------------------

@@ -18,6 +18,7 @@ from compounds.chemistry import (
     detect_format,
     fingerprint_bytes,
     fingerprints_to_matrix,
+    packed_to_csr,
     parse_smiles,
     process_smiles,
     process_smiles_batch,
@@ -25,6 +26,7 @@ from compounds.chemistry import (
     standardize,
     tanimoto,
     top_k_similar,
+    unpack_bits,
 )
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
@@ -189,6 +191,20 @@ def test_tanimoto_identity_and_order() -> None:
     assert sims[3] == pytest.approx(1.0)
     assert sims[1] > sims[2]  # propanol is closer to ethanol than benzene is
     assert sims.min() >= 0.0 and sims.max() <= 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+def test_packed_to_csr_is_the_unpacked_bit_matrix(dtype: type) -> None:
+    rng = np.random.default_rng(0)
+    packed = rng.integers(0, 256, size=(37, FP_BYTES), dtype=np.uint8)
+    packed[rng.random(packed.shape) < 0.9] = 0  # sparse like a fingerprint
+    packed[5] = 0  # an empty row in the middle
+    packed[-1] = 0  # and at the end
+    csr = packed_to_csr(packed, dtype)
+    assert csr.dtype == dtype and csr.shape == (37, 8 * FP_BYTES)
+    np.testing.assert_array_equal(csr.toarray(), unpack_bits(packed))
+    assert csr.has_sorted_indices
+    assert packed_to_csr(np.zeros((0, FP_BYTES), dtype=np.uint8)).shape == (0, 8 * FP_BYTES)
 
 
 def test_top_k_similar_best_first_ties_by_index() -> None:

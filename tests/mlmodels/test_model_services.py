@@ -57,6 +57,36 @@ def test_pool_scores_do_not_depend_on_the_chunking(setup, monkeypatch):  # type:
     assert whole.applicability.tolist() == chunked.applicability.tolist()
 
 
+def test_the_binary_copy_read_matches_the_orm_read_and_fills_stale_rows(setup):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from compounds.models import Compound
+
+    spec = services.model_feature_spec(setup["model"])
+    assert spec.n_stored > 0
+    pool = Compound.objects.filter(id__in=setup["pool_ids"])
+    ids = sorted(setup["pool_ids"])
+    list(services.pool_chunks(queryset=pool, spec=spec))  # stores the pool's features
+    Compound.objects.filter(id__in=ids[::5]).update(feature_vector=None, feature_set="")
+    Compound.objects.filter(id__in=ids[1::5]).update(feature_set="another featurizer")
+    partial = services._chunk_rows_copy(np.array(ids), spec)
+    assert partial is not None
+    stale = set(ids[::5]) | set(ids[1::5])
+    assert partial[0].tolist() == [i for i in ids if i not in stale]
+
+    chunks = list(services.pool_chunks(queryset=pool, spec=spec, chunk_size=9))
+    got_ids = np.concatenate([c[0] for c in chunks])
+    assert got_ids.tolist() == ids  # every compound once, in id order, stale ones included
+    assert not Compound.objects.filter(id__in=ids).exclude(feature_set=spec.name).exists()
+    orm_ids, orm_packed, orm_stored = next(services._chunk_rows_orm(ids, spec))
+    assert orm_ids.tolist() == ids
+    np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), orm_packed)
+    np.testing.assert_array_equal(np.concatenate([c[2] for c in chunks]), orm_stored)
+    whole = services._chunk_rows_copy(np.array(ids), spec)
+    assert whole is not None and whole[0].tolist() == ids
+    np.testing.assert_array_equal(whole[2], orm_stored)
+
+
 def test_a_new_version_keeps_the_frozen_validation_set(setup):  # type: ignore[no-untyped-def]
     model = setup["model"]
     before = set(model.validation_set.compounds.values_list("id", flat=True))
