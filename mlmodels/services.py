@@ -106,8 +106,19 @@ def compound_features(
     return packed, stored
 
 
+def pool_id_array(queryset: QuerySet[Compound]) -> np.ndarray:
+    """The pool's compound ids, ascending, as int64 (one query, 8 bytes a compound)."""
+    return np.fromiter(
+        queryset.order_by("id").values_list("id", flat=True).iterator(chunk_size=_IN_BATCH), dtype=np.int64
+    )
+
+
 def pool_chunks(
-    *, queryset: QuerySet[Compound], spec: features.FeatureSpec, chunk_size: int = POOL_CHUNK
+    *,
+    queryset: QuerySet[Compound],
+    spec: features.FeatureSpec,
+    chunk_size: int = POOL_CHUNK,
+    pool_ids: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """Walk a pool by primary key: (ids, packed fingerprints, stored features) per chunk.
 
@@ -120,9 +131,8 @@ def pool_chunks(
     Compounds whose stored features are missing are computed and stored on the way
     (normally the backfill job has done that already).
     """
-    pool_ids = np.fromiter(
-        queryset.order_by("id").values_list("id", flat=True).iterator(chunk_size=_IN_BATCH), dtype=np.int64
-    )
+    if pool_ids is None:
+        pool_ids = pool_id_array(queryset)
     for start in range(0, pool_ids.size, chunk_size):
         chunk = pool_ids[start : start + chunk_size]
         fast = _chunk_rows_copy(chunk, spec) if connection.vendor == "postgresql" else None
@@ -567,10 +577,12 @@ def model_score_compounds(
     train_fps = model_training_fingerprints(art=art)
     if queryset is None:
         queryset = Compound.objects.filter(id__in=list(compound_ids or []))
-    total = max(queryset.count(), 1)
+    # The ids give the total too: a count() of a filtered pool costs as much as reading them.
+    pool_ids = pool_id_array(queryset)
+    total = max(pool_ids.size, 1)
     parts: list[dict[str, np.ndarray]] = []
     done = 0
-    chunks = pool_chunks(queryset=queryset, spec=spec, chunk_size=chunk_size)
+    chunks = pool_chunks(queryset=queryset, spec=spec, chunk_size=chunk_size, pool_ids=pool_ids)
     if total > chunk_size and connection.vendor == "postgresql" and not connection.in_atomic_block:
         # Read the next chunk from the database while this one is predicted: the
         # driver and XGBoost both release the GIL, so the two overlap.
