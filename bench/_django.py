@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def setup(db_name: str = "chemloop_bench") -> None:
+def setup(db_name: str = "chemloop_bench", *, own_database: bool = False) -> None:
+    """Django on the bench database; `own_database` forces `db_name` even when DATABASE_URL
+    names another one (same server), for benchmarks that empty their tables."""
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{db_name}")
+    if own_database:
+        url = urlsplit(os.environ["DATABASE_URL"])
+        os.environ["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{db_name}"))
     os.environ.setdefault("DEBUG", "false")
     import subprocess
 

@@ -63,8 +63,9 @@ def main() -> None:
     parser.add_argument("--properties", choices=["auto", "inline", "deferred"], default="auto")
     args = parser.parse_args()
 
-    # Its own database: the import benchmark empties the compound tables.
-    _django.setup(db_name="chemloop_bench_import")
+    # Its own database, whatever DATABASE_URL says: the import benchmark empties the
+    # compound tables (with DATABASE_URL=…/chemloop_bench it once emptied the 1M pool).
+    _django.setup(db_name="chemloop_bench_import", own_database=True)
     from django.db import connection
 
     from compounds.models import Compound
