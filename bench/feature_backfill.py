@@ -70,6 +70,9 @@ def tile() -> None:
 
     t = time.perf_counter()
     with connection.cursor() as cur:
+        # Right after a bulk import the planner has no statistics (autovacuum may be
+        # off) and picks a nested loop: measured > 16 min instead of 25 s without this.
+        cur.execute("ANALYZE compounds_compound")
         cur.execute(
             """
             WITH src AS (
