@@ -208,6 +208,8 @@ def _chunk_rows_copy(
     buffer = io.BytesIO()
     with connection.cursor() as cursor:
         raw = cursor.cursor  # psycopg2's own cursor: Django's wrapper has no copy_expert
+        if not hasattr(raw, "copy_expert"):
+            return None  # another driver (psycopg 3 has cursor.copy): the ORM read still works
         sql = raw.mogrify(query, [spec.name] if spec.n_stored else None).decode()
         raw.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT binary)", buffer)
     parsed = pgcopy.parse_fixed_width(buffer.getbuffer(), widths)
