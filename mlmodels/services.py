@@ -113,17 +113,16 @@ def pool_id_array(queryset: QuerySet[Compound]) -> np.ndarray:
     )
 
 
+ChunkRows = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # ids, packed fingerprints, stored features
+
+
 def pool_chunks(
-    *,
-    queryset: QuerySet[Compound],
-    spec: features.FeatureSpec,
-    chunk_size: int = POOL_CHUNK,
-    pool_ids: np.ndarray | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    *, pool_ids: np.ndarray, spec: features.FeatureSpec, chunk_size: int = POOL_CHUNK
+) -> Iterator[ChunkRows]:
     """Walk a pool by primary key: (ids, packed fingerprints, stored features) per chunk.
 
-    The pool's ids come first (one query, 8 bytes a compound), then each chunk's rows by
-    primary key. Asking the pool's own query for "the next chunk_size by id" instead
+    The pool's ids come first (`pool_id_array`: one query, 8 bytes a compound), then
+    each chunk's rows by primary key. Asking the pool's own query for "the next chunk_size by id" instead
     lets PostgreSQL join and sort the whole pool for every chunk when its statistics do
     not know the pool's size (after a bulk import, before ANALYZE): measured 6 s per
     50,000-row chunk of a 1M dataset pool, vs < 1 s by primary key. On PostgreSQL the
@@ -131,33 +130,31 @@ def pool_chunks(
     Compounds whose stored features are missing are computed and stored on the way
     (normally the backfill job has done that already).
     """
-    if pool_ids is None:
-        pool_ids = pool_id_array(queryset)
     for start in range(0, pool_ids.size, chunk_size):
         chunk = pool_ids[start : start + chunk_size]
         fast = _chunk_rows_copy(chunk, spec) if connection.vendor == "postgresql" else None
         if fast is None:
-            yield from _chunk_rows_orm(chunk.tolist(), spec)
-            continue
-        ids, packed, stored = fast
-        rest = np.setdiff1d(chunk, ids, assume_unique=True)
-        if rest.size:
-            # Features missing or from another featurizer (or deleted compounds): the
-            # ordinary path computes and stores them, then the chunk is put back in order.
-            for more in _chunk_rows_orm(rest.tolist(), spec):
-                ids = np.concatenate([ids, more[0]])
-                packed = np.concatenate([packed, more[1]])
-                stored = None if stored is None else np.concatenate([stored, more[2]])
-            order = np.argsort(ids, kind="stable")
-            ids, packed = ids[order], packed[order]
-            stored = None if stored is None else stored[order]
-        if ids.size:
-            yield ids, packed, stored
+            rows = _chunk_rows_orm(chunk.tolist(), spec)
+        else:
+            # Rows the COPY left out (features missing or from another featurizer, or
+            # deleted compounds): the ordinary path computes and stores their features.
+            rest = np.setdiff1d(chunk, fast[0], assume_unique=True)
+            more = _chunk_rows_orm(rest.tolist(), spec) if rest.size else None
+            rows = fast if more is None else _merged_by_id(fast, more)
+        if rows is not None and rows[0].size:
+            yield rows
 
 
-def _chunk_rows_orm(
-    chunk: list[int], spec: features.FeatureSpec
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+def _merged_by_id(a: ChunkRows, b: ChunkRows) -> ChunkRows:
+    ids = np.concatenate([a[0], b[0]])
+    order = np.argsort(ids, kind="stable")
+    packed = np.concatenate([a[1], b[1]])[order]
+    stored = None if a[2] is None or b[2] is None else np.concatenate([a[2], b[2]])[order]
+    return ids[order], packed, stored
+
+
+def _chunk_rows_orm(chunk: list[int], spec: features.FeatureSpec) -> ChunkRows | None:
+    """The chunk's rows through the ORM (any database); None if none exist any more."""
     fields = ("id", "fingerprint", "feature_vector", "feature_set") if spec.n_stored else ("id", "fingerprint")
     rows = []
     # IN lists of at most _IN_BATCH ids: SQLite refuses more than 32,766 variables.
@@ -165,7 +162,7 @@ def _chunk_rows_orm(
         batch = chunk[at : at + _IN_BATCH]
         rows += Compound.objects.filter(id__in=batch).order_by("id").values_list(*fields)
     if not rows:
-        return  # deleted since the ids were read
+        return None  # deleted since the ids were read
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     packed = chemistry.fingerprints_to_matrix([r[1] for r in rows])
     stored = None
@@ -178,12 +175,10 @@ def _chunk_rows_orm(
         else:
             blobs = [r[2] for r in rows]
         stored = features.stored_from_bytes(blobs, spec)
-    yield ids, packed, stored
+    return ids, packed, stored
 
 
-def _chunk_rows_copy(
-    chunk: np.ndarray, spec: features.FeatureSpec
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+def _chunk_rows_copy(chunk: np.ndarray, spec: features.FeatureSpec) -> ChunkRows | None:
     """The chunk's complete rows through binary COPY (PostgreSQL): 0.36 s vs 1.30 s per 50k by the ORM.
 
     Only rows whose fingerprint and stored features have the expected width and
@@ -584,7 +579,7 @@ def model_score_compounds(
     total = max(pool_ids.size, 1)
     parts: list[dict[str, np.ndarray]] = []
     done = 0
-    chunks = pool_chunks(queryset=queryset, spec=spec, chunk_size=chunk_size, pool_ids=pool_ids)
+    chunks = pool_chunks(pool_ids=pool_ids, spec=spec, chunk_size=chunk_size)
     if total > chunk_size and connection.vendor == "postgresql" and not connection.in_atomic_block:
         # Read the next chunk from the database while this one is predicted: the
         # driver and XGBoost both release the GIL, so the two overlap.

@@ -66,7 +66,7 @@ def test_the_binary_copy_read_matches_the_orm_read_and_fills_stale_rows(setup): 
     assert spec.n_stored > 0
     pool = Compound.objects.filter(id__in=setup["pool_ids"])
     ids = sorted(setup["pool_ids"])
-    list(services.pool_chunks(queryset=pool, spec=spec))  # stores the pool's features
+    list(services.pool_chunks(pool_ids=services.pool_id_array(pool), spec=spec))  # stores the pool's features
     Compound.objects.filter(id__in=ids[::5]).update(feature_vector=None, feature_set="")
     Compound.objects.filter(id__in=ids[1::5]).update(feature_set="another featurizer")
     partial = services._chunk_rows_copy(np.array(ids), spec)
@@ -74,11 +74,13 @@ def test_the_binary_copy_read_matches_the_orm_read_and_fills_stale_rows(setup): 
     stale = set(ids[::5]) | set(ids[1::5])
     assert partial[0].tolist() == [i for i in ids if i not in stale]
 
-    chunks = list(services.pool_chunks(queryset=pool, spec=spec, chunk_size=9))
+    chunks = list(services.pool_chunks(pool_ids=services.pool_id_array(pool), spec=spec, chunk_size=9))
     got_ids = np.concatenate([c[0] for c in chunks])
     assert got_ids.tolist() == ids  # every compound once, in id order, stale ones included
     assert not Compound.objects.filter(id__in=ids).exclude(feature_set=spec.name).exists()
-    orm_ids, orm_packed, orm_stored = next(services._chunk_rows_orm(ids, spec))
+    orm = services._chunk_rows_orm(ids, spec)
+    assert orm is not None
+    orm_ids, orm_packed, orm_stored = orm
     assert orm_ids.tolist() == ids
     np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), orm_packed)
     np.testing.assert_array_equal(np.concatenate([c[2] for c in chunks]), orm_stored)
