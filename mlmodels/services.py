@@ -48,9 +48,14 @@ HYPERPARAMETER_KEYS = {
     # The kernel-ridge half of regression members (mlmodels.ml.smooth); 0 turns it off.
     "smooth_weight", "smooth_landmarks", "smooth_gamma", "smooth_alpha",
     # Its MinMax-kernel part on the count fingerprints (hit finding); the columns follow
-    # from the featurizer.
-    "count_weight", "count_alpha", "count_landmarks",
+    # from the featurizer and `count_fingerprints` (COUNT_FINGERPRINTS).
+    "count_weight", "count_alpha", "count_landmarks", "count_fingerprints",
 }
+# Which leading count columns of X the MinMax part compares. Atom-pair counts are ~4x
+# as many per molecule as Morgan environments, so on both blocks the kernel is mostly
+# an atom-pair similarity; "morgan" is the classic MinMax/Tanimoto kernel on Morgan
+# counts alone (the HIT_FINDING choice, BENCHMARKS.md "Hit finding").
+COUNT_FINGERPRINTS = ("morgan+atom_pairs", "morgan")
 
 ProgressFn = Callable[[str, int], None]
 
@@ -303,6 +308,15 @@ def _evaluate(
     return result
 
 
+def _count_fingerprints(value: Any) -> str:
+    if value not in COUNT_FINGERPRINTS:
+        raise ValidationFailed(
+            f"count_fingerprints must be one of {', '.join(COUNT_FINGERPRINTS)}, got {value!r}",
+            extra={"field": "hyperparameters.count_fingerprints"},
+        )
+    return str(value)
+
+
 def model_fit(
     *, model: MLModel, progress: ProgressFn = _noop
 ) -> tuple[BootstrapEnsemble, dict[str, Any], np.ndarray]:
@@ -330,10 +344,12 @@ def model_fit(
         else:
             # Hits are at the assay's good end, so the other end is the one flattened.
             params.setdefault("target_clip_side", "high" if assay.direction == "minimize" else "low")
+    which = _count_fingerprints(params.pop("count_fingerprints", COUNT_FINGERPRINTS[0]))
     if params.get("count_weight"):
         # The count (or bit) fingerprint columns lead X: Morgan, then atom pairs.
-        params["count_columns"] = (spec.n_bits if spec.morgan != "none" else 0) + spec.atom_pairs
-        if not params["count_columns"]:  # a descriptors-only featurizer: nothing to compare
+        n_morgan = spec.n_bits if spec.morgan != "none" else 0
+        params["count_columns"] = n_morgan if which == "morgan" else n_morgan + spec.atom_pairs
+        if not params["count_columns"]:  # no fingerprint block to compare
             params.pop("count_weight")
             params.pop("count_columns")
     progress("training ensemble", 30)
@@ -443,6 +459,8 @@ def model_create_initial(
         raise ValidationFailed("algorithm must be xgboost or rf", extra={"field": "algorithm"})
     if not 1 <= n_members <= 50:
         raise ValidationFailed("members must be between 1 and 50", extra={"field": "n_members"})
+    if hyperparameters and "count_fingerprints" in hyperparameters:
+        _count_fingerprints(hyperparameters["count_fingerprints"])
     spec = features.FeatureSpec.from_dict(featurizer) if featurizer else features.DEFAULT_SPEC
     with transaction.atomic():
         validation = validation_set_create(

@@ -185,3 +185,31 @@ def test_predict_model_scores_a_file_offline_with_the_exported_artifact(setup, s
     # The same through the registry name.
     call_command("predict_model", str(src), "--name", "Solubility test", "--version", "1", "--out", str(out))
     assert len(list(csv.DictReader(out.open()))) == 2
+
+
+COUNTS_SPEC = {"name": "counts test", "morgan": "counts", "n_bits": 256, "atom_pairs": 128, "descriptors": "props"}
+
+
+@pytest.mark.parametrize(("which", "columns"), [(None, 256 + 128), ("morgan+atom_pairs", 256 + 128), ("morgan", 256)])
+def test_the_minmax_part_compares_the_count_blocks_asked_for(setup, settings, which, columns):  # type: ignore[no-untyped-def]
+    hyper = {**FAST, "smooth_weight": 0.3, "count_weight": 0.3}
+    if which is not None:
+        hyper["count_fingerprints"] = which
+    model = services.model_create_initial(
+        assay=setup["assay"], name=f"counts {which}", validation_compound_ids=setup["validation_ids"],
+        n_members=2, featurizer=COUNTS_SPEC, hyperparameters=hyper,
+    )
+    ensemble = load_artifact(settings.ARTIFACT_ROOT / model.artifact).ensemble
+    assert ensemble.count_basis_.n_columns_ == columns
+    assert model.hyperparameters.get("count_fingerprints") == which
+
+
+def test_an_unknown_count_block_is_refused_before_anything_is_written(setup):  # type: ignore[no-untyped-def]
+    before = MLModel.objects.count()
+    with pytest.raises(ValidationFailed, match="count_fingerprints") as info:
+        services.model_create_initial(
+            assay=setup["assay"], name="bad counts", validation_compound_ids=setup["validation_ids"],
+            featurizer=COUNTS_SPEC, hyperparameters={"count_weight": 0.3, "count_fingerprints": "torsions"},
+        )
+    assert info.value.extra == {"field": "hyperparameters.count_fingerprints"}
+    assert MLModel.objects.count() == before
