@@ -101,3 +101,31 @@ def assay_similar_labeled(*, compound: Compound, assay: Assay, k: int = 5) -> li
 def metrics_headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
     """Metrics without the per-compound arrays, for JSON downloads and tables."""
     return {k: v for k, v in (metrics or {}).items() if k not in ("y_true", "y_pred", "y_std")}
+
+
+def model_settings(*, model: MLModel) -> list[tuple[str, str]]:
+    """What a version was trained with, as (label, value) rows for its page.
+
+    The featurizer in words, then every hyper-parameter the version sets; anything
+    it does not set is the ensemble's tuned default (said so, rather than listed).
+    """
+    spec = model.featurizer or {}
+    rows = [("Featurizer", str(spec.get("name") or "default"))]
+    morgan = spec.get("morgan", "bits")
+    if morgan != "none":
+        rows.append(("Morgan", f"{morgan}, radius {spec.get('radius', 2)}, {spec.get('n_bits', 2048)} columns"))
+    if spec.get("atom_pairs"):
+        rows.append(("Atom-pair counts", f"{spec['atom_pairs']} columns"))
+    if spec.get("descriptors", "none") != "none":
+        rows.append(("RDKit descriptors", str(spec["descriptors"])))
+    hyper = model.hyperparameters or {}
+    rows += [(key, _setting_value(hyper[key])) for key in sorted(hyper)]
+    if not hyper:
+        rows.append(("Hyper-parameters", "the ensemble's defaults"))
+    return rows
+
+
+def _setting_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

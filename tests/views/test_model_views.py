@@ -90,3 +90,16 @@ def test_compound_predictions_without_models(client_for, viewer):  # type: ignor
     compound = CompoundFactory()
     fragment = client_for(viewer).get(reverse("mlmodels:compound_predictions", args=[compound.pk])).content.decode()
     assert "No active model yet." in fragment
+
+
+def test_the_detail_page_says_what_the_version_was_trained_with(client_for, viewer, model):  # type: ignore[no-untyped-def]
+    body = client_for(viewer).get(reverse("mlmodels:detail", args=[model.pk])).content.decode()
+    assert "the ensemble&#x27;s defaults" in body
+    model.featurizer = {"name": "hit_finding", "morgan": "counts", "radius": 2, "n_bits": 2048,
+                        "atom_pairs": 2048, "descriptors": "fast"}
+    model.hyperparameters = {"target_clip_quantile": 0.5, "count_fingerprints": "morgan", "n_estimators": 400}
+    model.save()
+    body = client_for(viewer).get(reverse("mlmodels:detail", args=[model.pk])).content.decode()
+    assert "counts, radius 2, 2048 columns" in body and "Atom-pair counts" in body
+    assert "<code>morgan</code>" in body and "<code>0.5</code>" in body and "<code>400</code>" in body
+    assert "the ensemble&#x27;s defaults" not in body
