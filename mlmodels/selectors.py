@@ -9,6 +9,7 @@ from django.db.models import Max, Min, Q, QuerySet
 
 from compounds.models import Assay, Compound, Measurement
 from compounds.selectors import compound_similar
+from mlmodels.ml.features import FeatureSpec
 from mlmodels.ml.metrics import primary_metric
 from mlmodels.models import MLModel, ModelStatus
 
@@ -103,21 +104,21 @@ def metrics_headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (metrics or {}).items() if k not in ("y_true", "y_pred", "y_std")}
 
 
-def model_settings(*, model: MLModel) -> list[tuple[str, str]]:
+def model_settings(*, model: MLModel, spec: FeatureSpec) -> list[tuple[str, str]]:
     """What a version was trained with, as (label, value) rows for its page.
 
-    The featurizer in words, then every hyper-parameter the version sets; anything
-    it does not set is the ensemble's tuned default (said so, rather than listed).
+    `spec` is the version's resolved featurizer (`services.model_feature_spec`), so an
+    empty stored featurizer shows the default it really used. Then every
+    hyper-parameter the version sets; anything it does not set is the ensemble's tuned
+    default (said so, rather than listed).
     """
-    spec = model.featurizer or {}
-    rows = [("Featurizer", str(spec.get("name") or "default"))]
-    morgan = spec.get("morgan", "bits")
-    if morgan != "none":
-        rows.append(("Morgan", f"{morgan}, radius {spec.get('radius', 2)}, {spec.get('n_bits', 2048)} columns"))
-    if spec.get("atom_pairs"):
-        rows.append(("Atom-pair counts", f"{spec['atom_pairs']} columns"))
-    if spec.get("descriptors", "none") != "none":
-        rows.append(("RDKit descriptors", str(spec["descriptors"])))
+    rows = [("Featurizer", spec.name)]
+    if spec.morgan != "none":
+        rows.append(("Morgan", f"{spec.morgan}, radius {spec.radius}, {spec.n_bits} columns"))
+    if spec.atom_pairs:
+        rows.append(("Atom-pair counts", f"{spec.atom_pairs} columns"))
+    if spec.descriptors != "none":
+        rows.append(("RDKit descriptors", spec.descriptors))
     hyper = model.hyperparameters or {}
     rows += [(key, _setting_value(hyper[key])) for key in sorted(hyper)]
     if not hyper:

@@ -77,7 +77,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "primary_label": next(label for k, label, _ in spec if k == key),
         "charts": _model_charts(model),
         "has_artifact": bool(model.artifact),
-        "settings_rows": selectors.model_settings(model=model),
+        "settings_rows": selectors.model_settings(model=model, spec=services.model_feature_spec(model)),
     }
     return render(request, "mlmodels/detail.html", context)
 
