@@ -36,6 +36,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from compounds.chemistry import packed_to_csr, tanimoto_matrix
+from mlmodels.ml.smooth import KernelBasis, nystrom_whitener
 
 REGRESSION = "regression"
 CLASSIFICATION = "classification"
@@ -76,6 +77,8 @@ class ModelOutputs:
     fingerprints: np.ndarray | None = None  # packed (n, 256) uint8
     labeled_fingerprints: np.ndarray | None = None  # packed (L, 256) uint8 of labeled compounds
     labeled_values: np.ndarray | None = None  # measured values (L,) of the labeled compounds, same order
+    features: np.ndarray | None = None  # the model's input matrix X (n, d) over the pool, for variance_reduction
+    labeled_features: np.ndarray | None = None  # X (L, d) of the labeled compounds
     best_observed: float | None = None  # for expected_improvement
     direction: str = "maximize"  # which way is "better" for the assay
 
@@ -104,6 +107,16 @@ class ModelOutputs:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _fingerprint_array(name, value))
+        for name in ("features", "labeled_features"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _feature_array(name, value))
+        if (
+            self.features is not None
+            and self.labeled_features is not None
+            and self.features.shape[1] != self.labeled_features.shape[1]
+        ):
+            raise StrategyError("labeled_features", "number of columns differs from features")
         if (
             self.fingerprints is not None
             and self.labeled_fingerprints is not None
@@ -140,7 +153,7 @@ class ModelOutputs:
     def _pool_sizes(self) -> dict[str, int]:
         sizes = {
             name: getattr(self, name).shape[0]
-            for name in ("mean", "std", "proba", "applicability", "fingerprints")
+            for name in ("mean", "std", "proba", "applicability", "fingerprints", "features")
             if getattr(self, name) is not None
         }
         if self.member_proba is not None:
@@ -538,6 +551,126 @@ def _greedy_sampling_batch(
     return cands[np.asarray(picks, dtype=np.int64)], extra
 
 
+@dataclass
+class VarianceDesign:
+    """State of the greedy variance-reduction design over the eligible candidates.
+
+    A Gaussian process with the model's descriptor kernel (quantile-normal
+    descriptors, RBF; `mlmodels.ml.smooth.KernelBasis`) in Nyström form: f(x) =
+    phi(x) . w, w ~ N(0, I), noise variance `noise`. Its posterior variance does
+    not depend on the measured values, so the design needs no trust in a model fit
+    on a few labels. With A the posterior precision of w (I + Phi_L' Phi_L / noise)
+    and G = Phi_pool' Phi_pool / n, labeling candidate c lowers the mean variance
+    over the pool by (u' G u) / (noise + phi_c' u), u = A^-1 phi_c; after each pick
+    A^-1 takes a rank-1 update, so a batch of k costs O(k x candidates x landmarks).
+    """
+
+    P: np.ndarray  # (C, m) rows A^-1 phi_c of the candidates
+    Phi: np.ndarray  # (C, m) phi_c
+    G: np.ndarray  # (m, m)
+    num: np.ndarray  # (C,) phi_c' A^-1 G A^-1 phi_c
+    var: np.ndarray  # (C,) phi_c' A^-1 phi_c: the GP's posterior variance at c
+    noise: float
+
+    @classmethod
+    def build(
+        cls,
+        features: np.ndarray,
+        labeled: np.ndarray | None,
+        candidates: np.ndarray,
+        *,
+        noise: float,
+        gamma: float,
+        n_landmarks: int,
+        seed: int,
+    ) -> VarianceDesign:
+        rows = features if labeled is None or labeled.shape[0] == 0 else np.vstack([features, labeled])
+        columns = KernelBasis.usable_columns(rows)
+        if columns.size == 0:
+            raise StrategyError("features", "variance_reduction needs descriptor columns (not only bits)")
+        basis = KernelBasis(n_landmarks=n_landmarks, gamma=gamma).fit(rows, columns, seed)
+        whitener = nystrom_whitener(basis.gram())
+        m = whitener.shape[0]
+        G = np.zeros((m, m))
+        for start in range(0, features.shape[0], _DESIGN_BLOCK):
+            phi = basis.kernel(features[start : start + _DESIGN_BLOCK]) @ whitener
+            G += phi.T @ phi
+        G /= max(features.shape[0], 1)
+        A = np.eye(m)
+        if labeled is not None and labeled.shape[0]:
+            for start in range(0, labeled.shape[0], _DESIGN_BLOCK):
+                phi = basis.kernel(labeled[start : start + _DESIGN_BLOCK]) @ whitener
+                A += phi.T @ phi / noise
+        A_inv = np.linalg.inv(A)
+        A_inv = (A_inv + A_inv.T) / 2.0
+        Phi = basis.kernel(features[candidates]) @ whitener
+        P = Phi @ A_inv
+        return cls(P=P, Phi=Phi, G=G, num=np.einsum("ij,ij->i", P @ G, P), var=np.einsum("ij,ij->i", P, Phi), noise=noise)
+
+    def gains(self) -> np.ndarray:
+        return self.num / (self.noise + self.var)
+
+    def condition(self, j: int) -> None:
+        """Add candidate j to the design, as if it were labeled."""
+        u = self.P[j].copy()
+        s = self.noise + self.var[j]
+        a = (self.Phi @ u) / s
+        g = self.G @ u
+        self.num += -2.0 * a * (self.P @ g) + a * a * float(u @ g)
+        self.var -= a * (a * s)
+        self.P -= np.outer(a, u)
+        np.maximum(self.var, 0.0, out=self.var)
+        np.maximum(self.num, 0.0, out=self.num)
+
+
+_DESIGN_BLOCK = 4096
+
+
+def _variance_design(o: ModelOutputs, p: dict[str, Any], candidates: np.ndarray) -> VarianceDesign:
+    features = _need(o, "features", "variance_reduction")
+    noise = _number(p, "noise")
+    if noise <= 0:
+        raise StrategyError("noise", f"must be > 0, got {noise!r}")
+    gamma = _number(p, "gamma")
+    if gamma <= 0:
+        raise StrategyError("gamma", f"must be > 0, got {gamma!r}")
+    landmarks = p["landmarks"]
+    if isinstance(landmarks, bool) or not isinstance(landmarks, int | np.integer) or not 16 <= landmarks <= 4096:
+        raise StrategyError("landmarks", f"must be an integer in 16..4096, got {landmarks!r}")
+    seed = 0 if p.get("random_state") is None else int(p["random_state"])
+    return VarianceDesign.build(
+        features, o.labeled_features, candidates, noise=noise, gamma=gamma, n_landmarks=int(landmarks), seed=seed
+    )
+
+
+def _score_variance_reduction(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
+    design = _variance_design(o, p, np.arange(o.n))
+    gain = design.gains()
+    return gain, {"variance_reduction": gain, "gp_variance": design.var.copy()}
+
+
+def _variance_reduction_batch(
+    o: ModelOutputs, scores: np.ndarray, eligible: np.ndarray, k: int, p: dict[str, Any]
+) -> tuple[np.ndarray, list[Components]]:
+    """The batch one compound at a time: each pick is conditioned on as if labeled, so
+    the next one goes where variance is left, not next to the last pick."""
+    cands = np.flatnonzero(eligible)
+    design = _variance_design(o, p, cands)
+    taken = np.zeros(cands.shape[0], dtype=bool)
+    picks: list[int] = []
+    extra: list[Components] = []
+    for _ in range(min(k, cands.shape[0])):
+        gain = design.gains()
+        gain[taken] = -np.inf
+        # argmax returns the first maximum: ties go to the lower pool index.
+        j = int(np.argmax(gain))
+        picks.append(j)
+        extra.append({"variance_reduction_in_batch": float(gain[j])})
+        taken[j] = True
+        design.condition(j)
+    return cands[np.asarray(picks, dtype=np.int64)], extra
+
+
 _BOTH = (REGRESSION, CLASSIFICATION)
 STRATEGIES: dict[str, StrategyInfo] = {
     info.name: info
@@ -657,6 +790,20 @@ STRATEGIES: dict[str, StrategyInfo] = {
             {REGRESSION: ("mean", "fingerprints", "labeled_fingerprints", "labeled_values")},
             _score_greedy_sampling,
             _greedy_sampling_batch,
+        ),
+        StrategyInfo(
+            "variance_reduction",
+            (REGRESSION,),
+            "improve",
+            "Label-free design (V-optimality): the compounds whose labels would most lower the "
+            "mean predictive variance over the whole pool of a Gaussian process with the model's "
+            "descriptor kernel, given the labeled compounds; the batch is built one compound at a "
+            "time, each pick counted as labeled. Representative and spread out, never spent on "
+            "outliers; it does not depend on the model's current fit.",
+            {"noise": 0.1, "gamma": 0.2, "landmarks": 512},
+            {REGRESSION: ("features",)},
+            _score_variance_reduction,
+            _variance_reduction_batch,
         ),
     )
 }
@@ -1077,6 +1224,17 @@ def _float_array(name: str, value: Any, *, ndim: int | tuple[int, ...]) -> np.nd
     if bad.any():
         where = np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape)
         raise StrategyError(name, f"contains NaN or infinite values (first at {tuple(map(int, where))})")
+    return arr
+
+
+def _feature_array(name: str, value: Any) -> np.ndarray:
+    # NaN is allowed: a descriptor RDKit could not compute is missing, as in the model.
+    try:
+        arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise StrategyError(name, "must be a numeric matrix") from None
+    if arr.ndim != 2:
+        raise StrategyError(name, f"must have 2 dimensions, got shape {arr.shape}")
     return arr
 
 

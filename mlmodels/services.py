@@ -548,6 +548,15 @@ def model_training_fingerprints(*, art: artifacts.Artifact) -> np.ndarray:
     return chemistry.fingerprints_to_matrix([rows[i] for i in ids if i in rows])
 
 
+def model_training_features(*, art: artifacts.Artifact) -> np.ndarray:
+    """The model's input matrix X of its training compounds, in training order."""
+    ids = [int(i) for i in art.training_ids]
+    existing = set(Compound.objects.filter(id__in=ids).values_list("id", flat=True))
+    ids = [i for i in ids if i in existing]
+    packed, stored = compound_features(spec=art.feature_spec, compound_ids=ids)
+    return features.build_matrix(art.feature_spec, packed, stored)
+
+
 @dataclass
 class PoolScores:
     """Model outputs over a pool, aligned by `ids`."""
@@ -559,6 +568,7 @@ class PoolScores:
     member_proba: np.ndarray | None  # (members, n, K)
     applicability: np.ndarray
     fingerprints: np.ndarray | None  # packed (n, 256), when asked for
+    features: np.ndarray | None = None  # the model's input X (n, d) float32, when asked for
 
     @property
     def prediction(self) -> np.ndarray:
@@ -583,10 +593,14 @@ def model_score_compounds(
     queryset: QuerySet[Compound] | None = None,
     with_members: bool = False,
     with_fingerprints: bool = True,
+    with_features: bool = False,
     chunk_size: int = POOL_CHUNK,
     progress: ProgressFn = _noop,
 ) -> PoolScores:
-    """Score registered compounds from their stored fingerprints/features, in chunks."""
+    """Score registered compounds from their stored fingerprints/features, in chunks.
+
+    `with_features` keeps the model's input matrix (4 bytes x columns a compound: for
+    design strategies on a sampled pool, not for a 1M pool)."""
     art = model_load(model=model)
     spec = art.feature_spec
     train_fps = model_training_fingerprints(art=art)
@@ -603,11 +617,14 @@ def model_score_compounds(
         # driver and XGBoost both release the GIL, so the two overlap.
         chunks = _prefetched(chunks)
     for ids, packed, stored in chunks:
-        pred = art.ensemble.predict(features.build_matrix(spec, packed, stored), return_members=with_members)
+        X = features.build_matrix(spec, packed, stored)
+        pred = art.ensemble.predict(X, return_members=with_members)
         part: dict[str, Any] = {
             "ids": ids,
             "applicability": applicability.applicability_distance(packed, train_fps),
         }
+        if with_features:
+            part["features"] = X
         if with_fingerprints:
             # 256 bytes a compound: kept only when a batch mode or the map needs them.
             part["fingerprints"] = packed
@@ -636,6 +653,7 @@ def model_score_compounds(
         fingerprints=cat("fingerprints") if parts and with_fingerprints else (
             np.zeros((0, chemistry.FP_BYTES), dtype=np.uint8) if with_fingerprints else None
         ),
+        features=cat("features") if with_features else None,
     )
 
 

@@ -26,6 +26,10 @@ MAX_BATCH_SIZE = 5000
 # Pools larger than this are scored in chunks shared by the RQ workers.
 DISTRIBUTE_ABOVE = getattr(settings, "CHEMLOOP_DISTRIBUTE_ABOVE", 200_000)
 MAX_POOL_LIST = 100_000
+# Strategies that need the pool's feature matrix (variance_reduction) see a seeded random
+# sample of this many pool compounds: X is 4 bytes x ~700 columns a compound, and the
+# design's cost grows with candidates x landmarks.
+FEATURE_POOL_CAP = getattr(settings, "CHEMLOOP_FEATURE_POOL_CAP", 20_000)
 
 
 @dataclass(frozen=True)
@@ -170,9 +174,6 @@ def cycle_select(
     if pool.kind == "smiles":
         # Registered above: helpers rebuild the pool from ids, not from text.
         pool = PoolSpec(kind="compounds", compound_ids=tuple(qs.values_list("id", flat=True)))
-    if distributed is None:
-        # Big pools on RQ are shared with other workers; small ones are scored right here.
-        distributed = not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
     task = "classification" if model.assay.is_classification else "regression"
     required = set(info.requires.get(task, ()))
     batch_modes = {(params or {}).get("batch")}
@@ -194,6 +195,14 @@ def cycle_select(
         or bool(batch_modes & {"diverse", "ranked_batch"})
         or "fingerprints" in required
     )
+    needs_features = "features" in required
+    pool_sampled = False
+    if needs_features:
+        qs, pool_sampled = _feature_pool(qs, random_state)
+        distributed = False
+    elif distributed is None:
+        # Big pools on RQ are shared with other workers; small ones are scored right here.
+        distributed = not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
     if distributed:
         from cycles.services.scoring import pool_score_distributed
 
@@ -202,24 +211,31 @@ def cycle_select(
         )
     else:
         scores = model_services.model_score_compounds(
-            model=model, queryset=qs, with_members=needs_members, with_fingerprints=needs_fps
+            model=model,
+            queryset=qs,
+            with_members=needs_members,
+            with_fingerprints=needs_fps,
+            with_features=needs_features,
         )
     if scores.ids.size == 0:
         raise ValidationFailed(
             "The pool has no eligible compounds (all are labeled, queued or in the validation set).",
             extra={"field": "pool", "pool_errors": pool_errors},
         )
-    labeled_fps = labeled_values = None
+    labeled_fps = labeled_values = labeled_features = None
     if ranked_batch or "labeled_fingerprints" in required:
         labeled_fps = model_services.model_training_fingerprints(art=model_services.model_load(model=model))
     if "labeled_values" in required:
         labeled_values = _training_values(model=model)
+    if needs_features:
+        labeled_features = model_services.model_training_features(art=model_services.model_load(model=model))
     try:
         outputs = model_outputs(
             model=model,
             scores=scores,
             labeled_fingerprints=labeled_fps,
             labeled_values=labeled_values,
+            labeled_features=labeled_features,
             best_observed=_best_observed(model) if not model.assay.is_classification else None,
         )
         selection = strategies.select(strategy, outputs, batch_size, params=params, random_state=random_state)
@@ -242,10 +258,14 @@ def cycle_select(
                 score_components={k: _jsonable(v) for k, v in comps.items()},
             )
         )
+    used_params = {k: _jsonable(v) for k, v in selection.params.items()}
+    if pool_sampled:
+        # The cycle records that the design saw a sample, and how big.
+        used_params["pool_sample"] = FEATURE_POOL_CAP
     result = SelectionResult(
         model=model,
         strategy=strategy,
-        params={k: _jsonable(v) for k, v in selection.params.items()},
+        params=used_params,
         pool_size=int(scores.ids.size),
         candidates=candidates,
         pool_errors=pool_errors,
@@ -256,6 +276,16 @@ def cycle_select(
         return result
     result.cycle = _cycle_open(model=model, user=user, result=result, batch_size=batch_size, pool=pool)
     return result
+
+
+def _feature_pool(qs: QuerySet[Compound], random_state: int | None) -> tuple[QuerySet[Compound], bool]:
+    """The pool, or a seeded random sample of FEATURE_POOL_CAP of it (True when sampled)."""
+    ids = model_services.pool_id_array(qs)
+    if ids.size <= FEATURE_POOL_CAP:
+        return qs, False
+    rng = np.random.default_rng(random_state)
+    sample = np.sort(rng.choice(ids, FEATURE_POOL_CAP, replace=False))
+    return Compound.objects.filter(id__in=sample.tolist()), True
 
 
 def _training_values(*, model: MLModel) -> np.ndarray:
@@ -273,6 +303,7 @@ def model_outputs(
     scores: model_services.PoolScores,
     labeled_fingerprints: np.ndarray | None = None,
     labeled_values: np.ndarray | None = None,
+    labeled_features: np.ndarray | None = None,
     best_observed: float | None = None,
 ) -> strategies.ModelOutputs:
     """What the strategies see of a model's scores over a pool."""
@@ -286,6 +317,8 @@ def model_outputs(
         fingerprints=scores.fingerprints,
         labeled_fingerprints=labeled_fingerprints,
         labeled_values=labeled_values,
+        features=scores.features,
+        labeled_features=labeled_features,
         best_observed=best_observed,
         direction=model.assay.direction,
     )

@@ -12,14 +12,15 @@ import pytest
 from django.db import IntegrityError
 
 from compounds.chemistry import fingerprints_to_matrix, tanimoto
-from compounds.models import Measurement
+from compounds.models import Compound, Measurement
 from config.exceptions import Conflict, PermissionDenied, ServiceUnavailable, ValidationFailed
 from cycles import services
 from cycles.models import ActiveLearningCycle, Job
-from cycles.services.selection import PoolSpec
+from cycles.services.selection import PoolSpec, pool_queryset
 from labeling import services as queue_services
 from labeling.models import LabelQueueItem
 from mlmodels import services as model_services
+from mlmodels.ml.features import featurize_smiles
 from mlmodels.models import MLModel
 from tests.conftest import worker_env
 from tests.solubility import solubility_setup
@@ -110,6 +111,43 @@ def test_greedy_sampling_measures_distances_to_the_models_own_training_values(se
     sims = tanimoto(np.frombuffer(bytes(first.compound.fingerprint), dtype=np.uint8), fps)
     expected = float(np.min((1.0 - sims) * np.abs(first.prediction - values)))
     assert first.priority_score == pytest.approx(expected, rel=1e-6)
+
+
+def test_variance_reduction_designs_over_the_models_own_features(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    art = model_services.model_load(model=model)
+    X_train = model_services.model_training_features(art=art)
+    assert X_train.shape[0] == len(art.training_ids)
+    # Row i is training compound i's input, as the model built it from stored features.
+    first = Compound.objects.get(pk=art.training_ids[0])
+    expected = featurize_smiles([first.canonical_smiles], art.feature_spec)[0]
+    np.testing.assert_allclose(X_train[0], expected, rtol=1e-5, equal_nan=True)
+
+    eligible = pool_queryset(model=model, pool=PoolSpec())[0].count()
+    result = services.cycle_select(model=model, user=setup["lead"], strategy="variance_reduction", batch_size=6)
+    assert len(result.candidates) == 6
+    # A pool under FEATURE_POOL_CAP is designed over whole.
+    assert "pool_sample" not in result.params
+    assert result.pool_size == eligible
+    gains = [c.score_components["variance_reduction_in_batch"] for c in result.candidates]
+    assert all(g > 0 for g in gains)
+    assert result.cycle.selection_strategy == "variance_reduction"
+    assert {c.compound.pk for c in result.candidates} <= set(setup["pool_ids"])
+
+
+def test_variance_reduction_sees_a_seeded_sample_of_a_big_pool(setup, monkeypatch):  # type: ignore[no-untyped-def]
+    from cycles.services import selection
+
+    monkeypatch.setattr(selection, "FEATURE_POOL_CAP", 40)
+    runs = [
+        services.cycle_select(model=setup["model"], user=setup["lead"], strategy="variance_reduction",
+                              batch_size=5, random_state=7, preview=True)
+        for _ in range(2)
+    ]
+    assert runs[0].pool_size == 40
+    assert runs[0].params["pool_sample"] == 40
+    # The same seed draws the same sample and so the same batch.
+    assert [c.compound.pk for c in runs[0].candidates] == [c.compound.pk for c in runs[1].candidates]
 
 
 def test_a_warm_up_schedule_loads_what_its_warm_up_strategy_needs(setup):  # type: ignore[no-untyped-def]

@@ -1,0 +1,111 @@
+"""variance_reduction: greedy V-optimal design with the model's descriptor kernel.
+
+The Nyström form with every row a landmark is the exact Gaussian process, so its
+picks are checked against a brute-force n x n posterior covariance, conditioned one
+pick at a time.
+"""
+
+import numpy as np
+import pytest
+
+from cycles.strategies import STRATEGIES, ModelOutputs, StrategyError, select
+from mlmodels.ml.smooth import KernelBasis
+
+
+def features(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    # Descriptor-like columns (many distinct values) beside a few bits the kernel ignores.
+    return np.hstack([rng.normal(size=(n, 6)), rng.integers(0, 2, size=(n, 3))]).astype(np.float32)
+
+
+def outputs(pool: np.ndarray, labeled: np.ndarray | None) -> ModelOutputs:
+    return ModelOutputs("regression", mean=np.zeros(pool.shape[0]), features=pool, labeled_features=labeled)
+
+
+def brute_force_picks(pool: np.ndarray, labeled: np.ndarray, k: int, noise: float, gamma: float) -> list[int]:
+    """Exact GP: the same kernel (fit on pool + labeled rows), covariance over pool + labeled."""
+    rows = np.vstack([pool, labeled])
+    basis = KernelBasis(n_landmarks=10_000, gamma=gamma).fit(rows, KernelBasis.usable_columns(rows), seed=0)
+    T = basis.transform(rows)
+    d = (T * T).sum(1)[:, None] + (T * T).sum(1)[None, :] - 2 * T @ T.T
+    S = np.exp(-basis.gamma_ * np.maximum(d, 0))
+
+    def condition(j: int) -> None:
+        s = S[:, j].copy()
+        S[:] -= np.outer(s, s) / (s[j] + noise)
+
+    n = pool.shape[0]
+    for j in range(n, rows.shape[0]):
+        condition(j)
+    picks: list[int] = []
+    for _ in range(k):
+        P = S[:n, :n]
+        gain = (P**2).mean(axis=0) / (np.diag(P) + noise)
+        gain[picks] = -np.inf
+        j = int(np.argmax(gain))
+        picks.append(j)
+        condition(j)
+    return picks
+
+
+@pytest.mark.parametrize("noise", [0.1, 1.0])
+def test_the_batch_is_the_exact_gaussian_process_design(noise: float):
+    pool, labeled = features(60, seed=1), features(8, seed=2)
+    chosen = select("variance_reduction", outputs(pool, labeled), 6,
+                    params={"noise": noise, "landmarks": 4096}, random_state=0)
+    assert chosen.indices.tolist() == brute_force_picks(pool, labeled, 6, noise, gamma=0.2)
+    # The first pick's score is its exact variance reduction, averaged over the pool.
+    assert chosen.components[0]["variance_reduction_in_batch"] == pytest.approx(chosen.scores[chosen.indices[0]])
+
+
+def test_labels_already_held_steer_the_design_elsewhere():
+    rng = np.random.default_rng(3)
+    # Two equal clusters of descriptor vectors; every labeled compound sits in cluster 0.
+    centres = np.array([[-3.0] * 6, [3.0] * 6])
+    pool = np.vstack([centres[i] + 0.3 * rng.normal(size=(40, 6)) for i in (0, 1)]).astype(np.float32)
+    labeled = (centres[0] + 0.3 * rng.normal(size=(30, 6))).astype(np.float32)
+    without = select("variance_reduction", outputs(pool, None), 4, random_state=0)
+    with_labels = select("variance_reduction", outputs(pool, labeled), 4, random_state=0)
+    # With no labels the batch covers both clusters; with cluster 0 labeled it goes to cluster 1.
+    assert {int(i) // 40 for i in without.indices} == {0, 1}
+    assert all(int(i) >= 40 for i in with_labels.indices)
+    assert with_labels.scores[40:].mean() > with_labels.scores[:40].mean()
+
+
+def test_excluded_compounds_are_never_picked_and_picks_are_distinct():
+    pool = features(50)
+    exclude = np.zeros(50, dtype=bool)
+    exclude[::2] = True
+    chosen = select("variance_reduction", outputs(pool, features(5, seed=9)), 20, exclude=exclude, random_state=0)
+    assert len(set(chosen.indices.tolist())) == 20
+    assert not exclude[chosen.indices].any()
+    # More than is left: every eligible compound, once.
+    everything = select("variance_reduction", outputs(pool, None), 40, exclude=exclude, random_state=0)
+    assert sorted(everything.indices.tolist()) == list(range(1, 50, 2))
+
+
+def test_it_needs_the_feature_matrix_and_sane_parameters():
+    pool = features(20)
+    with pytest.raises(StrategyError) as err:
+        select("variance_reduction", ModelOutputs("regression", mean=np.zeros(20)), 2)
+    assert err.value.param == "features"
+    for param, value in (("noise", 0), ("gamma", -1.0), ("landmarks", 3), ("landmarks", "many")):
+        with pytest.raises(StrategyError) as err:
+            select("variance_reduction", outputs(pool, None), 2, params={param: value})
+        assert err.value.param == param
+    with pytest.raises(StrategyError) as err:
+        select("variance_reduction", outputs(pool, features(4)[:, :5]), 2)
+    assert err.value.param == "labeled_features"
+    # Bits only: no descriptor column for the kernel.
+    bits_only = np.random.default_rng(0).integers(0, 2, size=(20, 8)).astype(np.float32)
+    with pytest.raises(StrategyError) as err:
+        select("variance_reduction", outputs(bits_only, None), 2)
+    assert err.value.param == "features"
+    assert STRATEGIES["variance_reduction"].tasks == ("regression",)
+
+
+def test_missing_descriptors_are_allowed_as_in_the_model():
+    pool = features(30)
+    pool[3, 0] = np.nan
+    chosen = select("variance_reduction", outputs(pool, None), 5, random_state=0)
+    assert np.isfinite(chosen.scores).all()
