@@ -12,9 +12,12 @@ Conventions every strategy follows:
   batch modes do O(candidates x batch) work, on the top `pool_factor x batch`
   candidates.
 
-`greedy_sampling` (Wu, Lin & Huang 2019) is the one strategy that picks its batch
-itself: each pick changes the next one's score, so its cost is O(pool x labeled)
-for the first scores plus O(pool x batch) for the greedy picks.
+`greedy_sampling` (Wu, Lin & Huang 2019) and `variance_reduction` pick their batch
+themselves: each pick changes the next one's score. greedy_sampling costs
+O(pool x labeled) for the first scores plus O(pool x batch) for the greedy picks;
+variance_reduction O((pool + labeled) x landmarks^2) for its Gaussian-process state
+plus O(pool x landmarks x batch) for the picks, so services hand it a sample of a
+big pool.
 
 Uncertainty of a compound (used by `uncertainty`, `hybrid` and the
 `min_uncertainty` filter): the ensemble standard deviation for regression; for
