@@ -103,6 +103,9 @@ def test_every_strategy_is_deterministic():
         fingerprints=np.packbits(rng.random((n, 64)) < 0.3, axis=1),
         labeled_fingerprints=np.packbits(rng.random((40, 64)) < 0.3, axis=1),
         labeled_values=rng.normal(size=40),
+        # variance_reduction designs over the model's input matrix.
+        features=rng.normal(size=(n, 6)),
+        labeled_features=rng.normal(size=(40, 6)),
     )
     cls = classification(proba=proba, member_proba=members, applicability=rng.random(n))
     for name, info in STRATEGIES.items():
