@@ -586,6 +586,7 @@ class VarianceDesign:
         gamma: float,
         n_landmarks: int,
         seed: int,
+        target_weights: np.ndarray | None = None,
     ) -> VarianceDesign:
         rows = features if labeled is None or labeled.shape[0] == 0 else np.vstack([features, labeled])
         columns = KernelBasis.usable_columns(rows)
@@ -595,10 +596,11 @@ class VarianceDesign:
         whitener = nystrom_whitener(basis.gram())
         m = whitener.shape[0]
         G = np.zeros((m, m))
+        w = np.ones(features.shape[0]) if target_weights is None else np.asarray(target_weights, dtype=np.float64)
         for start in range(0, features.shape[0], _DESIGN_BLOCK):
             phi = basis.kernel(features[start : start + _DESIGN_BLOCK]) @ whitener
-            G += phi.T @ phi
-        G /= max(features.shape[0], 1)
+            G += phi.T @ (phi * w[start : start + _DESIGN_BLOCK, None])
+        G /= max(float(w.sum()), 1e-12)
         A = np.eye(m)
         if labeled is not None and labeled.shape[0]:
             for start in range(0, labeled.shape[0], _DESIGN_BLOCK):
@@ -641,8 +643,20 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any], candidates: np.ndarray)
     if isinstance(landmarks, bool) or not isinstance(landmarks, int | np.integer) or not 16 <= landmarks <= 4096:
         raise StrategyError("landmarks", f"must be an integer in 16..4096, got {landmarks!r}")
     seed = 0 if p.get("random_state") is None else int(p["random_state"])
+    power = _number(p, "uncertainty_power", minimum=0.0)
+    weights = None
+    if power > 0:
+        # Variance lowered where the ensemble is unsure counts more: std^power per pool compound.
+        weights = np.maximum(uncertainty_scores(o), _EPS) ** power
     return VarianceDesign.build(
-        features, o.labeled_features, candidates, noise=noise, gamma=gamma, n_landmarks=int(landmarks), seed=seed
+        features,
+        o.labeled_features,
+        candidates,
+        noise=noise,
+        gamma=gamma,
+        n_landmarks=int(landmarks),
+        seed=seed,
+        target_weights=weights,
     )
 
 
@@ -803,7 +817,7 @@ STRATEGIES: dict[str, StrategyInfo] = {
             "descriptor kernel, given the labeled compounds; the batch is built one compound at a "
             "time, each pick counted as labeled. Representative and spread out, never spent on "
             "outliers; it does not depend on the model's current fit.",
-            {"noise": 0.1, "gamma": 0.2, "landmarks": 512},
+            {"noise": 0.1, "gamma": 0.2, "landmarks": 512, "uncertainty_power": 0.0},
             {REGRESSION: ("features",)},
             _score_variance_reduction,
             _variance_reduction_batch,

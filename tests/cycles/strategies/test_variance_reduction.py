@@ -72,6 +72,21 @@ def test_labels_already_held_steer_the_design_elsewhere():
     assert with_labels.scores[40:].mean() > with_labels.scores[:40].mean()
 
 
+def test_uncertainty_power_spends_the_design_where_the_ensemble_is_unsure():
+    rng = np.random.default_rng(4)
+    centres = np.array([[-3.0] * 6, [3.0] * 6])
+    pool = np.vstack([centres[i] + 0.3 * rng.normal(size=(40, 6)) for i in (0, 1)]).astype(np.float32)
+    std = np.r_[np.full(40, 0.01), np.full(40, 1.0)]  # the ensemble is sure about cluster 0
+    out = ModelOutputs("regression", mean=np.zeros(80), std=std, features=pool)
+    plain = select("variance_reduction", out, 4, random_state=0)
+    weighted = select("variance_reduction", out, 4, params={"uncertainty_power": 2.0}, random_state=0)
+    assert {int(i) // 40 for i in plain.indices} == {0, 1}
+    assert all(int(i) >= 40 for i in weighted.indices)
+    with pytest.raises(StrategyError) as err:
+        select("variance_reduction", out, 4, params={"uncertainty_power": -1.0})
+    assert err.value.param == "uncertainty_power"
+
+
 def test_excluded_compounds_are_never_picked_and_picks_are_distinct():
     pool = features(50)
     exclude = np.zeros(50, dtype=bool)
