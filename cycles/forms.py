@@ -29,7 +29,14 @@ class SelectionForm(forms.Form):
     # A schedule (strategies.select's `warmup`): another strategy picks until the model
     # has been trained on `warmup_until` compounds.
     warmup = forms.ChoiceField(
-        choices=[("", "none"), ("random", "random"), ("greedy_sampling", "greedy sampling")], required=False
+        choices=[
+            ("", "none"),
+            ("random", "random"),
+            ("greedy_sampling", "greedy sampling"),
+            # Best of all strategies for the first few hundred labels (BENCHMARKS.md, solubility).
+            ("variance_reduction", "variance reduction"),
+        ],
+        required=False,
     )
     warmup_until = forms.IntegerField(required=False, min_value=1, max_value=10_000_000)
     min_uncertainty = forms.FloatField(required=False, min_value=0)

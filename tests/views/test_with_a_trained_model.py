@@ -56,6 +56,25 @@ def test_the_recommended_warm_up_is_applied_and_recorded(client_for, lead, train
     assert "Preview: 5 of" in preview and "picked_by" not in preview
 
 
+def test_a_variance_reduction_warm_up_from_the_selection_tab(client_for, lead, trained):  # type: ignore[no-untyped-def]
+    model = trained["model"]
+    c = client_for(lead)
+    data = {"model": model.pk, "pool": "all", "strategy": "uncertainty", "batch_size": 5, "batch": "ranked_batch",
+            "warmup": "variance_reduction", "warmup_until": 300, "seed": 1, "action": "queue"}
+    c.post(reverse("cycles:selection"), data)
+    cycle = ActiveLearningCycle.objects.get()
+    assert cycle.strategy_params["picked_by"] == "variance_reduction"
+    items = LabelQueueItem.objects.filter(cycle=cycle)
+    assert items.count() == 5
+    assert all(i.score_components["picked_by"] == "variance_reduction" for i in items)
+    assert all(i.score_components["variance_reduction_in_batch"] > 0 for i in items)
+    # As the strategy itself: a preview lists the design's gain for each pick.
+    preview = c.post(reverse("cycles:selection"), {**data, "strategy": "variance_reduction", "warmup": "",
+                                                   "batch": "top", "action": "preview"}, HTTP_HX_REQUEST="true")
+    assert preview.status_code == 200
+    assert "Preview: 5 of" in preview.content.decode() and "variance_reduction_in_batch" in preview.content.decode()
+
+
 def test_a_warm_up_without_its_label_count_is_a_form_error(client_for, lead, trained):  # type: ignore[no-untyped-def]
     data = {"model": trained["model"].pk, "pool": "all", "strategy": "uncertainty", "batch_size": 5, "batch": "top",
             "warmup": "random", "action": "queue"}
