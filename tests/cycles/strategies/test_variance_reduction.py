@@ -124,3 +124,17 @@ def test_missing_descriptors_are_allowed_as_in_the_model():
     pool[3, 0] = np.nan
     chosen = select("variance_reduction", outputs(pool, None), 5, random_state=0)
     assert np.isfinite(chosen.scores).all()
+
+
+def test_a_big_pool_picks_from_its_best_initial_gains(monkeypatch):
+    from cycles import strategies
+
+    pool = features(200, seed=5)
+    out = outputs(pool, features(10, seed=6))
+    full = select("variance_reduction", out, 3, random_state=0)
+    monkeypatch.setattr(strategies, "_DESIGN_CANDIDATES", 25)  # limit = max(25, 10 x 3 = 30) = 30
+    capped = select("variance_reduction", out, 3, random_state=0)
+    top30 = set(np.argsort(-capped.scores, kind="stable")[:30].tolist())
+    assert set(capped.indices.tolist()) <= top30
+    assert capped.indices[0] == full.indices[0] == int(np.argmax(full.scores))
+    np.testing.assert_array_equal(capped.scores, full.scores)
