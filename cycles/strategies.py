@@ -836,15 +836,16 @@ STRATEGIES: dict[str, StrategyInfo] = {
         ),
         StrategyInfo(
             "variance_reduction",
-            (REGRESSION,),
+            _BOTH,
             "improve",
             "Label-free design (V-optimality): the compounds whose labels would most lower the "
             "mean predictive variance over the whole pool of a Gaussian process with the model's "
             "descriptor kernel, given the labeled compounds; the batch is built one compound at a "
             "time, each pick counted as labeled. Representative and spread out, never spent on "
-            "outliers; it does not depend on the model's current fit.",
+            "outliers; it does not depend on the model's current fit (unless uncertainty_power > 0 "
+            "weights the pool by the model's uncertainty).",
             {"noise": 0.1, "gamma": 0.2, "landmarks": 512, "uncertainty_power": 0.0},
-            {REGRESSION: ("features",)},
+            {REGRESSION: ("features",), CLASSIFICATION: ("features",)},
             _score_variance_reduction,
             _variance_reduction_batch,
         ),

@@ -107,7 +107,8 @@ def test_every_strategy_is_deterministic():
         features=rng.normal(size=(n, 6)),
         labeled_features=rng.normal(size=(40, 6)),
     )
-    cls = classification(proba=proba, member_proba=members, applicability=rng.random(n))
+    cls = classification(proba=proba, member_proba=members, applicability=rng.random(n),
+                         features=rng.normal(size=(n, 6)))
     for name, info in STRATEGIES.items():
         for outputs in (reg, cls):
             if outputs.task in info.tasks:

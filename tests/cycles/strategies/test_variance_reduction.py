@@ -116,7 +116,11 @@ def test_it_needs_the_feature_matrix_and_sane_parameters():
     with pytest.raises(StrategyError) as err:
         select("variance_reduction", outputs(bits_only, None), 2)
     assert err.value.param == "features"
-    assert STRATEGIES["variance_reduction"].tasks == ("regression",)
+    # Label-free, so it serves classification models as well.
+    assert STRATEGIES["variance_reduction"].tasks == ("regression", "classification")
+    proba = np.full((20, 3), 1 / 3)
+    cls = ModelOutputs("classification", proba=proba, features=pool)
+    assert len(select("variance_reduction", cls, 3, random_state=0).indices) == 3
 
 
 def test_missing_descriptors_are_allowed_as_in_the_model():
