@@ -55,6 +55,10 @@ def _pool_dataset_id(trained: dict[str, Any]) -> int:
         ({"pool": {"kind": "dataset"}}, "pool.dataset_id"),
         ({"pool": {"kind": "smiles", "smiles": ["nonsense"]}}, "pool"),
         ({"preview": "maybe"}, "preview"),
+        ({"strategy": "variance_reduction", "params": {"noise": -1}}, "noise"),
+        ({"strategy": "variance_reduction", "params": {"landmarks": "all"}}, "landmarks"),
+        ({"strategy": "uncertainty", "params": {"warmup": {"strategy": "variance_reduction", "until_labeled": 10**6,
+                                                           "params": {"uncertainty_power": -2}}}}, "warmup.uncertainty_power"),
     ],
 )
 def test_bad_select_payloads_are_400_naming_the_field(api_for: Any, trained: dict[str, Any], payload: dict[str, Any], field: str) -> None:
