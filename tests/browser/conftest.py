@@ -65,4 +65,7 @@ def login(page, live_server):  # type: ignore[no-untyped-def]
 
 def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # A full-page shot does not scroll, so lazy structure images below the fold would stay blank.
+    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
