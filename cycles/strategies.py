@@ -591,7 +591,11 @@ class VarianceDesign:
         rows = features if labeled is None or labeled.shape[0] == 0 else np.vstack([features, labeled])
         columns = KernelBasis.usable_columns(rows)
         if columns.size == 0:
-            raise StrategyError("features", "variance_reduction needs descriptor columns (not only bits)")
+            # A fingerprint-only model: the bits themselves, as 0/1 coordinates.
+            spread = np.nanmax(rows, axis=0) > np.nanmin(rows, axis=0) if rows.shape[0] else np.zeros(0, bool)
+            columns = np.flatnonzero(spread)
+        if columns.size == 0:
+            raise StrategyError("features", "variance_reduction needs features that vary over the pool")
         if rows.shape[0] > _BASIS_ROWS:
             # Quantiles and landmarks from a sample: as good for the kernel, and the
             # row-unique pass of a 25,000-row fit is most of the design's set-up.

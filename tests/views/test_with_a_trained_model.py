@@ -36,7 +36,7 @@ def test_preview_then_add_to_queue(client_for, lead, trained):  # type: ignore[n
     assert "Cycle #1 opened: 6 compounds queued." in page and page.count('name="items"') == 6
 
 
-def test_the_recommended_warm_up_is_applied_and_recorded(client_for, lead, trained):  # type: ignore[no-untyped-def]
+def test_a_random_warm_up_is_applied_and_recorded(client_for, lead, trained):  # type: ignore[no-untyped-def]
     model = trained["model"]  # trained on 40 compounds: still inside a 300-label warm-up
     c = client_for(lead)
     data = {"model": model.pk, "pool": "all", "strategy": "uncertainty", "batch_size": 5, "batch": "ranked_batch",

@@ -111,10 +111,12 @@ def test_it_needs_the_feature_matrix_and_sane_parameters():
     with pytest.raises(StrategyError) as err:
         select("variance_reduction", outputs(pool, features(4)[:, :5]), 2)
     assert err.value.param == "labeled_features"
-    # Bits only: no descriptor column for the kernel.
+    # Bits only (a fingerprint model): the bits are the coordinates.
     bits_only = np.random.default_rng(0).integers(0, 2, size=(20, 8)).astype(np.float32)
+    assert len(set(select("variance_reduction", outputs(bits_only, None), 4).indices.tolist())) == 4
+    # Nothing varies: nothing to design over.
     with pytest.raises(StrategyError) as err:
-        select("variance_reduction", outputs(bits_only, None), 2)
+        select("variance_reduction", outputs(np.ones((20, 8), dtype=np.float32), None), 2)
     assert err.value.param == "features"
     # Label-free, so it serves classification models as well.
     assert STRATEGIES["variance_reduction"].tasks == ("regression", "classification")
