@@ -580,7 +580,6 @@ class VarianceDesign:
         cls,
         features: np.ndarray,
         labeled: np.ndarray | None,
-        candidates: np.ndarray,
         *,
         noise: float,
         gamma: float,
@@ -603,20 +602,17 @@ class VarianceDesign:
         basis = KernelBasis(n_landmarks=n_landmarks, gamma=gamma).fit(rows, columns, seed)
         whitener = nystrom_whitener(basis.gram())
         m = whitener.shape[0]
-        G = np.zeros((m, m))
+        # Every pool row is a candidate and a target: its features are computed once.
+        Phi = _nystrom(basis, whitener, features)
         w = np.ones(features.shape[0]) if target_weights is None else np.asarray(target_weights, dtype=np.float64)
-        for start in range(0, features.shape[0], _DESIGN_BLOCK):
-            phi = basis.kernel(features[start : start + _DESIGN_BLOCK]) @ whitener
-            G += phi.T @ (phi * w[start : start + _DESIGN_BLOCK, None])
-        G /= max(float(w.sum()), 1e-12)
+        G = Phi.T @ (Phi * w[:, None]) / max(float(w.sum()), 1e-12)
         A = np.eye(m)
         if labeled is not None and labeled.shape[0]:
             for start in range(0, labeled.shape[0], _DESIGN_BLOCK):
-                phi = basis.kernel(labeled[start : start + _DESIGN_BLOCK]) @ whitener
+                phi = _nystrom(basis, whitener, labeled[start : start + _DESIGN_BLOCK])
                 A += phi.T @ phi / noise
         A_inv = np.linalg.inv(A)
         A_inv = (A_inv + A_inv.T) / 2.0
-        Phi = basis.kernel(features[candidates]) @ whitener
         P = Phi @ A_inv
         return cls(P=P, Phi=Phi, G=G, num=np.einsum("ij,ij->i", P @ G, P), var=np.einsum("ij,ij->i", P, Phi), noise=noise)
 
@@ -643,11 +639,18 @@ class VarianceDesign:
 
 
 _DESIGN_BLOCK = 4096
+
+
+def _nystrom(basis: KernelBasis, whitener: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Nyström features of X's rows, in blocks so the float64 kernel stays small."""
+    return np.vstack(
+        [basis.kernel(X[start : start + _DESIGN_BLOCK]) @ whitener for start in range(0, max(X.shape[0], 1), _DESIGN_BLOCK)]
+    )
 _BASIS_ROWS = 5000
 _DESIGN_CANDIDATES = 4000
 
 
-def _variance_design(o: ModelOutputs, p: dict[str, Any], candidates: np.ndarray) -> VarianceDesign:
+def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
     features = _need(o, "features", "variance_reduction")
     noise = _number(p, "noise")
     if noise <= 0:
@@ -667,7 +670,6 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any], candidates: np.ndarray)
     return VarianceDesign.build(
         features,
         o.labeled_features,
-        candidates,
         noise=noise,
         gamma=gamma,
         n_landmarks=int(landmarks),
@@ -677,7 +679,7 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any], candidates: np.ndarray)
 
 
 def _score_variance_reduction(o: ModelOutputs, p: dict[str, Any]) -> ScoreResult:
-    design = _variance_design(o, p, np.arange(o.n))
+    design = _variance_design(o, p)
     # Handed to the picker (which pops it before the params are recorded): building the
     # Gaussian-process state is most of the cost, so it is built once per selection.
     p[_DESIGN_KEY] = design
@@ -702,7 +704,7 @@ def _variance_reduction_batch(
         # (bench/variance_reduction.py measures the overlap with the full greedy).
         cands = np.sort(top_k(scores, limit, eligible))
     built = p.pop(_DESIGN_KEY, None)
-    design = _variance_design(o, p, cands) if built is None else built.rows(cands)
+    design = (_variance_design(o, p) if built is None else built).rows(cands)
     taken = np.zeros(cands.shape[0], dtype=bool)
     picks: list[int] = []
     extra: list[Components] = []
