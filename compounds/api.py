@@ -74,6 +74,24 @@ class CompoundSerializer(serializers.Serializer):
         return structure_url(obj.pk)
 
 
+class CompoundHitSerializer(CompoundSerializer):
+    similarity = serializers.FloatField(
+        default=None, allow_null=True, help_text="Tanimoto to similar_to; null for a substructure search."
+    )
+
+
+class StructureSearchSerializer(serializers.Serializer):
+    mode = serializers.SerializerMethodField()
+    scanned = serializers.IntegerField(help_text="Compounds looked at.")
+    searchable = serializers.IntegerField(help_text="Compounds in scope (the dataset, or the registry).")
+    max_hits = serializers.IntegerField()
+    hit_limit = serializers.BooleanField(help_text="True when the search stopped at max_hits.")
+    complete = serializers.BooleanField(help_text="Every compound in scope was looked at and all hits are listed.")
+
+    def get_mode(self, obj: Any) -> str:
+        return "similarity" if obj.ranked_by_similarity else "substructure"
+
+
 class AssaySerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -137,8 +155,28 @@ class CompoundListCreateApi(GenericAPIView):
         class Meta:
             ref_name = "CompoundListCreateFilter"
 
-        q = serializers.CharField(required=False, allow_blank=True, max_length=500)
+        q = serializers.CharField(
+            required=False, allow_blank=True, max_length=1000, help_text="Name, external ID, SMILES or InChIKey."
+        )
+        substructure = serializers.CharField(
+            required=False,
+            max_length=1000,
+            help_text="Compounds containing this SMARTS (or SMILES; Kekulé rings are aromatised), by id. "
+            "The response's `search` says how many compounds were looked at.",
+        )
+        similar_to = serializers.CharField(
+            required=False, max_length=5000, help_text="Compounds similar to this SMILES, most similar first."
+        )
+        threshold = serializers.FloatField(
+            required=False, min_value=0.0, max_value=1.0, default=0.5, help_text="Tanimoto cut-off for similar_to."
+        )
         dataset = id_field(required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            given = [name for name in ("q", "substructure", "similar_to") if attrs.get(name)]
+            if len(given) > 1:
+                raise serializers.ValidationError({given[1]: [f"use one of q, substructure, similar_to (got {', '.join(given)})"]})
+            return attrs
 
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -153,15 +191,33 @@ class CompoundListCreateApi(GenericAPIView):
     @extend_schema(
         tags=TAGS,
         operation_id="compounds_list",
+        description="Lists compounds by id; `q` searches names, IDs, SMILES and InChIKeys. "
+        "`substructure` (SMARTS or SMILES) or `similar_to` (SMILES, with `threshold`) run a "
+        "structure search instead: at most one of q / substructure / similar_to. A structure "
+        "search's page also has `search`: {mode, scanned, searchable, max_hits, hit_limit, "
+        "complete}; a substructure search looks at up to CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT "
+        "compounds per request and `complete` says whether it covered the scope.",
         parameters=[FilterSerializer],
-        responses={200: CompoundSerializer(many=True), **error_responses(400, 404)},
+        responses={200: CompoundHitSerializer(many=True), **error_responses(400, 404)},
     )
     def get(self, request: Request) -> Response:
         f = self.FilterSerializer(data=request.query_params)
         f.is_valid(raise_exception=True)
-        qs = selectors.compound_search(query=f.validated_data.get("q", ""), dataset_id=f.validated_data.get("dataset"))
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        data, dataset_id = f.validated_data, f.validated_data.get("dataset")
+        if not (data.get("substructure") or data.get("similar_to")):
+            page = self.paginate_queryset(selectors.compound_search(query=data.get("q", ""), dataset_id=dataset_id))
+            return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        mode = "substructure" if data.get("substructure") else "similarity"
+        search = selectors.compound_structure_search(
+            mode=mode,
+            query=data.get("substructure") or data["similar_to"],
+            threshold=data["threshold"],
+            dataset_id=dataset_id,
+        )
+        page = self.paginate_queryset(search.compounds)
+        response = self.get_paginated_response(CompoundHitSerializer(page, many=True).data)
+        response.data["search"] = StructureSearchSerializer(search).data
+        return response
 
     @extend_schema(
         tags=TAGS,

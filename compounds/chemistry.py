@@ -201,6 +201,78 @@ def process_mol(mol: Chem.Mol, *, submitted: str, with_properties: bool = True) 
     return StandardizedCompound(submitted, canonical, inchikey, *props, fingerprint_bytes(mol))
 
 
+# --- Substructure search ---------------------------------------------------
+
+MAX_QUERY_LENGTH = 1000
+# Matching is a graph search; a query this big is a pasted molecule, not a pattern,
+# and its search on a large registry could run for minutes.
+MAX_QUERY_ATOMS = 100
+
+
+@dataclass(frozen=True)
+class SubstructureQuery:
+    text: str
+    mol: Chem.Mol = field(repr=False)
+    # Hybridisation (SMARTS "^") is only set by a full sanitisation of each candidate;
+    # every other primitive is answered by the cheaper parse in `substructure_matches`.
+    needs_hybridization: bool
+
+
+def substructure_query(text: str) -> SubstructureQuery:
+    """A substructure query, with SMARTS meaning; raises ChemistryError naming the problem.
+
+    SMARTS is tried first, so "C" is an aliphatic carbon and "[nH]" an N-H. A SMILES
+    that SMARTS would read differently, a Kekulé ring (C1=CC=CC=C1) or a text that is
+    not SMARTS, is read as a molecule instead: aromaticity is perceived, and the
+    query matches any compound that contains that molecule (hydrogens not counted).
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ChemistryError("empty query")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise ChemistryError(f"query longer than {MAX_QUERY_LENGTH} characters")
+    smarts = Chem.MolFromSmarts(text)
+    # "*" is "any atom" in SMARTS but an atom that matches nothing in a SMILES.
+    molecule = Chem.MolFromSmiles(text) if "*" not in text else None
+    if molecule is not None and molecule.GetNumAtoms() and (smarts is None or _kekule_written(smarts, molecule)):
+        query = Chem.MolFromSmarts(Chem.MolToSmarts(molecule))
+    elif smarts is not None and smarts.GetNumAtoms():
+        query = smarts
+    else:
+        raise ChemistryError("not a valid SMARTS or SMILES pattern")
+    if query.GetNumAtoms() > MAX_QUERY_ATOMS:
+        raise ChemistryError(f"more than {MAX_QUERY_ATOMS} atoms in the query")
+    return SubstructureQuery(text=text, mol=query, needs_hybridization="^" in text)
+
+
+def _kekule_written(smarts: Chem.Mol, molecule: Chem.Mol) -> bool:
+    """True when a SMILES has aromatic rings its SMARTS reading would miss."""
+    return any(a.GetIsAromatic() for a in molecule.GetAtoms()) and not any(
+        a.GetIsAromatic() for a in smarts.GetAtoms()
+    )
+
+
+def substructure_matches(query: SubstructureQuery, canonical_smiles: Sequence[str]) -> list[int]:
+    """Indices of the registered (canonical) SMILES that contain the query.
+
+    The stored SMILES are RDKit's own aromatic output, so a full sanitisation (~100 µs)
+    is not needed to match them: property cache + ring perception (~30 µs) answers
+    every SMARTS primitive the same except hybridisation (checked on the solubility
+    set in tests/compounds/test_structure_search.py).
+    """
+    hits = []
+    for i, smiles in enumerate(canonical_smiles):
+        mol = Chem.MolFromSmiles(smiles, sanitize=query.needs_hybridization)
+        if mol is None:
+            continue
+        if not query.needs_hybridization:
+            mol.UpdatePropertyCache(strict=False)
+            Chem.GetSymmSSSR(mol)
+        if mol.HasSubstructMatch(query.mol):
+            hits.append(i)
+    return hits
+
+
 # --- Fingerprint arithmetic -------------------------------------------------
 
 

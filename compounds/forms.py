@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django.db import models
 from django.template.defaultfilters import filesizeformat
 
 from compounds.models import Assay, TaskType
@@ -32,6 +33,21 @@ class ImportForm(forms.Form):
         return data
 
 
+class SearchMode(models.TextChoices):
+    TEXT = "text", "Name / ID / InChIKey"
+    SUBSTRUCTURE = "substructure", "Substructure"
+    SIMILARITY = "similarity", "Similarity"
+
+
 class SearchForm(forms.Form):
-    q = forms.CharField(required=False, max_length=500)
+    q = forms.CharField(required=False, max_length=1000)
+    mode = forms.ChoiceField(choices=SearchMode.choices, required=False)
+    threshold = forms.FloatField(required=False, min_value=0.0, max_value=1.0, help_text="Tanimoto, 0–1")
     dataset = forms.IntegerField(required=False, min_value=1)
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or SearchMode.TEXT
+
+    def clean_threshold(self) -> float:
+        value = self.cleaned_data.get("threshold")
+        return 0.5 if value is None else value

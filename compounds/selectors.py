@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from compounds import chemistry
 from compounds.models import Compound, Measurement
+from config.exceptions import ValidationFailed
 
 
 def compound_search(*, query: str = "", dataset_id: int | None = None) -> QuerySet[Compound]:
@@ -27,6 +29,112 @@ def compound_search(*, query: str = "", dataset_id: int | None = None) -> QueryS
     if rec is not None:
         cond |= Q(inchikey=rec.inchikey) | Q(canonical_smiles=rec.canonical_smiles)
     return qs.filter(cond).order_by("id")
+
+
+@dataclass(frozen=True)
+class StructureSearch:
+    """What a substructure or similarity search found, and how much it looked at."""
+
+    # Substructure: by id. Similarity: most similar first, each with a `similarity` attribute.
+    compounds: list[Compound]
+    ranked_by_similarity: bool
+    scanned: int  # compounds looked at
+    searchable: int  # compounds the search could look at (the dataset, or all)
+    max_hits: int
+    hit_limit: bool  # stopped at max_hits
+
+    @property
+    def complete(self) -> bool:
+        return not self.hit_limit and self.scanned >= self.searchable
+
+
+def _search_scope(dataset_id: int | None) -> QuerySet[Compound]:
+    qs = Compound.objects.all()
+    return qs.filter(datasets__id=dataset_id) if dataset_id else qs
+
+
+def compound_substructure_search(
+    *, pattern: str, dataset_id: int | None = None, max_hits: int | None = None, scan_limit: int | None = None
+) -> StructureSearch:
+    """Compounds that contain `pattern` (SMARTS, or SMILES; see chemistry.substructure_query).
+
+    Walks the registry in id order in chunks, so memory stays flat; stops at `max_hits`
+    matches or after `scan_limit` compounds, and says so in the result. Raises
+    ValidationFailed (field "substructure") for a pattern that cannot be parsed.
+    """
+    try:
+        query = chemistry.substructure_query(pattern)
+    except chemistry.ChemistryError as exc:
+        raise ValidationFailed(f"Invalid substructure: {exc}", extra={"field": "substructure"}) from exc
+    max_hits = max_hits or settings.CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS
+    scan_limit = scan_limit or settings.CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT
+    scope = _search_scope(dataset_id)
+    hit_ids: list[int] = []
+    scanned, last_id = 0, 0
+    while scanned < scan_limit and len(hit_ids) < max_hits:
+        size = min(5_000, scan_limit - scanned)
+        rows = list(scope.filter(id__gt=last_id).order_by("id").values_list("id", "canonical_smiles")[:size])
+        if not rows:
+            break
+        last_id = rows[-1][0]
+        for i in chemistry.substructure_matches(query, [smiles for _, smiles in rows]):
+            hit_ids.append(rows[i][0])
+            if len(hit_ids) == max_hits:
+                # The rows after the last hit were not looked at.
+                rows = rows[: i + 1]
+                break
+        scanned += len(rows)
+    by_id = Compound.objects.in_bulk(hit_ids)
+    return StructureSearch(
+        compounds=[by_id[i] for i in hit_ids],
+        ranked_by_similarity=False,
+        scanned=scanned,
+        searchable=scope.count(),
+        max_hits=max_hits,
+        hit_limit=len(hit_ids) >= max_hits,
+    )
+
+
+def compound_similarity_search(
+    *, smiles: str, threshold: float = 0.5, dataset_id: int | None = None, max_hits: int | None = None
+) -> StructureSearch:
+    """Compounds with Tanimoto ≥ threshold to `smiles` (standardised like a registration),
+    most similar first; the registered query compound itself comes first at 1.0.
+
+    Raises ValidationFailed (field "similar_to") for a structure that cannot be parsed.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValidationFailed("threshold must be between 0 and 1", extra={"field": "threshold"})
+    max_hits = max_hits or settings.CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS
+    scope = _search_scope(dataset_id)
+    try:
+        # One more than asked, to tell "exactly max_hits" from "more than max_hits".
+        nearest = compound_similar(smiles=smiles, k=max_hits + 1, queryset=scope)
+    except chemistry.ChemistryError as exc:
+        raise ValidationFailed(f"Invalid structure: {exc}", extra={"field": "similar_to"}) from exc
+    hits = [s for s in nearest if s.similarity >= threshold]
+    for hit in hits:
+        hit.compound.similarity = hit.similarity  # type: ignore[attr-defined]
+    searchable = scope.count()
+    return StructureSearch(
+        compounds=[s.compound for s in hits[:max_hits]],
+        ranked_by_similarity=True,
+        scanned=searchable,
+        searchable=searchable,
+        max_hits=max_hits,
+        hit_limit=len(hits) > max_hits,
+    )
+
+
+def compound_structure_search(
+    *, mode: str, query: str, threshold: float = 0.5, dataset_id: int | None = None
+) -> StructureSearch:
+    """The compound list's and the API's structure search: "substructure" or "similarity"."""
+    if mode == "substructure":
+        return compound_substructure_search(pattern=query, dataset_id=dataset_id)
+    if mode == "similarity":
+        return compound_similarity_search(smiles=query, threshold=threshold, dataset_id=dataset_id)
+    raise ValueError(f"unknown structure search mode {mode!r}")
 
 
 def compound_measurements(*, compound: Compound) -> QuerySet[Measurement]:

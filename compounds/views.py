@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -10,24 +11,52 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET
 
 from compounds import selectors, services
-from compounds.forms import ImportForm, SearchForm
+from compounds.forms import ImportForm, SearchForm, SearchMode
 from compounds.models import Compound, Dataset
-from config.exceptions import ApplicationError
+from config.exceptions import ApplicationError, ValidationFailed
 from config.roles import LEAD, role_required
 
 
 @login_required
 def compound_list(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
-    query, dataset_id = "", None
+    query, mode, threshold, dataset_id = "", SearchMode.TEXT, 0.5, None
     if form.is_valid():
         query, dataset_id = form.cleaned_data["q"] or "", form.cleaned_data["dataset"]
-    page = Paginator(selectors.compound_search(query=query, dataset_id=dataset_id), 25).get_page(
-        request.GET.get("page")
-    )
-    context = {"page": page, "form": form, "query": query, "datasets": Dataset.objects.all()}
+        mode, threshold = form.cleaned_data["mode"], form.cleaned_data["threshold"]
+    search, search_error = None, _form_error(form)
+    if query.strip() and mode != SearchMode.TEXT:
+        try:
+            search = selectors.compound_structure_search(
+                mode=mode, query=query, threshold=threshold, dataset_id=dataset_id
+            )
+        except ValidationFailed as exc:
+            search_error = exc.message
+    if search is not None or search_error:
+        results: list[Compound] | QuerySet[Compound] = search.compounds if search else []
+    else:
+        results = selectors.compound_search(query=query, dataset_id=dataset_id)
+    page = Paginator(results, 25).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "form": form,
+        "query": query,
+        "mode": mode,
+        "modes": SearchMode.choices,
+        "threshold": threshold,
+        "search": search,
+        "search_error": search_error,
+        "datasets": Dataset.objects.all(),
+    }
     template = "compounds/list.html#results" if request.htmx else "compounds/list.html"
     return render(request, template, context)
+
+
+def _form_error(form: SearchForm) -> str:
+    """The first problem with the search fields, as one line (the form is not rendered field by field)."""
+    for field, errors in form.errors.items():
+        return f"{field}: {errors[0]}"
+    return ""
 
 
 @login_required

@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from tests.factories import UserFactory
+from tests.factories import CompoundFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +109,18 @@ def run_worker(transactional_db, rq_queue):  # type: ignore[no-untyped-def]
         )
 
     return run
+
+
+@pytest.fixture
+def library(db):  # type: ignore[no-untyped-def]
+    """Seven named structures for the structure-search tests."""
+    names = {
+        "acetic acid": "CC(=O)O",
+        "methyl acetate": "CC(=O)OC",
+        "benzoic acid": "OC(=O)c1ccccc1",
+        "toluene": "Cc1ccccc1",
+        "ethylbenzene": "CCc1ccccc1",
+        "cyclohexane": "C1CCCCC1",
+        "pyridine": "c1ccncc1",
+    }
+    return {name: CompoundFactory(smiles=smiles, name=name) for name, smiles in names.items()}

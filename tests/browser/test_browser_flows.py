@@ -142,3 +142,27 @@ def test_a_viewer_sees_everything_and_can_act_on_nothing(page, login, live_serve
     assert page.locator("button:has-text('Retrain')").count() == 0
     items[0].refresh_from_db()
     assert items[0].status == QueueStatus.PENDING
+
+
+def test_a_chemist_searches_by_substructure_and_similarity(page, login, live_server, viewer, library):  # type: ignore[no-untyped-def]
+    login(viewer)
+    page.click("nav >> text=Compounds")
+    page.select_option("select[name=mode]", "substructure")
+    page.fill("input[name=q]", "C(=O)[OH]")
+    # htmx swaps the results as the query is typed; no full page load.
+    page.wait_for_selector("text=2 matches")
+    names = page.locator("#results tbody tr td:nth-child(2) a").all_inner_texts()
+    assert names == ["acetic acid", "benzoic acid"]
+    assert "mode=substructure" in page.url
+
+    page.fill("input[name=q]", "C(")
+    page.wait_for_selector("#results [role=alert]")
+    assert "not a valid SMARTS or SMILES pattern" in page.inner_text("#results [role=alert]")
+
+    page.select_option("select[name=mode]", "similarity")
+    page.fill("input[name=threshold]", "0.3")
+    page.fill("input[name=q]", "CCc1ccccc1")
+    page.wait_for_selector("#results th:has-text('Tanimoto')")
+    first = page.locator("#results tbody tr").first
+    assert "ethylbenzene" in first.inner_text() and "1.00" in first.inner_text()
+    screenshot(page, "compound-search")

@@ -1,0 +1,190 @@
+"""Substructure and similarity search: the chemistry, the selectors, the compound list and the API."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from rdkit import Chem
+
+from compounds import chemistry, selectors
+from config.exceptions import ValidationFailed
+from tests.factories import CompoundFactory, DatasetFactory
+from tests.solubility import FIXTURE
+
+# --- chemistry (no database) --------------------------------------------------------
+
+
+def _hits(pattern: str, smiles: list[str]) -> list[str]:
+    canonical = [Chem.MolToSmiles(Chem.MolFromSmiles(s)) for s in smiles]
+    return [smiles[i] for i in chemistry.substructure_matches(chemistry.substructure_query(pattern), canonical)]
+
+
+MOLECULES = ["CC(=O)O", "CC(=O)OC", "c1ccccc1C(=O)O", "Cc1ccccc1", "C1CCCCC1", "c1ccncc1", "c1cc[nH]c1", "Cn1cccc1"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        # SMARTS meaning: [OH] is a hydroxyl, so the ester is not a carboxylic acid.
+        ("C(=O)[OH]", ["CC(=O)O", "c1ccccc1C(=O)O"]),
+        ("[CX3](=O)[OX2H1]", ["CC(=O)O", "c1ccccc1C(=O)O"]),
+        # "C" is aliphatic in SMARTS: the aromatic rings are not six-membered "C" rings.
+        ("C1CCCCC1", ["C1CCCCC1"]),
+        ("[CH3]c", ["Cc1ccccc1"]),
+        ("[nH]", ["c1cc[nH]c1"]),
+        ("n", ["c1ccncc1", "c1cc[nH]c1", "Cn1cccc1"]),
+        ("[r6;!a]", ["C1CCCCC1"]),
+        ("*~*~*~*~*~*~*", ["c1ccccc1C(=O)O", "Cc1ccccc1"]),
+        # A Kekulé SMILES means the aromatic ring, not a cyclohexatriene.
+        ("C1=CC=CC=C1", ["c1ccccc1C(=O)O", "Cc1ccccc1"]),
+        ("c1ccccc1", ["c1ccccc1C(=O)O", "Cc1ccccc1"]),
+        ("[C^3]", ["CC(=O)O", "CC(=O)OC", "Cc1ccccc1", "C1CCCCC1", "Cn1cccc1"]),
+    ],
+)
+def test_patterns_have_smarts_meaning_and_kekule_rings_are_aromatic(pattern: str, expected: list[str]) -> None:
+    assert _hits(pattern, MOLECULES) == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("", "empty query"),
+        ("   ", "empty query"),
+        ("C(", "not a valid SMARTS or SMILES pattern"),
+        ("[C", "not a valid SMARTS or SMILES pattern"),
+        ("C" * 1001, "longer than 1000"),
+        ("C" * 101, "more than 100 atoms"),
+    ],
+)
+def test_bad_patterns_are_refused_with_the_reason(pattern: str, message: str) -> None:
+    with pytest.raises(chemistry.ChemistryError, match=message):
+        chemistry.substructure_query(pattern)
+
+
+SMARTS_PRIMITIVES = [
+    "[r6]", "[a;r5]", "[R2]", "[x3]", "[D3]", "[v4]", "[NX3;H2]", "[OH]c", "[CX4;!R]", "[$(C=O)]",
+    "[N+](=O)[O-]", "[#7;H0;X3]", "C1CCCCC1", "s1cccc1", "[cH]", "C#N", "[C^2]", "[N^3]", "[R]@[R]", "[#6]-,:[#7]",
+]
+
+
+def test_the_cheap_parse_matches_exactly_what_a_fully_sanitised_molecule_matches() -> None:
+    """substructure_matches skips the full sanitisation of stored SMILES; on the
+    1,282 solubility structures every primitive must give the same hits as RDKit's
+    fully sanitised molecules."""
+    with FIXTURE.open(newline="") as fh:
+        canonical = [Chem.MolToSmiles(Chem.MolFromSmiles(r["smiles"])) for r in csv.DictReader(fh)]
+    full = [Chem.MolFromSmiles(s) for s in canonical]
+    for pattern in SMARTS_PRIMITIVES:
+        query = chemistry.substructure_query(pattern)
+        expected = [i for i, mol in enumerate(full) if mol.HasSubstructMatch(query.mol)]
+        assert chemistry.substructure_matches(query, canonical) == expected, pattern
+        assert 0 < len(expected) < len(canonical) or pattern == "[v4]", pattern
+
+
+# --- selectors ------------------------------------------------------------------------
+
+
+def test_substructure_search_lists_every_match_by_id(library: dict[str, Any]) -> None:
+    result = selectors.compound_substructure_search(pattern="C(=O)[OH]")
+    assert result.compounds == sorted([library["acetic acid"], library["benzoic acid"]], key=lambda c: c.pk)
+    assert (result.scanned, result.searchable, result.complete) == (7, 7, True)
+    assert not result.ranked_by_similarity
+
+
+def test_substructure_search_stays_inside_the_dataset(library: dict[str, Any]) -> None:
+    ds = DatasetFactory()
+    ds.compounds.add(library["benzoic acid"], library["toluene"])
+    result = selectors.compound_substructure_search(pattern="c1ccccc1", dataset_id=ds.pk)
+    assert set(result.compounds) == {library["benzoic acid"], library["toluene"]}
+    assert result.searchable == 2
+
+
+def test_substructure_search_says_when_it_stopped_early(library: dict[str, Any]) -> None:
+    by_hits = selectors.compound_substructure_search(pattern="C", max_hits=2)
+    assert len(by_hits.compounds) == 2 and by_hits.hit_limit and not by_hits.complete
+    # It stopped at the second hit: the compounds after it were not looked at.
+    assert by_hits.scanned == 2
+
+    by_scan = selectors.compound_substructure_search(pattern="c1ccncc1", scan_limit=3)
+    assert by_scan.compounds == [] and by_scan.scanned == 3 and not by_scan.hit_limit and not by_scan.complete
+
+
+def test_a_bad_pattern_is_a_validation_error_naming_the_field(library: dict[str, Any]) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        selectors.compound_substructure_search(pattern="C(")
+    assert err.value.extra == {"field": "substructure"}
+    assert "not a valid SMARTS or SMILES" in err.value.message
+
+
+def test_similarity_search_ranks_above_the_threshold(library: dict[str, Any]) -> None:
+    result = selectors.compound_similarity_search(smiles="CCc1ccccc1", threshold=0.3)
+    assert result.ranked_by_similarity and result.complete
+    assert result.compounds[0] == library["ethylbenzene"] and result.compounds[0].similarity == 1.0
+    sims = [c.similarity for c in result.compounds]
+    assert sims == sorted(sims, reverse=True) and min(sims) >= 0.3
+    assert library["toluene"] in result.compounds and library["acetic acid"] not in result.compounds
+    everything = selectors.compound_similarity_search(smiles="CCc1ccccc1", threshold=0.0)
+    assert len(everything.compounds) == 7
+
+
+def test_similarity_search_reports_the_hit_limit_and_bad_input(library: dict[str, Any]) -> None:
+    capped = selectors.compound_similarity_search(smiles="CCc1ccccc1", threshold=0.0, max_hits=3)
+    assert len(capped.compounds) == 3 and capped.hit_limit
+    exact = selectors.compound_similarity_search(smiles="CCc1ccccc1", threshold=0.0, max_hits=7)
+    assert len(exact.compounds) == 7 and not exact.hit_limit
+    with pytest.raises(ValidationFailed) as err:
+        selectors.compound_similarity_search(smiles="C1CC", threshold=0.5)
+    assert err.value.extra == {"field": "similar_to"}
+    with pytest.raises(ValidationFailed) as err:
+        selectors.compound_similarity_search(smiles="CCO", threshold=1.5)
+    assert err.value.extra == {"field": "threshold"}
+
+
+# --- compound list page ---------------------------------------------------------------
+
+
+def test_the_list_searches_by_substructure(client_for: Any, viewer: Any, library: dict[str, Any]) -> None:
+    response = client_for(viewer).get(reverse("compounds:list"), {"q": "C(=O)[OH]", "mode": "substructure"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "benzoic acid" in body and "acetic acid" in body and "methyl acetate" not in body
+    assert "2 matches" in body
+
+
+def test_the_list_searches_by_similarity_with_scores(client_for: Any, viewer: Any, library: dict[str, Any]) -> None:
+    response = client_for(viewer).get(
+        reverse("compounds:list"), {"q": "CCc1ccccc1", "mode": "similarity", "threshold": "0.3"}
+    )
+    body = response.content.decode()
+    assert "Tanimoto" in body and "1.00" in body and "ethylbenzene" in body
+    assert "cyclohexane" not in body
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"q": "C(", "mode": "substructure"}, "Invalid substructure: not a valid SMARTS or SMILES pattern"),
+        ({"q": "C1CC", "mode": "similarity"}, "Invalid structure"),
+        ({"q": "CCO", "mode": "similarity", "threshold": "7"}, "threshold"),
+        ({"q": "CCO", "mode": "nonsense"}, "mode"),
+    ],
+)
+def test_a_bad_search_is_explained_not_a_server_error(
+    client_for: Any, viewer: Any, library: dict[str, Any], params: dict[str, str], message: str
+) -> None:
+    response = client_for(viewer).get(reverse("compounds:list"), params)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert message in body and 'role="alert"' in body
+    assert "toluene" not in body  # no results under an error
+
+
+def test_the_pager_keeps_the_search(client_for: Any, viewer: Any, db: Any) -> None:
+    for n in range(30):
+        CompoundFactory(smiles="C" * (n + 2) + "O")
+    body = client_for(viewer).get(reverse("compounds:list"), {"q": "CO", "mode": "substructure"}).content.decode()
+    assert "30 matches" in body
+    assert "?q=CO&amp;mode=substructure&amp;page=2" in body
