@@ -7,6 +7,7 @@ benchmark and a unit test without a database.
 from __future__ import annotations
 
 import csv
+import enum
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -209,13 +210,24 @@ MAX_QUERY_LENGTH = 1000
 MAX_QUERY_ATOMS = 100
 
 
+class Perception(enum.IntEnum):
+    """How much of a stored molecule a query needs perceived before it can be matched."""
+
+    RING_MEMBERSHIP = 0  # property cache + a quick ring search: every primitive but the ones below
+    SSSR = 1  # ring counts and sizes (R2, r6, k6, x3) need the smallest set of smallest rings
+    FULL = 2  # hybridisation (^) needs a full sanitisation; recursive SMARTS could hold anything
+
+
+# Words of RDKit's query descriptions (Atom/Bond.DescribeQuery) that need more than ring membership.
+_SSSR_QUERIES = ("AtomMinRingSize", "AtomRingSize", "AtomRingBondCount")
+_FULL_QUERIES = ("AtomHybridization", "RecursiveStructure")
+
+
 @dataclass(frozen=True)
 class SubstructureQuery:
     text: str
     mol: Chem.Mol = field(repr=False)
-    # Hybridisation (SMARTS "^") is only set by a full sanitisation of each candidate;
-    # every other primitive is answered by the cheaper parse in `substructure_matches`.
-    needs_hybridization: bool
+    perception: Perception
 
 
 def substructure_query(text: str) -> SubstructureQuery:
@@ -242,7 +254,7 @@ def substructure_query(text: str) -> SubstructureQuery:
         raise ChemistryError("not a valid SMARTS or SMILES pattern")
     if query.GetNumAtoms() > MAX_QUERY_ATOMS:
         raise ChemistryError(f"more than {MAX_QUERY_ATOMS} atoms in the query")
-    return SubstructureQuery(text=text, mol=query, needs_hybridization="^" in text)
+    return SubstructureQuery(text=text, mol=query, perception=_perception(query))
 
 
 def _kekule_written(smarts: Chem.Mol, molecule: Chem.Mol) -> bool:
@@ -252,22 +264,42 @@ def _kekule_written(smarts: Chem.Mol, molecule: Chem.Mol) -> bool:
     )
 
 
+def _perception(query: Chem.Mol) -> Perception:
+    described = " ".join(
+        [a.DescribeQuery() for a in query.GetAtoms() if a.HasQuery()]
+        + [b.DescribeQuery() for b in query.GetBonds() if b.HasQuery()]
+    )
+    if any(word in described for word in _FULL_QUERIES):
+        return Perception.FULL
+    # "AtomInNRings -1" is plain R (in some ring); R2 etc. count SSSR rings.
+    counts_rings = "AtomInNRings" in described.replace("AtomInNRings -1 ", "")
+    if counts_rings or any(word in described for word in _SSSR_QUERIES):
+        return Perception.SSSR
+    return Perception.RING_MEMBERSHIP
+
+
 def substructure_matches(query: SubstructureQuery, canonical_smiles: Sequence[str]) -> list[int]:
     """Indices of the registered (canonical) SMILES that contain the query.
 
-    The stored SMILES are RDKit's own aromatic output, so a full sanitisation (~100 µs)
-    is not needed to match them: property cache + ring perception (~30 µs) answers
-    every SMARTS primitive the same except hybridisation (checked on the solubility
-    set in tests/compounds/test_structure_search.py).
+    The stored SMILES are RDKit's own aromatic output, so they need no full
+    sanitisation (~170 µs for a drug-like molecule) to be matched: the property cache
+    plus the ring perception the query needs (`Perception`) gives the same hits at a
+    quarter to a half of the cost (checked primitive by primitive against fully
+    sanitised molecules in tests/compounds/test_structure_search.py; timings in
+    BENCHMARKS.md, bench/structure_search.py).
     """
+    full = query.perception is Perception.FULL
     hits = []
     for i, smiles in enumerate(canonical_smiles):
-        mol = Chem.MolFromSmiles(smiles, sanitize=query.needs_hybridization)
+        mol = Chem.MolFromSmiles(smiles, sanitize=full)
         if mol is None:
             continue
-        if not query.needs_hybridization:
+        if not full:
             mol.UpdatePropertyCache(strict=False)
-            Chem.GetSymmSSSR(mol)
+            if query.perception is Perception.SSSR:
+                Chem.GetSymmSSSR(mol)
+            else:
+                Chem.FastFindRings(mol)
         if mol.HasSubstructMatch(query.mol):
             hits.append(i)
     return hits

@@ -65,15 +65,34 @@ def test_bad_patterns_are_refused_with_the_reason(pattern: str, message: str) ->
 
 
 SMARTS_PRIMITIVES = [
-    "[r6]", "[a;r5]", "[R2]", "[x3]", "[D3]", "[v4]", "[NX3;H2]", "[OH]c", "[CX4;!R]", "[$(C=O)]",
-    "[N+](=O)[O-]", "[#7;H0;X3]", "C1CCCCC1", "s1cccc1", "[cH]", "C#N", "[C^2]", "[N^3]", "[R]@[R]", "[#6]-,:[#7]",
+    "[r6]", "[a;r5]", "[R2]", "[C;R1]", "[x3]", "[x2]", "[k6]", "[r]", "[R]", "[!R]", "C@C", "C!@C", "[R]@[R]",
+    "[D3]", "[v4]", "[NX3;H2]", "[OH]c", "[CX4;!R]", "[$(C=O)]", "[$([N^3])]", "[N+](=O)[O-]", "[#7;H0;X3]",
+    "C1CCCCC1", "s1cccc1", "[cH]", "C#N", "[C^2]", "[N^3]", "[#6]-,:[#7]", "[#6;z2]", "[Z1]",
 ]
 
 
+@pytest.mark.parametrize(
+    ("pattern", "perception"),
+    [
+        ("C(=O)[OH]", chemistry.Perception.RING_MEMBERSHIP),
+        ("[R]", chemistry.Perception.RING_MEMBERSHIP),
+        ("C!@C", chemistry.Perception.RING_MEMBERSHIP),
+        ("c1ccccc1", chemistry.Perception.RING_MEMBERSHIP),
+        ("[R2]", chemistry.Perception.SSSR),
+        ("[a;r5]", chemistry.Perception.SSSR),
+        ("[x3]", chemistry.Perception.SSSR),
+        ("[N^3]", chemistry.Perception.FULL),
+        ("[$(C=O)]", chemistry.Perception.FULL),
+    ],
+)
+def test_each_query_asks_for_the_ring_perception_it_needs(pattern: str, perception: Any) -> None:
+    assert chemistry.substructure_query(pattern).perception is perception
+
+
 def test_the_cheap_parse_matches_exactly_what_a_fully_sanitised_molecule_matches() -> None:
-    """substructure_matches skips the full sanitisation of stored SMILES; on the
-    1,282 solubility structures every primitive must give the same hits as RDKit's
-    fully sanitised molecules."""
+    """substructure_matches skips the full sanitisation of stored SMILES (and, where the
+    query allows, the SSSR); on the 1,282 solubility structures every primitive must give
+    the same hits as RDKit's fully sanitised molecules."""
     with FIXTURE.open(newline="") as fh:
         canonical = [Chem.MolToSmiles(Chem.MolFromSmiles(r["smiles"])) for r in csv.DictReader(fh)]
     full = [Chem.MolFromSmiles(s) for s in canonical]
