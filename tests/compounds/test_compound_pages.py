@@ -55,6 +55,9 @@ def test_detail_page_shows_properties_and_similar_compounds(client_for, viewer):
     body = client_for(viewer).get(reverse("compounds:detail", args=[c.pk])).content.decode()
     assert "BSYNRYMUTXBXSQ-UHFFFAOYSA-N" in body
     assert "salicylic acid" in body
+    # The link to every similar compound runs a similarity search for this structure.
+    link = reverse("compounds:list") + "?mode=similarity&amp;threshold=0.4&amp;q=CC%28%3DO%29Oc1ccccc1C%28%3DO%29O"
+    assert link in body
 
 
 def test_unknown_compound_is_404(client_for, viewer):  # type: ignore[no-untyped-def]
