@@ -34,7 +34,7 @@ class ImportForm(forms.Form):
 
 
 class SearchMode(models.TextChoices):
-    TEXT = "text", "Name / ID / InChIKey"
+    TEXT = "text", "Name / ID / exact SMILES"
     SUBSTRUCTURE = "substructure", "Substructure"
     SIMILARITY = "similarity", "Similarity"
 
