@@ -62,18 +62,46 @@ def compound_substructure_search(
     matches or after `scan_limit` compounds, and says so in the result. Raises
     ValidationFailed (field "substructure") for a pattern that cannot be parsed.
     """
-    try:
-        query = chemistry.substructure_query(pattern)
-    except chemistry.ChemistryError as exc:
-        raise ValidationFailed(f"Invalid substructure: {exc}", extra={"field": "substructure"}) from exc
+    query = _substructure_query(pattern)
     max_hits = max_hits or settings.CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS
     scan_limit = scan_limit or settings.CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT
     scope = _search_scope(dataset_id)
+    hit_ids, scanned = _substructure_scan(query, scope, max_hits=max_hits, scan_limit=scan_limit)
+    by_id = Compound.objects.in_bulk(hit_ids)
+    return StructureSearch(
+        compounds=[by_id[i] for i in hit_ids],
+        ranked_by_similarity=False,
+        scanned=scanned,
+        searchable=scope.count(),
+        max_hits=max_hits,
+        hit_limit=len(hit_ids) >= max_hits,
+    )
+
+
+def compound_ids_containing(*, pattern: str, queryset: QuerySet[Compound]) -> list[int]:
+    """Ids of every compound in `queryset` that contains `pattern`, ascending; no caps
+    (callers bound the queryset's size). ValidationFailed (field "substructure") for a bad pattern."""
+    hit_ids, _ = _substructure_scan(_substructure_query(pattern), queryset, max_hits=None, scan_limit=None)
+    return hit_ids
+
+
+def _substructure_query(pattern: str) -> chemistry.SubstructureQuery:
+    try:
+        return chemistry.substructure_query(pattern)
+    except chemistry.ChemistryError as exc:
+        raise ValidationFailed(f"Invalid substructure: {exc}", extra={"field": "substructure"}) from exc
+
+
+def _substructure_scan(
+    query: chemistry.SubstructureQuery, queryset: QuerySet[Compound], *, max_hits: int | None, scan_limit: int | None
+) -> tuple[list[int], int]:
+    """(matching ids in id order, compounds looked at), reading the registry in id-ordered
+    chunks so memory stays flat; stops at `max_hits` matches or `scan_limit` compounds."""
     hit_ids: list[int] = []
     scanned, last_id = 0, 0
-    while scanned < scan_limit and len(hit_ids) < max_hits:
-        size = min(5_000, scan_limit - scanned)
-        rows = list(scope.filter(id__gt=last_id).order_by("id").values_list("id", "canonical_smiles")[:size])
+    while (scan_limit is None or scanned < scan_limit) and (max_hits is None or len(hit_ids) < max_hits):
+        size = 5_000 if scan_limit is None else min(5_000, scan_limit - scanned)
+        rows = list(queryset.filter(id__gt=last_id).order_by("id").values_list("id", "canonical_smiles")[:size])
         if not rows:
             break
         last_id = rows[-1][0]
@@ -84,15 +112,7 @@ def compound_substructure_search(
                 rows = rows[: i + 1]
                 break
         scanned += len(rows)
-    by_id = Compound.objects.in_bulk(hit_ids)
-    return StructureSearch(
-        compounds=[by_id[i] for i in hit_ids],
-        ranked_by_similarity=False,
-        scanned=scanned,
-        searchable=scope.count(),
-        max_hits=max_hits,
-        hit_limit=len(hit_ids) >= max_hits,
-    )
+    return hit_ids, scanned
 
 
 def compound_similarity_search(

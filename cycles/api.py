@@ -93,6 +93,13 @@ class PoolSerializer(serializers.Serializer):
     smiles = serializers.ListField(
         child=serializers.CharField(max_length=5000), required=False, max_length=MAX_API_POOL_LIST
     )
+    substructure = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text="Only pool compounds that contain this SMARTS (or SMILES): select within a series. "
+        "Pools above CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT compounds are refused (400): narrow them first.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         kind = attrs.get("kind", "all")
@@ -178,6 +185,7 @@ class CycleSelectApi(APIView):
             dataset_id=p.get("dataset_id"),
             compound_ids=tuple(p.get("compound_ids") or ()),
             smiles=tuple(p.get("smiles") or ()),
+            substructure=p.get("substructure", ""),
         )
         result = services.cycle_select(
             model=model,

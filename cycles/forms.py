@@ -23,6 +23,9 @@ class SelectionForm(forms.Form):
     compounds = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="One SMILES or compound id per line."
     )
+    substructure = forms.CharField(
+        required=False, max_length=1000, help_text="Only compounds containing this SMARTS or SMILES (a series)."
+    )
     strategy = forms.ChoiceField(choices=[])
     batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, initial=20)
     batch = forms.ChoiceField(choices=[(k, k.replace("_", " ")) for k in BATCH_MODES], initial="top")
@@ -87,15 +90,18 @@ class SelectionForm(forms.Form):
 
     def pool_spec(self) -> PoolSpec:
         data = self.cleaned_data
+        substructure = (data.get("substructure") or "").strip()
         if data["pool"] == "dataset":
-            return PoolSpec(kind="dataset", dataset_id=data["dataset"].pk)
+            return PoolSpec(kind="dataset", dataset_id=data["dataset"].pk, substructure=substructure)
         if data["pool"] == "list":
             lines = self.pool_lines()
             # All digits: registered compound ids; anything else is read as SMILES (bad rows are reported).
             if all(line.isdigit() for line in lines):
-                return PoolSpec(kind="compounds", compound_ids=tuple(int(line) for line in lines))
-            return PoolSpec(kind="smiles", smiles=tuple(lines))
-        return PoolSpec()
+                return PoolSpec(
+                    kind="compounds", compound_ids=tuple(int(line) for line in lines), substructure=substructure
+                )
+            return PoolSpec(kind="smiles", smiles=tuple(lines), substructure=substructure)
+        return PoolSpec(substructure=substructure)
 
     def params(self) -> dict[str, Any]:
         """Only the parameters the chosen strategy accepts (the strategy refuses unknown ones)."""

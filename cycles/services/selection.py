@@ -12,6 +12,7 @@ from django.db.models import Exists, Max, OuterRef, QuerySet
 
 from compounds import services as compound_services
 from compounds.models import Compound, Measurement
+from compounds.selectors import compound_ids_containing
 from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, has_role
 from cycles import strategies
@@ -40,15 +41,19 @@ class PoolSpec:
     dataset_id: int | None = None
     compound_ids: tuple[int, ...] = ()
     smiles: tuple[str, ...] = ()
+    # Any kind narrowed to the compounds that contain this SMARTS (or SMILES): a series.
+    substructure: str = ""
 
     def describe(self) -> str:
         if self.kind == "dataset":
-            return f"dataset {self.dataset_id}"
-        if self.kind == "compounds":
-            return f"{len(self.compound_ids)} listed compounds"
-        if self.kind == "smiles":
-            return f"{len(self.smiles)} pasted SMILES"
-        return "all unlabeled compounds"
+            text = f"dataset {self.dataset_id}"
+        elif self.kind == "compounds":
+            text = f"{len(self.compound_ids)} listed compounds"
+        elif self.kind == "smiles":
+            text = f"{len(self.smiles)} pasted SMILES"
+        else:
+            text = "all unlabeled compounds"
+        return f"{text} containing {self.substructure}" if self.substructure else text
 
 
 @dataclass
@@ -131,7 +136,24 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
         .exclude(Exists(open_items))
         .distinct()
     )
+    if pool.substructure:
+        qs = _containing(qs, pool.substructure)
     return qs, errors
+
+
+def _containing(qs: QuerySet[Compound], pattern: str) -> QuerySet[Compound]:
+    """The eligible pool narrowed to a substructure. Every stored SMILES is parsed (~50 µs),
+    so the pool it reads is bounded like a structure search; the rest is refused, not cut."""
+    # Also a compound list's limit: distributed scoring hands the matches to helpers as one.
+    limit = min(settings.CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT, MAX_POOL_LIST)
+    size = qs.count()
+    if size > limit:
+        raise ValidationFailed(
+            f"a substructure filter reads every pool compound; this pool has {size:,}, the limit is "
+            f"{limit:,} (CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT): choose a dataset or a compound list",
+            extra={"field": "substructure"},
+        )
+    return Compound.objects.filter(id__in=compound_ids_containing(pattern=pattern, queryset=qs))
 
 
 def _best_observed(model: MLModel) -> float | None:
@@ -170,9 +192,10 @@ def cycle_select(
             f"unknown strategy {strategy!r}; choose from {', '.join(strategies.STRATEGIES)}", extra={"field": "strategy"}
         )
     pool = pool or PoolSpec()
+    pool_description = pool.describe()
     qs, pool_errors = pool_queryset(model=model, pool=pool, user=user)
-    if pool.kind == "smiles":
-        # Registered above: helpers rebuild the pool from ids, not from text.
+    if pool.kind == "smiles" or pool.substructure:
+        # Registered / matched above: helpers rebuild the pool from ids, not from text.
         pool = PoolSpec(kind="compounds", compound_ids=tuple(qs.values_list("id", flat=True)))
     task = "classification" if model.assay.is_classification else "regression"
     required = set(info.requires.get(task, ()))
@@ -274,7 +297,9 @@ def cycle_select(
     )
     if preview:
         return result
-    result.cycle = _cycle_open(model=model, user=user, result=result, batch_size=batch_size, pool=pool)
+    result.cycle = _cycle_open(
+        model=model, user=user, result=result, batch_size=batch_size, pool_description=pool_description
+    )
     return result
 
 
@@ -336,7 +361,7 @@ def _jsonable(value: Any) -> Any:
 
 @transaction.atomic
 def _cycle_open(
-    *, model: MLModel, user: Any, result: SelectionResult, batch_size: int, pool: PoolSpec
+    *, model: MLModel, user: Any, result: SelectionResult, batch_size: int, pool_description: str
 ) -> ActiveLearningCycle:
     # Lock the model row: concurrent selections for one model get consecutive cycle numbers.
     locked = MLModel.objects.select_for_update().get(pk=model.pk)
@@ -349,7 +374,7 @@ def _cycle_open(
         selection_strategy=result.strategy,
         strategy_params=result.params,
         batch_size=batch_size,
-        pool_description=pool.describe(),
+        pool_description=pool_description,
         status=CycleStatus.LABELING,
         metrics_before=metrics_headline(model.metrics),
         items_selected=len(result.candidates),

@@ -54,6 +54,8 @@ def _pool_dataset_id(trained: dict[str, Any]) -> int:
         ({"params": {"colour": 1}}, "colour"),
         ({"pool": {"kind": "dataset"}}, "pool.dataset_id"),
         ({"pool": {"kind": "smiles", "smiles": ["nonsense"]}}, "pool"),
+        ({"pool": {"substructure": "C("}}, "substructure"),
+        ({"pool": {"substructure": "C" * 1001}}, "pool.substructure"),
         ({"preview": "maybe"}, "preview"),
         ({"strategy": "variance_reduction", "params": {"noise": -1}}, "noise"),
         ({"strategy": "variance_reduction", "params": {"landmarks": "all"}}, "landmarks"),
@@ -159,3 +161,17 @@ def test_a_whole_cycle_driven_only_over_http_with_a_token(api_for: Any, trained:
     assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "active")]
     assert sci.get(f"{AL}/queue/", {"status": "archived"}).json()["count"] == 5
     assert Job.objects.get().status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_select_within_a_series(api_for: Any, trained: dict[str, Any]) -> None:
+    from rdkit import Chem
+
+    body = {"model": trained["model"].pk, "batch_size": 3, "strategy": "uncertainty",
+            "pool": {"kind": "all", "substructure": "c1ccc2ccccc2c1"}}
+    response = api_for(trained["lead"]).post(f"{AL}/select/", body, format="json")
+    assert response.status_code == 201, response.content
+    ring = Chem.MolFromSmarts("c1ccc2ccccc2c1")
+    smiles = [item["compound"]["canonical_smiles"] for item in response.json()["items"]]
+    assert len(smiles) == 3 and all(Chem.MolFromSmiles(s).HasSubstructMatch(ring) for s in smiles)
+    assert ActiveLearningCycle.objects.get().pool_description == "all unlabeled compounds containing c1ccc2ccccc2c1"

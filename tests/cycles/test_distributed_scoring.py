@@ -57,3 +57,14 @@ def test_a_distributed_selection_picks_the_same_batch(setup, monkeypatch):  # ty
     shared = cycle_select(**kwargs, distributed=True, helpers=0)
     assert [c.compound.pk for c in shared.candidates] == [c.compound.pk for c in local.candidates]
     assert shared.pool_size == local.pool_size
+
+
+def test_a_distributed_selection_within_a_series_picks_the_same_batch(setup, monkeypatch):  # type: ignore[no-untyped-def]
+    """The helpers get the matched ids, not the pattern: same pool, same batch, no rescans."""
+    monkeypatch.setattr(scoring, "CHUNK_IDS", 25)
+    kwargs = {"model": setup["model"], "user": setup["lead"], "strategy": "uncertainty", "batch_size": 5,
+              "preview": True, "pool": PoolSpec(substructure="c1ccc2ccccc2c1")}
+    local = cycle_select(**kwargs, distributed=False)
+    shared = cycle_select(**kwargs, distributed=True, helpers=0)
+    assert [c.compound.pk for c in shared.candidates] == [c.compound.pk for c in local.candidates]
+    assert shared.pool_size == local.pool_size < pool_queryset(model=setup["model"], pool=PoolSpec())[0].count()

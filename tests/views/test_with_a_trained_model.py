@@ -91,6 +91,21 @@ def test_pasted_smiles_report_bad_lines(client_for, lead, trained):  # type: ign
     assert "1 pasted line could not be read" in body and "not-a-smiles" in body
 
 
+def test_a_series_is_selected_from_the_selection_tab(client_for, lead, trained):  # type: ignore[no-untyped-def]
+    data = {"model": trained["model"].pk, "pool": "all", "substructure": "c1ccc2ccccc2c1", "strategy": "uncertainty",
+            "batch_size": 4, "batch": "top"}
+    c = client_for(lead)
+    preview = c.post(reverse("cycles:selection"), {**data, "action": "preview"}, HTTP_HX_REQUEST="true")
+    assert "Preview: 4 of 25 eligible compounds" in preview.content.decode()  # 25 naphthalenes among the 40
+    c.post(reverse("cycles:selection"), {**data, "action": "queue"})
+    assert ActiveLearningCycle.objects.get().pool_description == "all unlabeled compounds containing c1ccc2ccccc2c1"
+
+    bad = c.post(reverse("cycles:selection"), {**data, "substructure": "C(", "action": "queue"})
+    assert bad.status_code == 400
+    assert "Invalid substructure: not a valid SMARTS or SMILES pattern" in bad.content.decode()
+    assert ActiveLearningCycle.objects.count() == 1
+
+
 def test_explanations_and_predictions_of_a_trained_model(client_for, viewer, trained):  # type: ignore[no-untyped-def]
     model, compound_id = trained["model"], trained["pool_ids"][0]
     c = client_for(viewer)
