@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -155,6 +157,23 @@ def compound_structure_search(
     if mode == "similarity":
         return compound_similarity_search(smiles=query, threshold=threshold, dataset_id=dataset_id)
     raise ValueError(f"unknown structure search mode {mode!r}")
+
+
+EXPORT_COLUMNS = (
+    "id", "name", "external_id", "canonical_smiles", "inchikey",
+    "mw", "clogp", "tpsa", "hbd", "hba", "rotatable_bonds", "heavy_atoms",
+)
+
+
+def compound_export_rows(*, compounds: list[Compound] | QuerySet[Compound]) -> Iterator[list[Any]]:
+    """One row per compound in EXPORT_COLUMNS order, plus `similarity` where a search set it.
+    A queryset is read in chunks (only the exported columns), so a 1M-row export stays flat."""
+    if isinstance(compounds, QuerySet):
+        compounds = compounds.only(*EXPORT_COLUMNS).iterator(chunk_size=2_000)
+    for c in compounds:
+        row = [getattr(c, column) for column in EXPORT_COLUMNS]
+        similarity = getattr(c, "similarity", None)
+        yield row if similarity is None else [*row, round(similarity, 4)]
 
 
 def compound_measurements(*, compound: Compound) -> QuerySet[Measurement]:

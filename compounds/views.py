@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -13,43 +15,73 @@ from django.views.decorators.http import require_GET
 from compounds import selectors, services
 from compounds.forms import ImportForm, SearchForm, SearchMode
 from compounds.models import Compound, Dataset
+from config.csv_export import csv_response
 from config.exceptions import ApplicationError, ValidationFailed
 from config.roles import LEAD, role_required
 
 
-@login_required
-def compound_list(request: HttpRequest) -> HttpResponse:
+@dataclass
+class _ListSearch:
+    """The compound list's search, as the page and its CSV download both read it."""
+
+    form: SearchForm
+    query: str
+    mode: str
+    threshold: float
+    search: selectors.StructureSearch | None
+    error: str
+    results: list[Compound] | QuerySet[Compound]
+
+
+def _list_search(request: HttpRequest) -> _ListSearch:
     form = SearchForm(request.GET or None)
     query, mode, threshold, dataset_id = "", SearchMode.TEXT, 0.5, None
     if form.is_valid():
         query, dataset_id = form.cleaned_data["q"] or "", form.cleaned_data["dataset"]
         mode, threshold = form.cleaned_data["mode"], form.cleaned_data["threshold"]
-    search, search_error = None, _form_error(form)
+    search, error = None, _form_error(form)
     if query.strip() and mode != SearchMode.TEXT:
         try:
             search = selectors.compound_structure_search(
                 mode=mode, query=query, threshold=threshold, dataset_id=dataset_id
             )
         except ValidationFailed as exc:
-            search_error = exc.message
-    if search is not None or search_error:
-        results: list[Compound] | QuerySet[Compound] = search.compounds if search else []
+            error = exc.message
+    results: list[Compound] | QuerySet[Compound]
+    if search is not None or error:
+        results = search.compounds if search else []
     else:
         results = selectors.compound_search(query=query, dataset_id=dataset_id)
-    page = Paginator(results, 25).get_page(request.GET.get("page"))
+    return _ListSearch(form, query, mode, threshold, search, error, results)
+
+
+@login_required
+def compound_list(request: HttpRequest) -> HttpResponse:
+    s = _list_search(request)
     context = {
-        "page": page,
-        "form": form,
-        "query": query,
-        "mode": mode,
+        "page": Paginator(s.results, 25).get_page(request.GET.get("page")),
+        "form": s.form,
+        "query": s.query,
+        "mode": s.mode,
         "modes": SearchMode.choices,
-        "threshold": threshold,
-        "search": search,
-        "search_error": search_error,
+        "threshold": s.threshold,
+        "search": s.search,
+        "search_error": s.error,
         "datasets": Dataset.objects.all(),
     }
     template = "compounds/list.html#results" if request.htmx else "compounds/list.html"
     return render(request, template, context)
+
+
+@login_required
+@require_GET
+def compound_export(request: HttpRequest) -> HttpResponse:
+    """What the list shows (every page), as CSV; a similarity search adds its Tanimoto column."""
+    s = _list_search(request)
+    if s.error:
+        return HttpResponse(s.error, status=400, content_type="text/plain; charset=utf-8")
+    header = [*selectors.EXPORT_COLUMNS, *(["similarity"] if s.search and s.search.ranked_by_similarity else [])]
+    return csv_response("compounds.csv", header, selectors.compound_export_rows(compounds=s.results))
 
 
 def _form_error(form: SearchForm) -> str:

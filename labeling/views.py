@@ -12,7 +12,7 @@ from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from config import charts
+from config.csv_export import csv_response
 from config.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, SCIENTIST, has_role, role_required, user_roles
 from labeling import selectors, services
@@ -141,29 +142,7 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
 def queue_export(request: HttpRequest) -> HttpResponse:
     """The filtered queue as CSV; cells are escaped so a spreadsheet never runs a formula."""
     _form, _f, items = _filtered_queue(request, default_status="all")
-    response = StreamingHttpResponse(_csv_lines(selectors.queue_export_rows(items=items)), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="label-queue.csv"'
-    return response
-
-
-def _csv_lines(rows: Any) -> Any:
-    import csv
-    import io
-
-    from compounds.chemistry import csv_safe
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in _with_header(rows):
-        writer.writerow([csv_safe(v) for v in row])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def _with_header(rows: Any) -> Any:
-    yield selectors.EXPORT_COLUMNS
-    yield from rows
+    return csv_response("label-queue.csv", selectors.EXPORT_COLUMNS, selectors.queue_export_rows(items=items))
 
 
 @require_POST

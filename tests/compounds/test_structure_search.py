@@ -207,3 +207,38 @@ def test_the_pager_keeps_the_search(client_for: Any, viewer: Any, db: Any) -> No
     body = client_for(viewer).get(reverse("compounds:list"), {"q": "CO", "mode": "substructure"}).content.decode()
     assert "30 matches" in body
     assert "?q=CO&amp;mode=substructure&amp;page=2" in body
+
+
+# --- CSV download -----------------------------------------------------------------------
+
+
+def _csv(response: Any) -> list[list[str]]:
+    return list(csv.reader(b"".join(response.streaming_content).decode().splitlines()))
+
+
+def test_the_download_holds_what_the_search_found(client_for: Any, viewer: Any, library: dict[str, Any]) -> None:
+    export = reverse("compounds:export")
+    rows = _csv(client_for(viewer).get(export, {"q": "C(=O)[OH]", "mode": "substructure"}))
+    assert rows[0] == list(selectors.EXPORT_COLUMNS)
+    assert [r[1] for r in rows[1:]] == ["acetic acid", "benzoic acid"]
+
+    similar = _csv(client_for(viewer).get(export, {"q": "CCc1ccccc1", "mode": "similarity", "threshold": "0.3"}))
+    assert similar[0][-1] == "similarity" and similar[1][1] == "ethylbenzene" and float(similar[1][-1]) == 1.0
+
+    everything = _csv(client_for(viewer).get(export))
+    assert len(everything) == 1 + 7 and everything[1][3] == library["acetic acid"].canonical_smiles
+
+
+def test_a_bad_download_is_a_400_with_the_reason_and_cells_are_escaped(
+    client_for: Any, viewer: Any, library: dict[str, Any]
+) -> None:
+    bad = client_for(viewer).get(reverse("compounds:export"), {"q": "C(", "mode": "substructure"})
+    assert bad.status_code == 400 and "not a valid SMARTS or SMILES pattern" in bad.content.decode()
+    CompoundFactory(smiles="CCCCCCCCCCO", name="=HYPERLINK(evil)")
+    rows = _csv(client_for(viewer).get(reverse("compounds:export"), {"q": "HYPERLINK"}))
+    assert rows[1][1] == "'=HYPERLINK(evil)"
+
+
+def test_the_list_links_to_the_download_of_the_same_search(client_for: Any, viewer: Any, library: dict[str, Any]) -> None:
+    body = client_for(viewer).get(reverse("compounds:list"), {"q": "c1ccccc1", "mode": "substructure"}).content.decode()
+    assert reverse("compounds:export") + "?q=c1ccccc1&amp;mode=substructure" in body
