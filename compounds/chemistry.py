@@ -420,6 +420,30 @@ def depict_svg(
     return svg.split("?>", 1)[-1].strip()
 
 
+# --- File writers -----------------------------------------------------------
+
+
+def sdf_records(records: Iterable[tuple[str, dict[str, object]]]) -> Iterator[str]:
+    """One SDF record (2-D coordinates, data fields) per (SMILES, fields), lazily, for a
+    streamed download. A SMILES RDKit cannot read again is skipped: the stored canonical
+    SMILES were written by RDKit, so this only guards against hand-edited rows."""
+    for smiles, fields in records:
+        mol = Chem.MolFromSmiles(smiles)
+        if mol is None:
+            continue
+        rdDepictor.Compute2DCoords(mol)
+        # The title line is one line: a name with line breaks would shift the atom block.
+        mol.SetProp("_Name", " ".join(str(fields.get("name") or fields.get("id") or "").split()))
+        block = [Chem.MolToMolBlock(mol)]
+        for key, value in fields.items():
+            if value is not None and value != "":
+                # A data value may not hold an empty line: it would end the field.
+                text = "\n".join(line for line in str(value).splitlines() if line.strip())
+                block.append(f">  <{key}>\n{text}\n\n")
+        block.append("$$$$\n")
+        yield "".join(block)
+
+
 # --- File readers -----------------------------------------------------------
 
 

@@ -5,14 +5,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET
 
-from compounds import selectors, services
+from compounds import chemistry, selectors, services
 from compounds.forms import ImportForm, SearchForm, SearchMode
 from compounds.models import Compound, Dataset
 from config.csv_export import csv_response
@@ -76,12 +76,20 @@ def compound_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def compound_export(request: HttpRequest) -> HttpResponse:
-    """What the list shows (every page), as CSV; a similarity search adds its Tanimoto column."""
+    """What the list shows (every page), as CSV or (`format=sdf`) SDF with 2-D coordinates;
+    a similarity search adds its Tanimoto column / field."""
     s = _list_search(request)
     if s.error:
         return HttpResponse(s.error, status=400, content_type="text/plain; charset=utf-8")
     header = [*selectors.EXPORT_COLUMNS, *(["similarity"] if s.search and s.search.ranked_by_similarity else [])]
-    return csv_response("compounds.csv", header, selectors.compound_export_rows(compounds=s.results))
+    rows = selectors.compound_export_rows(compounds=s.results)
+    if request.GET.get("format") == "sdf":
+        smiles_at = header.index("canonical_smiles")
+        records = ((row[smiles_at], dict(zip(header, row, strict=True))) for row in rows)
+        response = StreamingHttpResponse(chemistry.sdf_records(records), content_type="chemical/x-mdl-sdfile")
+        response["Content-Disposition"] = 'attachment; filename="compounds.sdf"'
+        return response
+    return csv_response("compounds.csv", header, rows)
 
 
 def _form_error(form: SearchForm) -> str:

@@ -239,6 +239,28 @@ def test_a_bad_download_is_a_400_with_the_reason_and_cells_are_escaped(
     assert rows[1][1] == "'=HYPERLINK(evil)"
 
 
+def test_the_sdf_download_reads_back_into_rdkit_with_its_fields(
+    client_for: Any, viewer: Any, library: dict[str, Any]
+) -> None:
+    CompoundFactory(smiles="CCCCCCCCCCCCO", name="two\nlines")
+    params = {"q": "CCc1ccccc1", "mode": "similarity", "threshold": "0.3", "format": "sdf"}
+    response = client_for(viewer).get(reverse("compounds:export"), params)
+    assert response["Content-Type"] == "chemical/x-mdl-sdfile"
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(b"".join(response.streaming_content).decode())
+    mols = list(supplier)
+    assert all(m is not None for m in mols) and len(mols) == 2
+    assert mols[0].GetProp("_Name") == "ethylbenzene" and float(mols[0].GetProp("similarity")) == 1.0
+    assert Chem.MolToSmiles(mols[1]) == library["toluene"].canonical_smiles
+    assert int(mols[1].GetProp("id")) == library["toluene"].pk
+    everything = client_for(viewer).get(reverse("compounds:export"), {"format": "sdf"})
+    fresh = Chem.SDMolSupplier()  # a reused supplier yields a stray None after SetData
+    fresh.SetData(b"".join(everything.streaming_content).decode())
+    names = [m.GetProp("_Name") for m in fresh]
+    assert len(names) == 8 and names[-1] == "two lines"
+
+
 def test_the_list_links_to_the_download_of_the_same_search(client_for: Any, viewer: Any, library: dict[str, Any]) -> None:
     body = client_for(viewer).get(reverse("compounds:list"), {"q": "c1ccccc1", "mode": "substructure"}).content.decode()
     assert reverse("compounds:export") + "?q=c1ccccc1&amp;mode=substructure" in body
+    assert reverse("compounds:export") + "?q=c1ccccc1&amp;mode=substructure&amp;format=sdf" in body
