@@ -1,5 +1,6 @@
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -84,6 +85,15 @@ def compound_export(request: HttpRequest) -> HttpResponse:
     header = [*selectors.EXPORT_COLUMNS, *(["similarity"] if s.search and s.search.ranked_by_similarity else [])]
     rows = selectors.compound_export_rows(compounds=s.results)
     if request.GET.get("format") == "sdf":
+        size = len(s.results) if isinstance(s.results, list) else s.results.count()
+        if size > settings.CHEMLOOP_SDF_EXPORT_MAX:
+            return HttpResponse(
+                f"An SDF download computes 2-D coordinates (~0.8 ms a compound), so it holds at most "
+                f"{settings.CHEMLOOP_SDF_EXPORT_MAX:,} compounds; this search has {size:,}. "
+                "Narrow it (dataset, substructure) or download CSV.",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
         smiles_at = header.index("canonical_smiles")
         records = ((row[smiles_at], dict(zip(header, row, strict=True))) for row in rows)
         response = StreamingHttpResponse(chemistry.sdf_records(records), content_type="chemical/x-mdl-sdfile")

@@ -159,6 +159,9 @@ CHEMLOOP_MAX_UPLOAD_BYTES = env.int("CHEMLOOP_MAX_UPLOAD_BYTES", default=50 * 10
 # early; both searches return at most MAX_HITS.
 CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT = env.int("CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT", default=100_000)
 CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS = env.int("CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS", default=500)
+# The compound list's SDF download computes 2-D coordinates (~0.8 ms a compound): this
+# many take ~16 s, inside the web worker's timeout. CSV has no cap (~25 µs a row).
+CHEMLOOP_SDF_EXPORT_MAX = env.int("CHEMLOOP_SDF_EXPORT_MAX", default=20_000)
 
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {

@@ -260,6 +260,16 @@ def test_the_sdf_download_reads_back_into_rdkit_with_its_fields(
     assert len(names) == 8 and names[-1] == "two lines"
 
 
+def test_an_sdf_download_over_its_cap_is_refused_with_the_way_out(
+    client_for: Any, viewer: Any, library: dict[str, Any], settings: Any
+) -> None:
+    settings.CHEMLOOP_SDF_EXPORT_MAX = 3
+    too_many = client_for(viewer).get(reverse("compounds:export"), {"format": "sdf"})
+    assert too_many.status_code == 400 and "at most 3 compounds; this search has 7" in too_many.content.decode()
+    acids = client_for(viewer).get(reverse("compounds:export"), {"format": "sdf", "q": "C(=O)[OH]", "mode": "substructure"})
+    assert acids.status_code == 200 and b"".join(acids.streaming_content).count(b"$$$$") == 2
+
+
 def test_the_list_links_to_the_download_of_the_same_search(client_for: Any, viewer: Any, library: dict[str, Any]) -> None:
     body = client_for(viewer).get(reverse("compounds:list"), {"q": "c1ccccc1", "mode": "substructure"}).content.decode()
     assert reverse("compounds:export") + "?q=c1ccccc1&amp;mode=substructure" in body
