@@ -195,8 +195,8 @@ class CompoundListCreateApi(GenericAPIView):
         "`substructure` (SMARTS or SMILES) or `similar_to` (SMILES, with `threshold`) run a "
         "structure search instead: at most one of q / substructure / similar_to. A structure "
         "search's page also has `search`: {mode, scanned, searchable, max_hits, hit_limit, "
-        "complete}; a substructure search looks at up to CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT "
-        "compounds per request and `complete` says whether it covered the scope.",
+        "complete}; a substructure search parses up to CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT "
+        "compounds its stored screen cannot rule out, and `complete` says whether it covered the scope.",
         parameters=[FilterSerializer],
         responses={200: CompoundHitSerializer(many=True), **error_responses(400, 404)},
     )

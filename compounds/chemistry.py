@@ -223,11 +223,38 @@ _SSSR_QUERIES = ("AtomMinRingSize", "AtomRingSize", "AtomRingBondCount")
 _FULL_QUERIES = ("AtomHybridization", "RecursiveStructure")
 
 
+# RDKit's pattern fingerprint, the usual substructure screen: every bit of a query's
+# fingerprint is set in the fingerprint of any molecule that contains the query. It
+# costs ~300 µs a molecule (more than a registration), so a background job stores it
+# (services.compound_patterns_backfill_*), never the import.
+PATTERN_FP_BITS = 1024
+PATTERN_FP_BYTES = PATTERN_FP_BITS // 8
+
+
+def pattern_fingerprint(mol: Chem.Mol) -> bytes:
+    """Packed pattern fingerprint (PATTERN_FP_BYTES) of a molecule or a query molecule."""
+    bits = np.zeros(PATTERN_FP_BITS, dtype=np.uint8)
+    DataStructs.ConvertToNumpyArray(Chem.PatternFingerprint(mol, PATTERN_FP_BITS), bits)
+    return np.packbits(bits).tobytes()
+
+
 @dataclass(frozen=True)
 class SubstructureQuery:
     text: str
     mol: Chem.Mol = field(repr=False)
     perception: Perception
+    screen: np.ndarray = field(repr=False)  # packed pattern fingerprint of the query (uint8)
+
+    def may_match(self, pattern_fps: Sequence[bytes | None]) -> np.ndarray:
+        """Which rows can contain the query (bool per row); a row without a stored
+        pattern fingerprint (not yet computed) can, so it is matched in full."""
+        out = np.ones(len(pattern_fps), dtype=bool)
+        known = [i for i, fp in enumerate(pattern_fps) if fp is not None]
+        if known and self.screen.any():
+            fps = np.frombuffer(b"".join(bytes(pattern_fps[i]) for i in known), dtype=np.uint8)
+            fps = fps.reshape(len(known), PATTERN_FP_BYTES)
+            out[known] = ((fps & self.screen) == self.screen).all(axis=1)
+        return out
 
 
 def substructure_query(text: str) -> SubstructureQuery:
@@ -254,7 +281,8 @@ def substructure_query(text: str) -> SubstructureQuery:
         raise ChemistryError("not a valid SMARTS or SMILES pattern")
     if query.GetNumAtoms() > MAX_QUERY_ATOMS:
         raise ChemistryError(f"more than {MAX_QUERY_ATOMS} atoms in the query")
-    return SubstructureQuery(text=text, mol=query, perception=_perception(query))
+    screen = np.frombuffer(pattern_fingerprint(query), dtype=np.uint8)
+    return SubstructureQuery(text=text, mol=query, perception=_perception(query), screen=screen)
 
 
 def _kekule_written(smarts: Chem.Mol, molecule: Chem.Mol) -> bool:

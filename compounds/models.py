@@ -49,6 +49,9 @@ class Compound(models.Model):
     # background job; `feature_set` names the featurizer that produced them.
     feature_vector = models.BinaryField(null=True, blank=True)
     feature_set = models.CharField(max_length=64, blank=True)
+    # Packed RDKit pattern fingerprint (chemistry.PATTERN_FP_BITS), the substructure
+    # search's screen; null until the background job has computed it.
+    pattern_fp = models.BinaryField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -60,6 +63,8 @@ class Compound(models.Model):
             models.Index(fields=["feature_set"], name="compound_feature_set_idx"),
             # Enrichment job: "compounds whose properties are still missing".
             models.Index(fields=["id"], condition=models.Q(mw__isnull=True), name="compound_needs_props_idx"),
+            # Pattern backfill job: "compounds whose substructure screen is missing".
+            models.Index(fields=["id"], condition=models.Q(pattern_fp__isnull=True), name="compound_needs_pattern_idx"),
         ]
 
     def __str__(self) -> str:

@@ -60,15 +60,16 @@ def compound_substructure_search(
 ) -> StructureSearch:
     """Compounds that contain `pattern` (SMARTS, or SMILES; see chemistry.substructure_query).
 
-    Walks the registry in id order in chunks, so memory stays flat; stops at `max_hits`
-    matches or after `scan_limit` compounds, and says so in the result. Raises
-    ValidationFailed (field "substructure") for a pattern that cannot be parsed.
+    Walks the registry in id order (see `_substructure_scan`); stops at `max_hits` matches
+    or after parsing `scan_limit` molecules the stored screen could not rule out, and
+    says so in the result. Raises ValidationFailed (field "substructure") for a pattern
+    that cannot be parsed.
     """
     query = _substructure_query(pattern)
     max_hits = max_hits or settings.CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS
     scan_limit = scan_limit or settings.CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT
     scope = _search_scope(dataset_id)
-    hit_ids, scanned = _substructure_scan(query, scope, max_hits=max_hits, scan_limit=scan_limit)
+    hit_ids, scanned = _substructure_scan(query, scope, max_hits=max_hits, parse_limit=scan_limit)
     by_id = Compound.objects.in_bulk(hit_ids)
     return StructureSearch(
         compounds=[by_id[i] for i in hit_ids],
@@ -80,11 +81,14 @@ def compound_substructure_search(
     )
 
 
-def compound_ids_containing(*, pattern: str, queryset: QuerySet[Compound]) -> list[int]:
-    """Ids of every compound in `queryset` that contains `pattern`, ascending; no caps
-    (callers bound the queryset's size). ValidationFailed (field "substructure") for a bad pattern."""
-    hit_ids, _ = _substructure_scan(_substructure_query(pattern), queryset, max_hits=None, scan_limit=None)
-    return hit_ids
+def compound_ids_containing(
+    *, pattern: str, queryset: QuerySet[Compound], parse_limit: int | None = None
+) -> tuple[list[int], bool]:
+    """(ids of the compounds in `queryset` that contain `pattern`, ascending; True when every
+    compound was looked at). `parse_limit` bounds the molecules parsed (those the stored
+    screen cannot rule out). ValidationFailed (field "substructure") for a bad pattern."""
+    hit_ids, scanned = _substructure_scan(_substructure_query(pattern), queryset, max_hits=None, parse_limit=parse_limit)
+    return hit_ids, parse_limit is None or scanned >= queryset.count()
 
 
 def _substructure_query(pattern: str) -> chemistry.SubstructureQuery:
@@ -95,22 +99,33 @@ def _substructure_query(pattern: str) -> chemistry.SubstructureQuery:
 
 
 def _substructure_scan(
-    query: chemistry.SubstructureQuery, queryset: QuerySet[Compound], *, max_hits: int | None, scan_limit: int | None
+    query: chemistry.SubstructureQuery, queryset: QuerySet[Compound], *, max_hits: int | None, parse_limit: int | None
 ) -> tuple[list[int], int]:
-    """(matching ids in id order, compounds looked at), reading the registry in id-ordered
-    chunks so memory stays flat; stops at `max_hits` matches or `scan_limit` compounds."""
+    """(matching ids in id order, compounds looked at).
+
+    Reads the registry in id-ordered chunks, so memory stays flat. A compound whose
+    stored pattern fingerprint rules the query out is done without parsing; the rest
+    are parsed and matched. Stops at `max_hits` matches or once `parse_limit` molecules
+    have been parsed: the compounds after the last one handled were not looked at.
+    """
     hit_ids: list[int] = []
-    scanned, last_id = 0, 0
-    while (scan_limit is None or scanned < scan_limit) and (max_hits is None or len(hit_ids) < max_hits):
-        size = 5_000 if scan_limit is None else min(5_000, scan_limit - scanned)
-        rows = list(queryset.filter(id__gt=last_id).order_by("id").values_list("id", "canonical_smiles")[:size])
+    scanned = parsed = last_id = 0
+    while (parse_limit is None or parsed < parse_limit) and (max_hits is None or len(hit_ids) < max_hits):
+        rows = list(
+            queryset.filter(id__gt=last_id).order_by("id").values_list("id", "canonical_smiles", "pattern_fp")[:5_000]
+        )
         if not rows:
             break
+        candidates = np.flatnonzero(query.may_match([fp for _, _, fp in rows]))
+        if parse_limit is not None and candidates.size > parse_limit - parsed:
+            candidates = candidates[: parse_limit - parsed]
+            rows = rows[: int(candidates[-1]) + 1]
         last_id = rows[-1][0]
-        for i in chemistry.substructure_matches(query, [smiles for _, smiles in rows]):
+        parsed += candidates.size
+        for k in chemistry.substructure_matches(query, [rows[i][1] for i in candidates]):
+            i = int(candidates[k])
             hit_ids.append(rows[i][0])
             if len(hit_ids) == max_hits:
-                # The rows after the last hit were not looked at.
                 rows = rows[: i + 1]
                 break
         scanned += len(rows)

@@ -578,6 +578,49 @@ def compounds_enrich_enqueue(*, chunk: int = ENRICH_CHUNK) -> int:
     return n
 
 
+# --- Substructure screen: pattern fingerprints, filled in the background ----------------
+
+PATTERN_CHUNK = 20_000
+
+
+def compound_patterns_backfill_range(*, id_from: int, id_to: int) -> int:
+    """Store the pattern fingerprint of every compound with id_from <= id < id_to that has
+    none. Idempotent and safe on several workers at once (each range is its own job)."""
+    rows = list(
+        Compound.objects.filter(id__gte=id_from, id__lt=id_to, pattern_fp__isnull=True).values_list(
+            "id", "canonical_smiles"
+        )
+    )
+    done = 0
+    for start in range(0, len(rows), 2000):
+        updates = []
+        for pk, smiles in rows[start : start + 2000]:
+            mol = chemistry.Chem.MolFromSmiles(smiles)
+            if mol is not None:  # always, for a registered canonical SMILES
+                updates.append(Compound(id=pk, pattern_fp=chemistry.pattern_fingerprint(mol)))
+        Compound.objects.bulk_update(updates, ["pattern_fp"], batch_size=2000)
+        done += len(updates)
+    return done
+
+
+def compound_patterns_backfill_enqueue(*, chunk: int = PATTERN_CHUNK) -> int:
+    """One job per id range of compounds without a pattern fingerprint; returns the job count.
+    An import follow-up (settings.CHEMLOOP_IMPORT_FOLLOWUPS)."""
+    from django.db.models import Max, Min
+
+    from compounds import jobs
+    from config.jobs import enqueue_background
+
+    bounds = Compound.objects.filter(pattern_fp__isnull=True).aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return 0
+    n = 0
+    for start in range(bounds["lo"], bounds["hi"] + 1, chunk):
+        enqueue_background(jobs.patterns_range, start, start + chunk)
+        n += 1
+    return n
+
+
 def compounds_import_path(*, path: str | os.PathLike[str], **kwargs: Any) -> ImportReport:
     path = os.fspath(path)
     if path.endswith(".gz"):

@@ -98,7 +98,8 @@ class PoolSerializer(serializers.Serializer):
         allow_blank=True,
         max_length=1000,
         help_text="Only pool compounds that contain this SMARTS (or SMILES): select within a series. "
-        "Pools above CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT compounds are refused (400): narrow them first.",
+        "A pool that would need more than CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT compounds parsed (those the "
+        "stored screen cannot rule out) is refused (400): narrow it first.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -154,9 +154,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 CHEMLOOP_MAX_UPLOAD_BYTES = env.int("CHEMLOOP_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 # Structure search (compound list, GET /api/compounds/): a substructure search parses
-# each stored SMILES (~45 µs end to end for drug-like molecules, BENCHMARKS.md), so one
-# request looks at no more than this many compounds (~5 s) and says when it stopped
-# early; both searches return at most MAX_HITS.
+# each stored SMILES its screen (the stored pattern fingerprint) cannot rule out (~45 µs
+# end to end for drug-like molecules, BENCHMARKS.md), so one request parses no more than
+# this many (~5 s) and says when it stopped early; both searches return at most MAX_HITS.
 CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT = env.int("CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT", default=100_000)
 CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS = env.int("CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS", default=500)
 # The compound list's SDF download computes 2-D coordinates (~0.8 ms a compound): this
@@ -187,10 +187,15 @@ SPECTACULAR_SETTINGS = {
 
 # --- chemloop ---------------------------------------------------------------
 # Run after every import that registered new compounds (after commit): store the
-# default featurizer's per-compound features in chunked jobs, so scoring a pool
-# never re-parses a molecule.
+# default featurizer's per-compound features (so scoring a pool never re-parses a
+# molecule) and the substructure screen, in chunked jobs.
 CHEMLOOP_IMPORT_FOLLOWUPS = env.list(
-    "CHEMLOOP_IMPORT_FOLLOWUPS", default=["mlmodels.services.compound_features_backfill_enqueue"]
+    "CHEMLOOP_IMPORT_FOLLOWUPS",
+    default=[
+        "mlmodels.services.compound_features_backfill_enqueue",
+        # The substructure search's screen (compounds.chemistry.pattern_fingerprint).
+        "compounds.services.compound_patterns_backfill_enqueue",
+    ],
 )
 # Where trained model artifacts are written (joblib files, written atomically).
 ARTIFACT_ROOT = Path(env("ARTIFACT_ROOT", default=str(MEDIA_ROOT / "artifacts")))

@@ -142,18 +142,20 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
 
 
 def _containing(qs: QuerySet[Compound], pattern: str) -> QuerySet[Compound]:
-    """The eligible pool narrowed to a substructure. Every stored SMILES is parsed (~50 µs),
-    so the pool it reads is bounded like a structure search; the rest is refused, not cut."""
+    """The eligible pool narrowed to a substructure. Compounds the stored screen cannot
+    rule out are parsed (~50 µs each), so their number is bounded like a structure
+    search's; a pool that would need more is refused, not cut."""
     # Also a compound list's limit: distributed scoring hands the matches to helpers as one.
     limit = min(settings.CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT, MAX_POOL_LIST)
-    size = qs.count()
-    if size > limit:
+    ids, complete = compound_ids_containing(pattern=pattern, queryset=qs, parse_limit=limit)
+    if not complete or len(ids) > MAX_POOL_LIST:
         raise ValidationFailed(
-            f"a substructure filter reads every pool compound; this pool has {size:,}, the limit is "
-            f"{limit:,} (CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT): choose a dataset or a compound list",
+            f"this pool has {qs.count():,} compounds, and matching the substructure would parse more than "
+            f"{limit:,} of them (CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT; the stored screen rules out the rest, once "
+            "its background job has run): choose a dataset or a compound list",
             extra={"field": "substructure"},
         )
-    return Compound.objects.filter(id__in=compound_ids_containing(pattern=pattern, queryset=qs))
+    return Compound.objects.filter(id__in=ids)
 
 
 def _best_observed(model: MLModel) -> float | None:

@@ -57,3 +57,15 @@ def test_after_an_import_the_default_features_are_stored_by_a_real_worker(run_wo
     run_worker()
     assert set(Compound.objects.values_list("feature_set", flat=True)) == {DEFAULT_SPEC.name}
     assert all(len(bytes(c.feature_vector)) == 4 * DEFAULT_SPEC.n_stored for c in Compound.objects.all())
+
+
+def test_after_an_import_the_substructure_screen_is_stored_by_a_real_worker(run_worker, rq_queue, settings):  # type: ignore[no-untyped-def]
+    settings.CHEMLOOP_IMPORT_FOLLOWUPS = ["compounds.services.compound_patterns_backfill_enqueue"]
+    data = ("smiles\n" + "\n".join(ROWS[:8]) + "\n").encode()
+    services.compounds_import(stream=io.BytesIO(data), filename="p.csv", dataset_name="p")
+    assert Compound.objects.filter(pattern_fp__isnull=True).count() == 8
+    run_worker()
+    for c in Compound.objects.all():
+        assert bytes(c.pattern_fp) == chemistry.pattern_fingerprint(chemistry.Chem.MolFromSmiles(c.canonical_smiles))
+    hi = Compound.objects.order_by("-id").first().pk
+    assert services.compound_patterns_backfill_range(id_from=0, id_to=hi + 1) == 0  # idempotent

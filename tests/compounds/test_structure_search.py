@@ -103,6 +103,30 @@ def test_the_cheap_parse_matches_exactly_what_a_fully_sanitised_molecule_matches
         assert 0 < len(expected) < len(canonical) or pattern == "[v4]", pattern
 
 
+SCREEN_PATTERNS = [
+    *SMARTS_PRIMITIVES, "C(=O)[OH]", "C1=CC=CC=C1", "c1ccc2ccccc2c1", "*~*~*~*~*~*~*", "Clc1ccccc1", "c1ccncc1",
+    "[nH]", "O=C-N", "CC(C)(C)C", "[Cl,Br,I]", "[!#6;!#1]", "c-c", "c:c", "C=C", "[c;!$(c[#7])]", "N#C-c",
+    "O=S(=O)N", "[#6]~[#7]~[#6]",
+]
+
+
+def test_the_stored_screen_never_rules_out_a_true_match() -> None:
+    """The pattern fingerprint lets a search skip molecules, so it must never skip a hit:
+    every pattern's screened hits on the 1,282 solubility structures equal the full match."""
+    with FIXTURE.open(newline="") as fh:
+        mols = [Chem.MolFromSmiles(Chem.MolToSmiles(Chem.MolFromSmiles(r["smiles"]))) for r in csv.DictReader(fh)]
+    fps = [chemistry.pattern_fingerprint(m) for m in mols]
+    ruled_out = 0
+    for pattern in SCREEN_PATTERNS:
+        query = chemistry.substructure_query(pattern)
+        may = query.may_match(fps)
+        assert all(may[i] for i, m in enumerate(mols) if m.HasSubstructMatch(query.mol)), pattern
+        ruled_out += int((~may).sum())
+    assert ruled_out > len(SCREEN_PATTERNS) * len(mols) // 4  # and it does rule out a lot
+    # A compound whose screen is not stored yet is always matched in full.
+    assert chemistry.substructure_query("C#N").may_match([None, fps[0]]).tolist() == [True, False]
+
+
 # --- selectors ------------------------------------------------------------------------
 
 
@@ -111,6 +135,18 @@ def test_substructure_search_lists_every_match_by_id(library: dict[str, Any]) ->
     assert result.compounds == sorted([library["acetic acid"], library["benzoic acid"]], key=lambda c: c.pk)
     assert (result.scanned, result.searchable, result.complete) == (7, 7, True)
     assert not result.ranked_by_similarity
+
+
+def test_the_screen_changes_what_is_parsed_not_what_is_found(library: dict[str, Any]) -> None:
+    from compounds import services
+
+    before = {p: selectors.compound_substructure_search(pattern=p).compounds for p in ("C(=O)[OH]", "c1ccccc1", "C#N")}
+    assert services.compound_patterns_backfill_range(id_from=0, id_to=10**9) == 7
+    for pattern, found in before.items():
+        assert selectors.compound_substructure_search(pattern=pattern).compounds == found
+    # A parse limit of 1 now finishes a search whose screen leaves one candidate.
+    one = selectors.compound_substructure_search(pattern="c1ccncc1", scan_limit=1)
+    assert one.compounds == [library["pyridine"]] and one.complete
 
 
 def test_substructure_search_stays_inside_the_dataset(library: dict[str, Any]) -> None:

@@ -56,7 +56,7 @@ def test_a_cycle_picks_only_from_the_series_and_says_so(data: dict[str, Any]) ->
     ("pattern", "limit", "message"),
     [
         ("C(", 100_000, "Invalid substructure: not a valid SMARTS or SMILES pattern"),
-        (RING, 5, "this pool has 40, the limit is 5"),
+        (RING, 5, "this pool has 40 compounds, and matching the substructure would parse more than 5"),
     ],
 )
 def test_a_bad_pattern_or_a_too_big_pool_is_refused_before_anything_is_written(
@@ -74,3 +74,16 @@ def test_a_series_without_eligible_compounds_is_a_clear_400(data: dict[str, Any]
     with pytest.raises(ValidationFailed, match="no eligible compounds"):
         cycle_select(model=data["model"], user=data["lead"], strategy="uncertainty", batch_size=5,
                      pool=PoolSpec(substructure="[U]"))
+
+
+def test_with_the_stored_screen_a_pool_above_the_parse_limit_can_be_narrowed(data: dict[str, Any], settings: Any) -> None:
+    from compounds import chemistry, services
+
+    services.compound_patterns_backfill_range(id_from=0, id_to=10**9)
+    query = chemistry.substructure_query(RING)
+    pool = list(Compound.objects.filter(id__in=data["pool_ids"]))
+    candidates = int(query.may_match([bytes(c.pattern_fp) for c in pool]).sum())
+    assert candidates < len(pool)  # the screen rules some out, so fewer need parsing
+    settings.CHEMLOOP_SUBSTRUCTURE_SCAN_LIMIT = candidates
+    narrowed, _ = pool_queryset(model=data["model"], pool=PoolSpec(substructure=RING))
+    assert {c.pk for c in narrowed} == {c.pk for c in pool if _contains(c, RING)}
