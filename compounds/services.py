@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
 from compounds import chemistry
@@ -563,19 +564,24 @@ def compounds_enrich_range(*, id_from: int, id_to: int) -> int:
 
 def compounds_enrich_enqueue(*, chunk: int = ENRICH_CHUNK) -> int:
     """One job per id range of compounds still missing properties; returns the job count."""
+    from compounds import jobs
+
+    return _enqueue_id_ranges(Compound.objects.filter(mw__isnull=True), jobs.enrich_range, chunk)
+
+
+def _enqueue_id_ranges(queryset: QuerySet[Compound], job: Any, chunk: int) -> int:
+    """One background job(id_from, id_to) per `chunk` ids spanning `queryset`; the job count."""
     from django.db.models import Max, Min
 
-    from compounds import jobs
     from config.jobs import enqueue_background
 
-    bounds = Compound.objects.filter(mw__isnull=True).aggregate(lo=Min("id"), hi=Max("id"))
+    bounds = queryset.aggregate(lo=Min("id"), hi=Max("id"))
     if bounds["lo"] is None:
         return 0
-    n = 0
-    for start in range(bounds["lo"], bounds["hi"] + 1, chunk):
-        enqueue_background(jobs.enrich_range, start, start + chunk)
-        n += 1
-    return n
+    starts = range(bounds["lo"], bounds["hi"] + 1, chunk)
+    for start in starts:
+        enqueue_background(job, start, start + chunk)
+    return len(starts)
 
 
 # --- Substructure screen: pattern fingerprints, filled in the background ----------------
@@ -606,19 +612,9 @@ def compound_patterns_backfill_range(*, id_from: int, id_to: int) -> int:
 def compound_patterns_backfill_enqueue(*, chunk: int = PATTERN_CHUNK) -> int:
     """One job per id range of compounds without a pattern fingerprint; returns the job count.
     An import follow-up (settings.CHEMLOOP_IMPORT_FOLLOWUPS)."""
-    from django.db.models import Max, Min
-
     from compounds import jobs
-    from config.jobs import enqueue_background
 
-    bounds = Compound.objects.filter(pattern_fp__isnull=True).aggregate(lo=Min("id"), hi=Max("id"))
-    if bounds["lo"] is None:
-        return 0
-    n = 0
-    for start in range(bounds["lo"], bounds["hi"] + 1, chunk):
-        enqueue_background(jobs.patterns_range, start, start + chunk)
-        n += 1
-    return n
+    return _enqueue_id_ranges(Compound.objects.filter(pattern_fp__isnull=True), jobs.patterns_range, chunk)
 
 
 def compounds_import_path(*, path: str | os.PathLike[str], **kwargs: Any) -> ImportReport:
