@@ -240,7 +240,6 @@ def pattern_fingerprint(mol: Chem.Mol) -> bytes:
 
 @dataclass(frozen=True)
 class SubstructureQuery:
-    text: str
     mol: Chem.Mol = field(repr=False)
     perception: Perception
     screen: np.ndarray = field(repr=False)  # packed pattern fingerprint of the query (uint8)
@@ -282,7 +281,7 @@ def substructure_query(text: str) -> SubstructureQuery:
     if query.GetNumAtoms() > MAX_QUERY_ATOMS:
         raise ChemistryError(f"more than {MAX_QUERY_ATOMS} atoms in the query")
     screen = np.frombuffer(pattern_fingerprint(query), dtype=np.uint8)
-    return SubstructureQuery(text=text, mol=query, perception=_perception(query), screen=screen)
+    return SubstructureQuery(mol=query, perception=_perception(query), screen=screen)
 
 
 def _kekule_written(smarts: Chem.Mol, molecule: Chem.Mol) -> bool:
