@@ -1,7 +1,13 @@
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.html import format_html
 
+from compounds import services
 from compounds.models import Assay, Compound, Dataset, Measurement
+from config.exceptions import ValidationFailed
 
 
 def structure_thumb(compound: Compound) -> str:
@@ -11,17 +17,87 @@ def structure_thumb(compound: Compound) -> str:
     )
 
 
+class CompoundAddForm(forms.ModelForm):
+    """Adding a compound in admin goes through the same standardisation as every import:
+    a structure is stored only with its canonical SMILES, InChIKey and fingerprint."""
+
+    class Meta:
+        model = Compound
+        fields = ("smiles", "name", "external_id")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            built = services.compound_build(
+                smiles=data.get("smiles", ""), name=data.get("name", ""), external_id=data.get("external_id", "")
+            )
+        except ValidationFailed as exc:
+            raise forms.ValidationError({"smiles": str(exc)}) from None
+        existing = Compound.objects.filter(inchikey=built.inchikey).first()
+        if existing is not None:
+            raise forms.ValidationError(
+                {"smiles": f"This structure is already registered as compound #{existing.pk} {existing.name}".rstrip()}
+            )
+        self.built = built
+        return data
+
+
+# The structure and everything derived from it is read-only once stored: editing the
+# SMILES alone would leave the InChIKey, fingerprint and features describing another molecule.
+STRUCTURE_FIELDS = (
+    "smiles", "canonical_smiles", "inchikey", "mw", "clogp", "tpsa", "hbd", "hba", "rotatable_bonds",
+    "heavy_atoms", "fingerprint_bits", "features", "screen", "created_at",
+)
+
+
 @admin.register(Compound)
 class CompoundAdmin(admin.ModelAdmin):
     list_display = ("id", "thumb", "name", "inchikey", "mw", "clogp", "heavy_atoms", "created_at")
     search_fields = ("name", "external_id", "inchikey", "canonical_smiles")
-    readonly_fields = ("canonical_smiles", "inchikey", "fingerprint", "feature_vector", "feature_set", "created_at")
-    exclude = ()
     list_per_page = 50
+
+    def get_form(self, request: HttpRequest, obj: Compound | None = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = CompoundAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Compound | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("smiles", "name", "external_id")
+        return ("thumb", "name", "external_id", *STRUCTURE_FIELDS)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Compound | None = None) -> tuple[str, ...]:
+        return () if obj is None else ("thumb", *STRUCTURE_FIELDS)
+
+    def save_model(self, request: HttpRequest, obj: Compound, form: Any, change: bool) -> None:
+        if not change:
+            built = form.built
+            for field in Compound._meta.concrete_fields:
+                if not field.primary_key:
+                    setattr(obj, field.attname, getattr(built, field.attname))
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="Structure")
     def thumb(self, obj: Compound) -> str:
         return structure_thumb(obj)
+
+    @admin.display(description="Morgan fingerprint")
+    def fingerprint_bits(self, obj: Compound) -> str:
+        n = len(bytes(obj.fingerprint or b"")) * 8
+        on = sum(bin(b).count("1") for b in bytes(obj.fingerprint or b""))
+        return f"{on} of {n} bits set" if n else "—"
+
+    @admin.display(description="Stored features")
+    def features(self, obj: Compound) -> str:
+        if not obj.feature_vector:
+            return "not computed yet (computed on demand or by the background job)"
+        return f"{obj.feature_set}: {len(bytes(obj.feature_vector)) // 4} values"
+
+    @admin.display(description="Substructure screen")
+    def screen(self, obj: Compound) -> str:
+        return "stored" if obj.pattern_fp else "not computed yet (every search parses this compound)"
 
 
 @admin.register(Dataset)
@@ -33,9 +109,31 @@ class DatasetAdmin(admin.ModelAdmin):
 
 @admin.register(Assay)
 class AssayAdmin(admin.ModelAdmin):
-    list_display = ("name", "task_type", "units", "direction", "created_at")
+    list_display = ("name", "task_type", "units", "direction", "plausible_range", "created_at")
     list_filter = ("task_type",)
     search_fields = ("name",)
+
+    @admin.display(description="Plausible range")
+    def plausible_range(self, obj: Assay) -> str:
+        return "—" if obj.is_classification else obj.range_text()
+
+
+class MeasurementForm(forms.ModelForm):
+    """Values typed in admin pass the same checks as every other way a label comes in."""
+
+    class Meta:
+        model = Measurement
+        fields = ("compound", "assay", "value", "source", "confidence", "notes", "queue_item")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        assay, value = data.get("assay"), data.get("value")
+        if assay is not None and value is not None:
+            try:
+                data["value"] = services.parse_measurement_value(assay, value)
+            except ValidationFailed as exc:
+                self.add_error("value", exc.message)
+        return data
 
 
 @admin.register(Measurement)
@@ -45,3 +143,16 @@ class MeasurementAdmin(admin.ModelAdmin):
     search_fields = ("compound__name", "compound__inchikey", "compound__canonical_smiles")
     list_select_related = ("compound", "assay", "created_by")
     raw_id_fields = ("compound", "queue_item")
+    form = MeasurementForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Measurement | None = None) -> tuple[str, ...]:
+        # A label given in the queue is corrected there (the item's label and the audit
+        # trail change with it): "Correct label" on its labeling page, or the correct API.
+        if obj is not None and obj.queue_item_id:
+            return ("compound", "assay", "value", "queue_item", "created_by", "created_at")
+        return ("created_by", "created_at")
+
+    def save_model(self, request: HttpRequest, obj: Measurement, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

@@ -100,6 +100,8 @@ class AssaySerializer(serializers.Serializer):
     task_type = enum_field(TaskType.values)
     classes = serializers.ListField(child=serializers.CharField())
     direction = serializers.CharField()
+    min_value = serializers.FloatField(allow_null=True, help_text="Lowest plausible label; lower values are refused.")
+    max_value = serializers.FloatField(allow_null=True, help_text="Highest plausible label; higher values are refused.")
     created_at = serializers.DateTimeField()
 
 
@@ -356,14 +358,26 @@ class AssayListCreateApi(GenericAPIView):
         classes = serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, default=list, max_length=100
         )
+        min_value = serializers.FloatField(
+            required=False, allow_null=True, default=None, help_text="Lowest plausible label (regression)."
+        )
+        max_value = serializers.FloatField(
+            required=False, allow_null=True, default=None, help_text="Highest plausible label (regression)."
+        )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             classes = attrs.get("classes") or []
+            low, high = attrs.get("min_value"), attrs.get("max_value")
             if attrs["task_type"] == TaskType.CLASSIFICATION:
                 if len(classes) < 2 or len(set(classes)) != len(classes):
                     raise serializers.ValidationError({"classes": ["a classification assay needs two or more distinct classes"]})
+                if low is not None or high is not None:
+                    field = "min_value" if low is not None else "max_value"
+                    raise serializers.ValidationError({field: ["a classification assay has classes, not a range"]})
             elif classes:
                 raise serializers.ValidationError({"classes": ["a regression assay has no classes"]})
+            if low is not None and high is not None and not low < high:
+                raise serializers.ValidationError({"max_value": ["must be greater than min_value"]})
             return attrs
 
     OutputSerializer = AssaySerializer

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class TaskType(models.TextChoices):
@@ -112,6 +112,14 @@ class Assay(models.Model):
     # Ordered class names for classification; a measurement stores the class index.
     classes = models.JSONField(default=list, blank=True)
     direction = models.CharField(max_length=10, choices=Direction.choices, default=Direction.MAXIMIZE)
+    # Plausible range of a regression label (either end optional): a value outside it is
+    # refused wherever labels enter (labeling, API, import, admin), e.g. a value in the wrong units.
+    min_value = models.FloatField(
+        null=True, blank=True, help_text="Lowest plausible value; labels below it are refused. Empty: no limit."
+    )
+    max_value = models.FloatField(
+        null=True, blank=True, help_text="Highest plausible value; labels above it are refused. Empty: no limit."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -121,6 +129,10 @@ class Assay(models.Model):
                 condition=Q(task_type="regression") | Q(task_type="classification"),
                 name="assay_task_type_valid",
             ),
+            models.CheckConstraint(
+                condition=Q(min_value__isnull=True) | Q(max_value__isnull=True) | Q(min_value__lt=F("max_value")),
+                name="assay_range_ordered",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -129,6 +141,11 @@ class Assay(models.Model):
     @property
     def is_classification(self) -> bool:
         return self.task_type == TaskType.CLASSIFICATION
+
+    def range_text(self) -> str:
+        low = "−∞" if self.min_value is None else f"{self.min_value:g}"
+        high = "∞" if self.max_value is None else f"{self.max_value:g}"
+        return f"{low} to {high}{' ' + self.units if self.units else ''}"
 
     def format_value(self, value: float | None) -> str:
         if value is None:

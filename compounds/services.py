@@ -6,6 +6,7 @@ import io
 import math
 import multiprocessing
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -90,15 +91,21 @@ def _compound_from_record(rec: chemistry.StandardizedCompound, *, name: str = ""
     )
 
 
-def compound_register(*, smiles: str, name: str = "", external_id: str = "") -> tuple[Compound, bool]:
-    """Register one structure (or return the existing one with the same InChIKey)."""
+def compound_build(*, smiles: str, name: str = "", external_id: str = "") -> Compound:
+    """An unsaved, standardised Compound for one SMILES; raises ValidationFailed naming `smiles`."""
     try:
         rec = chemistry.process_smiles(smiles)
     except chemistry.ChemistryError as exc:
         raise ValidationFailed(f"Invalid structure: {exc}", extra={"field": "smiles"}) from exc
     compound = _compound_from_record(rec, name=name[:200])
     compound.external_id = external_id[:100]
-    existing = Compound.objects.filter(inchikey=rec.inchikey).first()
+    return compound
+
+
+def compound_register(*, smiles: str, name: str = "", external_id: str = "") -> tuple[Compound, bool]:
+    """Register one structure (or return the existing one with the same InChIKey)."""
+    compound = compound_build(smiles=smiles, name=name, external_id=external_id)
+    existing = Compound.objects.filter(inchikey=compound.inchikey).first()
     if existing is not None:
         return existing, False
     try:
@@ -106,19 +113,56 @@ def compound_register(*, smiles: str, name: str = "", external_id: str = "") -> 
             compound.save()
     except IntegrityError:
         # A concurrent registration of the same structure won the race.
-        return Compound.objects.get(inchikey=rec.inchikey), False
+        return Compound.objects.get(inchikey=compound.inchikey), False
     return compound, True
 
 
 def assay_get_or_create(
-    *, name: str, task_type: str = TaskType.REGRESSION, units: str = "", classes: list[str] | None = None
+    *,
+    name: str,
+    task_type: str = TaskType.REGRESSION,
+    units: str = "",
+    classes: list[str] | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
 ) -> Assay:
+    """The assay with this name, created with these settings if it does not exist (an
+    existing one is returned unchanged)."""
     if task_type not in TaskType.values:
         raise ValidationFailed(f"task type must be one of {', '.join(TaskType.values)}", extra={"field": "task_type"})
+    if min_value is not None and max_value is not None and not min_value < max_value:
+        raise ValidationFailed("max_value must be greater than min_value", extra={"field": "max_value"})
     assay, _ = Assay.objects.get_or_create(
-        name=name, defaults={"task_type": task_type, "units": units, "classes": classes or []}
+        name=name,
+        defaults={
+            "task_type": task_type, "units": units, "classes": classes or [],
+            "min_value": min_value, "max_value": max_value,
+        },
     )
     return assay
+
+
+# Plain decimal notation only: float() would also take "1_000", "١٢" or "infinity".
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+# Models train on 32-bit floats (float32 max ≈ 3.4e38): a larger label would make every
+# later retrain of the assay fail, so it is refused here, where the person typing it can fix it.
+MAX_ABS_VALUE = 1e38
+
+
+def _parse_number(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValidationFailed("value is not numeric", extra={"field": "value"})
+    if isinstance(raw, (int, float)):
+        return float(raw)
+    text = str(raw).strip()
+    if "," in text and _NUMBER.fullmatch(text.replace(",", ".", 1)):
+        raise ValidationFailed(
+            f"value {text!r}: use a decimal point (e.g. {text.replace(',', '.', 1)}), not a comma",
+            extra={"field": "value"},
+        )
+    if not _NUMBER.fullmatch(text):
+        raise ValidationFailed("value is not numeric", extra={"field": "value"})
+    return float(text)
 
 
 def parse_measurement_value(assay: Assay, raw: Any) -> float:
@@ -130,8 +174,8 @@ def parse_measurement_value(assay: Assay, raw: Any) -> float:
         if text in assay.classes:
             return float(assay.classes.index(text))
         try:
-            number = float(text)
-        except ValueError:
+            number = _parse_number(text)
+        except ValidationFailed:
             raise ValidationFailed(
                 f"value {text!r} is not one of the classes {', '.join(assay.classes)}", extra={"field": "value"}
             ) from None
@@ -140,15 +184,18 @@ def parse_measurement_value(assay: Assay, raw: Any) -> float:
         raise ValidationFailed(
             f"class index {text} is out of range (0–{len(assay.classes) - 1})", extra={"field": "value"}
         )
-    if isinstance(raw, bool):
-        raise ValidationFailed("value is not numeric", extra={"field": "value"})
-    try:
-        number = float(str(raw).strip()) if not isinstance(raw, (int, float)) else float(raw)
-    except ValueError:
-        raise ValidationFailed("value is not numeric", extra={"field": "value"}) from None
-    # The database refuses |value| >= 1e300 (measurement_value_finite); say so as a 400.
-    if not math.isfinite(number) or abs(number) >= 1e300:
-        raise ValidationFailed("value must be a finite number", extra={"field": "value"})
+    number = _parse_number(raw)
+    if not math.isfinite(number) or abs(number) > MAX_ABS_VALUE:
+        raise ValidationFailed(
+            f"value must be a finite number no larger than {MAX_ABS_VALUE:g} in magnitude", extra={"field": "value"}
+        )
+    low, high = assay.min_value, assay.max_value
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise ValidationFailed(
+            f"value {number:g} is outside the plausible range of {assay.name} ({assay.range_text()}): "
+            "check the units, or ask a lead to widen the assay's range",
+            extra={"field": "value"},
+        )
     return number
 
 

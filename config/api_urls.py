@@ -26,6 +26,7 @@ from cycles.api import (
 from labeling.api import (
     QueueItemAssignApi,
     QueueItemClaimNextApi,
+    QueueItemCorrectApi,
     QueueItemDetailApi,
     QueueItemLabelApi,
     QueueItemListApi,
@@ -40,6 +41,7 @@ active_learning = [
     path("queue/<str:item_id>/", QueueItemDetailApi.as_view(), name="al-queue-item"),
     path("queue/<str:item_id>/label/", QueueItemLabelApi.as_view(), name="al-queue-label"),
     path("queue/<str:item_id>/skip/", QueueItemSkipApi.as_view(), name="al-queue-skip"),
+    path("queue/<str:item_id>/correct/", QueueItemCorrectApi.as_view(), name="al-queue-correct"),
     path("queue/<str:item_id>/assign/", QueueItemAssignApi.as_view(), name="al-queue-assign"),
     path("cycles/", CycleListApi.as_view(), name="al-cycles"),
     path("cycles/<str:cycle_id>/retrain/", CycleRetrainApi.as_view(), name="al-cycle-retrain"),

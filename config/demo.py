@@ -51,7 +51,10 @@ def demo_data_create(*, log: Callable[[str], None] = print) -> dict[str, object]
     users = demo_users_create()
     log(f"users: {', '.join(users)} (password {DEMO_PASSWORD!r})")
     logs = compound_services.assay_get_or_create(
-        name=REGRESSION_ASSAY, task_type=TaskType.REGRESSION, units="log mol/L"
+        name=REGRESSION_ASSAY, task_type=TaskType.REGRESSION, units="log mol/L",
+        # Aqueous solubility in log mol/L: water-miscible liquids reach ≈ +1.5, the least
+        # soluble organics ≈ −12; anything outside is a typo or a value in other units.
+        min_value=-15.0, max_value=3.0,
     )
     if logs.direction != "maximize":
         logs.direction = "maximize"

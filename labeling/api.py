@@ -26,6 +26,7 @@ from config.api_errors import MAX_ID, error_responses, parse_uuid
 from config.api_permissions import IsLead, IsScientist, IsViewer
 from labeling import selectors, services
 from labeling.models import LabelQueueItem, QueueStatus
+from mlmodels.selectors import model_get
 
 TAGS = ["active-learning"]
 JSON = [JSONParser]
@@ -127,7 +128,9 @@ class QueueItemListApi(GenericAPIView):
             choices=[*QueueStatus.values, "open"], required=False, help_text='A status, or "open" (pending or in progress).'
         )
         assigned_to = serializers.RegexField(
-            r"^(none|[1-9][0-9]{0,17})$", required=False, help_text='A user id, or "none" for unassigned items.'
+            r"^(me|none|[1-9][0-9]{0,17})$",
+            required=False,
+            help_text='A user id, "me" for the caller\'s items, or "none" for unassigned items.',
         )
         model = id_field(required=False)
         cycle = serializers.UUIDField(required=False)
@@ -149,9 +152,10 @@ class QueueItemListApi(GenericAPIView):
         f = self.FilterSerializer(data=request.query_params)
         f.is_valid(raise_exception=True)
         d = f.validated_data
+        assigned = d.get("assigned_to")
         qs = selectors.queue_items_list(
             status=d.get("status"),
-            assigned_to=d.get("assigned_to"),
+            assigned_to=request.user.pk if assigned == "me" else assigned,
             model_id=d.get("model"),
             cycle_id=d.get("cycle"),
             ordering=d["ordering"],
@@ -200,12 +204,15 @@ class QueueItemClaimNextApi(APIView):
         tags=TAGS,
         operation_id="queue_claim_next",
         request=InputSerializer,
-        responses={200: OutputSerializer, **error_responses(400)},
+        responses={200: OutputSerializer, **error_responses(400, 404)},
     )
     def post(self, request: Request) -> Response:
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        item = services.queue_item_claim_next(user=request.user, model_id=s.validated_data.get("model"))
+        model_id = s.validated_data.get("model")
+        if model_id is not None:
+            model_get(model_id=model_id)  # an unknown model is a 404, not an empty queue
+        item = services.queue_item_claim_next(user=request.user, model_id=model_id)
         if item is None:
             return Response({"item": None, "detail": "queue empty"})
         return Response({"item": _detail(item.pk), "detail": "claimed"})
@@ -242,6 +249,39 @@ class QueueItemLabelApi(APIView):
         # The service's item has every relation the serializer reads joined: no second read.
         item = services.label_submit(item_id=pk, user=request.user, **s.validated_data)
         return Response(self.OutputSerializer(item).data)
+
+
+class QueueItemCorrectApi(APIView):
+    """A lead corrects a stored label (labeled or archived items); the stored measurement
+    changes with it and the old value stays in the item's history."""
+
+    permission_classes = [IsLead]
+    parser_classes = JSON
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "QueueItemCorrectInput"
+
+        value = LabelValueField(help_text="The corrected value; for classification a class name or index.")
+        notes = serializers.CharField(
+            required=False, allow_blank=True, max_length=5000, default="", help_text="Why the label changed."
+        )
+
+    OutputSerializer = QueueItemSerializer
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="queue_correct",
+        parameters=[ITEM_ID],
+        request=InputSerializer,
+        responses={200: QueueItemSerializer, **error_responses(400, 404, 409)},
+    )
+    def post(self, request: Request, item_id: str) -> Response:
+        pk = parse_uuid(item_id, what="queue item")
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        services.label_correct(item_id=pk, user=request.user, **s.validated_data)
+        return Response(self.OutputSerializer(selectors.queue_item_get(item_id=pk)).data)
 
 
 class QueueItemSkipApi(APIView):

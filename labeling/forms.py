@@ -67,3 +67,13 @@ class LabelForm(forms.Form):
     source = forms.ChoiceField(choices=[(s.value, s.label) for s in HUMAN_SOURCES], initial=HUMAN_SOURCES[0])
     confidence = forms.ChoiceField(choices=[("", "—"), *LabelConfidence.choices], required=False, initial="high")
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=5000)
+
+
+class CorrectLabelForm(forms.Form):
+    """A lead's correction of a stored label (labeling.services.label_correct)."""
+
+    value = forms.CharField(max_length=100)
+    notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=5000,
+        help_text="Why the label changed (kept with the item).",
+    )

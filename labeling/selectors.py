@@ -13,7 +13,7 @@ from config.exceptions import NotFound
 from labeling.models import OPEN_STATUSES, AuditEvent, LabelQueueItem, QueueStatus
 
 ORDERINGS = {
-    "priority": ("-priority_score", "created_at"),
+    "priority": ("-priority_score", "created_at", "id"),
     "-priority": ("priority_score", "created_at"),
     "uncertainty": ("-uncertainty", "created_at"),
     "-uncertainty": ("uncertainty", "created_at"),
@@ -68,6 +68,23 @@ def queue_pending_items(*, user: Any = None, model_id: int | None = None, limit:
     if user is not None:
         qs = qs.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True))
     return list(qs[:limit])
+
+
+def queue_next_item(*, after: LabelQueueItem, user: Any = None, model_id: int | None = None) -> LabelQueueItem | None:
+    """The open item that follows `after` in priority order (for a user: theirs or
+    unassigned), wrapping round to the top at the end; never `after` itself.
+
+    "Next" walks down the queue this way: taking the best *other* item instead would
+    bounce between two items whenever the user holds a claimed item near the top.
+    """
+    qs = queue_items_list(status="open", model_id=model_id).exclude(pk=after.pk)
+    if user is not None:
+        qs = qs.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True))
+    p, c = after.priority_score, after.created_at
+    later = qs.filter(
+        Q(priority_score__lt=p) | Q(priority_score=p, created_at__gt=c) | Q(priority_score=p, created_at=c, id__gt=after.pk)
+    )
+    return later.first() or qs.first()
 
 
 def queue_item_get(*, item_id: Any) -> LabelQueueItem:

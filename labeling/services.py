@@ -240,11 +240,10 @@ def label_correct(*, item_id: Any, user: Any, value: Any, notes: str = "") -> La
         number = parse_measurement_value(item.model.assay, value)
         old = item.label
         item.label = number
-        if notes:
-            item.notes = notes[:5000]
-        item.save(update_fields=["label", "notes", "updated_at"])
+        # The labeler's notes stay; the reason for the correction goes into the history.
+        item.save(update_fields=["label", "updated_at"])
         Measurement.objects.filter(queue_item=item).update(value=number)
-        audit(AuditAction.CORRECT, actor=user, item=item, old_value=old, new_value=number)
+        audit(AuditAction.CORRECT, actor=user, item=item, old_value=old, new_value=number, notes=(notes or "")[:5000])
     return item
 
 

@@ -11,4 +11,5 @@ urlpatterns = [
     path("label/<uuid:pk>/", views.item_detail, name="item"),
     path("label/<uuid:pk>/submit/", views.item_submit, name="submit"),
     path("label/<uuid:pk>/skip/", views.item_skip, name="skip"),
+    path("label/<uuid:pk>/correct/", views.item_correct, name="correct"),
 ]

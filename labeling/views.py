@@ -26,7 +26,7 @@ from config.csv_export import csv_response
 from config.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, SCIENTIST, has_role, role_required, user_roles
 from labeling import selectors, services
-from labeling.forms import BulkActionForm, LabelForm, QueueFilterForm, labelers
+from labeling.forms import BulkActionForm, CorrectLabelForm, LabelForm, QueueFilterForm, labelers
 from labeling.models import LabelQueueItem
 from mlmodels import selectors as model_selectors
 from mlmodels.models import MLModel
@@ -186,7 +186,7 @@ def labeling(request: HttpRequest) -> HttpResponse:
     if not has_role(request.user, SCIENTIST):
         top = selectors.queue_pending_items(model_id=model_id, limit=1)
         if top:
-            return redirect("labeling:item", top[0].pk)
+            return redirect(_with_model(reverse("labeling:item", args=[top[0].pk]), model_id))
         return render(request, "labeling/empty.html", {})
     try:
         item = services.queue_item_claim_next(user=request.user, model_id=model_id)
@@ -194,7 +194,7 @@ def labeling(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         item = None
     if item is not None:
-        return redirect("labeling:item", item.pk)
+        return redirect(_with_model(reverse("labeling:item", args=[item.pk]), model_id))
     return render(request, "labeling/empty.html", {})
 
 
@@ -226,7 +226,7 @@ def item_submit(request: HttpRequest, pk: Any) -> HttpResponse:
         try:
             done = services.label_submit(item_id=item.pk, user=request.user, **form.cleaned_data)
             messages.success(request, f"Saved {done.model.assay.format_value(done.label)} for {item.compound.label}.")
-            return _go(request, reverse("labeling:labeling"))
+            return _go(request, _with_model(reverse("labeling:labeling"), _model_filter(request)))
         except ValidationFailed as exc:
             form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
         except Conflict as exc:
@@ -253,7 +253,29 @@ def item_skip(request: HttpRequest, pk: Any) -> HttpResponse:
     except PermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from exc
     messages.info(request, f"Skipped {item.compound.label}.")
-    return _go(request, reverse("labeling:labeling"))
+    return _go(request, _with_model(reverse("labeling:labeling"), _model_filter(request)))
+
+
+@require_POST
+@role_required(LEAD)
+def item_correct(request: HttpRequest, pk: Any) -> HttpResponse:
+    """A lead corrects a stored label; the old value stays in the item's history."""
+    item = _get_item_for_user(request, pk)
+    form = CorrectLabelForm(request.POST)
+    if form.is_valid():
+        try:
+            old = item.label
+            done = services.label_correct(item_id=item.pk, user=request.user, **form.cleaned_data)
+            fmt = done.model.assay.format_value
+            messages.success(request, f"Corrected the label of {item.compound.label}: {fmt(old)} → {fmt(done.label)}.")
+            return _go(request, reverse("labeling:item", args=[item.pk]))
+        except ValidationFailed as exc:
+            form.add_error("value", exc.message)
+        except Conflict as exc:
+            messages.error(request, exc.message)
+            return _go(request, reverse("labeling:item", args=[item.pk]))
+    context = _item_context(request, item, LabelForm(), correct_form=form)
+    return render(request, "labeling/item.html", context, status=400)
 
 
 def _go(request: HttpRequest, url: str) -> HttpResponse:
@@ -261,7 +283,13 @@ def _go(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _item_context(request: HttpRequest, item: LabelQueueItem, form: LabelForm) -> dict[str, Any]:
+def _plain_number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _item_context(
+    request: HttpRequest, item: LabelQueueItem, form: LabelForm, correct_form: CorrectLabelForm | None = None
+) -> dict[str, Any]:
     user, assay = request.user, item.model.assay
     may_act = item.is_open and has_role(user, SCIENTIST) and (
         item.assigned_to_id in (None, user.pk) or has_role(user, LEAD)
@@ -279,11 +307,15 @@ def _item_context(request: HttpRequest, item: LabelQueueItem, form: LabelForm) -
         "may_act": may_act,
         "predicted_class": predicted_class,
         "prediction_chart": _prediction_chart(item),
+        "coverage": (item.model.metrics or {}).get("coverage_95"),
         "out_of_domain": (item.applicability_distance or 0) > APPLICABILITY_WARNING,
         "ad_threshold": APPLICABILITY_WARNING,
         "similar": model_selectors.assay_similar_labeled(compound=item.compound, assay=assay, k=5),
         "why": _why_selected(item),
-        "next_item": _next_item(request, item),
+        "next_item": _next_item(request, item, _model_filter(request)),
+        "model_filter": _model_filter(request),
+        "may_correct": item.label is not None and has_role(user, LEAD),
+        "correct_form": correct_form or CorrectLabelForm(initial={"value": _plain_number(item.label)}),
         "events": selectors.queue_item_events(item=item)[:8],
     }
 
@@ -298,11 +330,19 @@ def _prediction_chart(item: LabelQueueItem) -> str:
     return charts.interval_bar(mean=item.prediction, std=item.uncertainty or 0.0, lo=span[0], hi=span[1], units=assay.units)
 
 
-def _next_item(request: HttpRequest, item: LabelQueueItem) -> LabelQueueItem | None:
+def _next_item(request: HttpRequest, item: LabelQueueItem, model_id: int | None) -> LabelQueueItem | None:
     """The open item after this one in priority order, among those this user may take."""
     user = request.user if has_role(request.user, SCIENTIST) else None
-    candidates = [i for i in selectors.queue_pending_items(user=user, limit=50) if i.pk != item.pk]
-    return candidates[0] if candidates else None
+    return selectors.queue_next_item(after=item, user=user, model_id=model_id)
+
+
+def _model_filter(request: HttpRequest) -> int | None:
+    """The Labeling tab's model filter, carried from page to page (?model= / a hidden field)."""
+    return _int(request.GET.get("model") or request.POST.get("model"))
+
+
+def _with_model(url: str, model_id: int | None) -> str:
+    return f"{url}?model={model_id}" if model_id else url
 
 
 COMPONENT_LABELS = {

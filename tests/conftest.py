@@ -1,6 +1,10 @@
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from tests.factories import CompoundFactory, UserFactory
 
@@ -124,3 +128,17 @@ def library(db):  # type: ignore[no-untyped-def]
         "pyridine": "c1ccncc1",
     }
     return {name: CompoundFactory(smiles=smiles, name=name) for name, smiles in names.items()}
+
+
+@pytest.fixture
+def api_for():  # type: ignore[no-untyped-def]
+    """An API client authenticated with the user's DRF token (None: anonymous)."""
+
+    def make(user: Any) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make

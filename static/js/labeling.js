@@ -20,8 +20,10 @@
       if (form.requestSubmit) { form.requestSubmit(save || undefined); } else if (save) { save.click(); }
       return;
     }
-    // Letters and digits are text while the user types in a field.
-    if (target.closest && target.closest(TYPING)) return;
+    // Letters and digits are text while the user types in a field. The value field is
+    // the exception for S and N: a label value is a number and never contains them.
+    var inValue = target.id === "id_value" && /^[sSnN]$/.test(key);
+    if (target.closest && target.closest(TYPING) && !inValue) return;
 
     if (key === "s" || key === "S") {
       var skip = document.querySelector('[data-shortcut="skip"]');

@@ -1,29 +1,12 @@
-"""Fixtures for the API tests: token clients per persona and a small trained model."""
+"""Fixtures for the API tests: a small trained model (token clients: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from tests.solubility import solubility_setup
-
-
-@pytest.fixture
-def api_for() -> Callable[[Any], APIClient]:
-    """An API client authenticated with the user's DRF token (None: anonymous)."""
-
-    def make(user: Any) -> APIClient:
-        client = APIClient()
-        if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-        return client
-
-    return make
 
 
 @pytest.fixture

@@ -204,7 +204,7 @@ def test_lead_resets_a_skipped_item_and_corrects_a_label_keeping_history(lead, s
     assert labeled.label == 2.0
     assert Measurement.objects.get(queue_item=labeled).value == 2.0
     event = AuditEvent.objects.get(item=labeled, action="correct")
-    assert event.data == {"old_value": 1.0, "new_value": 2.0}
+    assert event.data == {"old_value": 1.0, "new_value": 2.0, "notes": ""}
 
 
 def test_queue_filters_and_orderings(scientist):  # type: ignore[no-untyped-def]
