@@ -113,6 +113,12 @@ class PoolSerializer(serializers.Serializer):
         return attrs
 
 
+class CandidateCompoundSerializer(CompoundSummarySerializer):
+    id = serializers.IntegerField(
+        allow_null=True, help_text="null for a pasted structure that a preview scored but did not register."
+    )
+
+
 class CycleSelectApi(APIView):
     """Score a pool with a model, rank it with a strategy and queue the batch as a new cycle.
 
@@ -141,7 +147,10 @@ class CycleSelectApi(APIView):
 
         class CandidateSerializer(serializers.Serializer):
             rank = serializers.IntegerField()
-            compound = CompoundSummarySerializer()
+            compound = CandidateCompoundSerializer()
+            registered = serializers.BooleanField(
+                help_text="False: a pasted structure not in the registry; a preview keeps nothing of it."
+            )
             priority_score = serializers.FloatField()
             prediction = serializers.FloatField(allow_null=True)
             uncertainty = serializers.FloatField(allow_null=True)

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from compounds import chemistry
 from config import charts
 from config.exceptions import ApplicationError, NotFound
 from config.roles import LEAD, role_required
@@ -144,7 +145,7 @@ def selection(request: HttpRequest) -> HttpResponse:
                 cycle = result.cycle
                 messages.success(request, f"Cycle #{cycle.cycle_number} opened: {len(result.candidates)} compounds queued.")
                 return redirect(f"{reverse('labeling:queue')}?cycle={cycle.pk}&model={cycle.model_id}")
-            context.update(result=result, space_map=_space_map(result))
+            context.update(result=result, space_map=_space_map(result), new_structures=_new_structures(result))
     if _partial(request) and request.method == "POST":
         return render(request, "cycles/selection.html#preview", context)
     return render(request, "cycles/selection.html", context, status=400 if form.errors else 200)
@@ -192,6 +193,15 @@ def _select(request: HttpRequest, form: SelectionForm, *, preview: bool) -> Sele
         preview=preview,
         with_pool_fingerprints=preview,
     )
+
+
+def _new_structures(result: SelectionResult) -> dict[int, str]:
+    """Pictures of pasted structures a preview scored without registering (no structure URL yet)."""
+    return {
+        c.rank: chemistry.depict_svg(c.compound.canonical_smiles, width=160, height=110)
+        for c in result.candidates
+        if not c.registered
+    }
 
 
 def _space_map(result: SelectionResult) -> dict[str, Any] | None:

@@ -66,6 +66,8 @@ class Candidate:
     applicability_distance: float | None
     probabilities: list[float] | None
     score_components: dict[str, Any]
+    # False for a pasted structure a preview scored but did not keep (compound.pk is None).
+    registered: bool = True
 
 
 @dataclass
@@ -116,13 +118,7 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
             raise ValidationFailed("the SMILES list is empty", extra={"field": "smiles"})
         if len(pool.smiles) > MAX_POOL_LIST:
             raise ValidationFailed(f"at most {MAX_POOL_LIST} SMILES per list", extra={"field": "smiles"})
-        ids = []
-        for i, s in enumerate(pool.smiles, start=1):
-            try:
-                compound, _ = compound_services.compound_register(smiles=s)
-                ids.append(compound.pk)
-            except ValidationFailed as exc:
-                errors.append({"row": i, "input": s[:200], "reason": exc.message})
+        ids, _new, errors = _register_pasted(pool.smiles)
         qs = qs.filter(id__in=ids)
     elif pool.kind != "all":
         raise ValidationFailed("pool must be all, dataset, compounds or smiles", extra={"field": "pool"})
@@ -139,6 +135,47 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
     if pool.substructure:
         qs = _containing(qs, pool.substructure)
     return qs, errors
+
+
+def _register_pasted(smiles: tuple[str, ...]) -> tuple[list[int], set[int], list[dict[str, Any]]]:
+    """Pasted SMILES registered as compounds: their ids, the ids that are new, and the
+    rows that could not be read."""
+    ids: list[int] = []
+    new: set[int] = set()
+    errors: list[dict[str, Any]] = []
+    for i, s in enumerate(smiles, start=1):
+        try:
+            compound, created = compound_services.compound_register(smiles=s)
+        except ValidationFailed as exc:
+            errors.append({"row": i, "input": s[:200], "reason": exc.message})
+            continue
+        ids.append(compound.pk)
+        if created:
+            new.add(compound.pk)
+    return ids, new, errors
+
+
+def _preview_pasted(*, pool: PoolSpec, **kwargs: Any) -> SelectionResult:
+    """A preview of pasted SMILES writes nothing: the structures are registered so the
+    usual scoring can read them, inside a transaction that is rolled back afterwards.
+    Candidates that were not in the registry come back with `registered=False` and no id."""
+    with transaction.atomic():
+        ids, new, errors = _register_pasted(pool.smiles)
+        if not ids:
+            raise ValidationFailed(
+                f"none of the {len(pool.smiles)} pasted SMILES is a valid structure",
+                extra={"field": "smiles", "pool_errors": errors},
+            )
+        listed = PoolSpec(kind="compounds", compound_ids=tuple(ids), substructure=pool.substructure)
+        # Local scoring: helper processes would not see the uncommitted structures.
+        result = cycle_select(pool=listed, preview=True, distributed=False, **kwargs)
+        transaction.set_rollback(True)
+    result.pool_errors = errors + result.pool_errors
+    for candidate in result.candidates:
+        if candidate.compound.pk in new:
+            candidate.compound.pk = None
+            candidate.registered = False
+    return result
 
 
 def _containing(qs: QuerySet[Compound], pattern: str) -> QuerySet[Compound]:
@@ -194,6 +231,11 @@ def cycle_select(
             f"unknown strategy {strategy!r}; choose from {', '.join(strategies.STRATEGIES)}", extra={"field": "strategy"}
         )
     pool = pool or PoolSpec()
+    if preview and pool.kind == "smiles":
+        return _preview_pasted(
+            pool=pool, model=model, user=user, strategy=strategy, batch_size=batch_size, params=params,
+            random_state=random_state, with_pool_fingerprints=with_pool_fingerprints, helpers=helpers,
+        )
     pool_description = pool.describe()
     qs, pool_errors = pool_queryset(model=model, pool=pool, user=user)
     if pool.kind == "smiles" or pool.substructure:

@@ -175,3 +175,18 @@ def test_select_within_a_series(api_for: Any, trained: dict[str, Any]) -> None:
     smiles = [item["compound"]["canonical_smiles"] for item in response.json()["items"]]
     assert len(smiles) == 3 and all(Chem.MolFromSmiles(s).HasSubstructMatch(ring) for s in smiles)
     assert ActiveLearningCycle.objects.get().pool_description == "all unlabeled compounds containing c1ccc2ccccc2c1"
+
+
+@pytest.mark.django_db
+def test_a_preview_of_pasted_smiles_writes_nothing(api_for: Any, trained: dict[str, Any]) -> None:
+    from compounds.models import Compound
+
+    before = Compound.objects.count()
+    body = {"model": trained["model"].pk, "batch_size": 2, "preview": True, "strategy": "uncertainty",
+            "pool": {"kind": "smiles", "smiles": ["CCCCCCCCCCO", "c1ccc(O)cc1CCCN", "nonsense"]}}
+    response = api_for(trained["lead"]).post(f"{AL}/select/", body, format="json")
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert Compound.objects.count() == before
+    assert data["cycle"] is None and [e["row"] for e in data["pool_errors"]] == [3]
+    assert [(c["registered"], c["compound"]["id"]) for c in data["candidates"]] == [(False, None), (False, None)]

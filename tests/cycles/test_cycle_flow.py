@@ -177,13 +177,34 @@ def test_a_bad_warm_up_schedule_is_a_validation_error_naming_it(setup):  # type:
     assert err.value.extra["field"] == "warmup"
 
 
-def test_a_pasted_smiles_pool_registers_valid_rows_and_reports_bad_ones(setup):  # type: ignore[no-untyped-def]
-    result = services.cycle_select(
-        model=setup["model"], user=setup["lead"], batch_size=2, preview=True,
-        pool=PoolSpec(kind="smiles", smiles=("CCCCCCCCCCO", "nonsense", "c1ccc(O)cc1CCCN")),
+def test_a_pasted_smiles_preview_writes_nothing_and_adding_registers(setup):  # type: ignore[no-untyped-def]
+    known = Compound.objects.exclude(pk__in=setup["validation_ids"]).exclude(measurements__isnull=False).first()
+    pasted = ("CCCCCCCCCCO", "nonsense", "c1ccc(O)cc1CCCN", known.canonical_smiles)
+    before = Compound.objects.count()
+    preview = services.cycle_select(
+        model=setup["model"], user=setup["lead"], batch_size=3, preview=True, pool=PoolSpec(kind="smiles", smiles=pasted)
     )
-    assert result.pool_size == 2
-    assert result.pool_errors[0]["row"] == 2
+    assert Compound.objects.count() == before  # a preview keeps nothing, not even the structures
+    assert preview.pool_size == 3
+    assert [e["row"] for e in preview.pool_errors] == [2]
+    by_smiles = {c.compound.canonical_smiles: c for c in preview.candidates}
+    assert by_smiles[known.canonical_smiles].registered and by_smiles[known.canonical_smiles].compound.pk == known.pk
+    new = [c for c in preview.candidates if not c.registered]
+    assert len(new) == 2 and all(c.compound.pk is None for c in new)
+
+    added = services.cycle_select(
+        model=setup["model"], user=setup["lead"], batch_size=3, pool=PoolSpec(kind="smiles", smiles=pasted)
+    )
+    assert Compound.objects.count() == before + 2
+    assert {c.compound.canonical_smiles for c in added.candidates} == set(by_smiles)
+    assert added.cycle.items.count() == 3
+
+
+def test_a_preview_of_only_bad_smiles_names_the_field(setup):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationFailed) as err:
+        services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=2, preview=True,
+                              pool=PoolSpec(kind="smiles", smiles=("nonsense", "C((")))
+    assert err.value.extra["field"] == "smiles" and len(err.value.extra["pool_errors"]) == 2
 
 
 def test_the_full_cycle_through_a_real_worker(setup, run_worker):  # type: ignore[no-untyped-def]

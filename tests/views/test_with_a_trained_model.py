@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from compounds.models import Compound
 from cycles.models import ActiveLearningCycle
 from labeling.models import LabelQueueItem
 from tests.solubility import solubility_setup
@@ -87,8 +88,13 @@ def test_a_warm_up_without_its_label_count_is_a_form_error(client_for, lead, tra
 def test_pasted_smiles_report_bad_lines(client_for, lead, trained):  # type: ignore[no-untyped-def]
     data = {"model": trained["model"].pk, "pool": "list", "compounds": "CCCCCCCCO\nnot-a-smiles\nc1ccccc1CCN",
             "strategy": "uncertainty", "batch_size": 2, "batch": "top", "action": "preview"}
+    before = Compound.objects.count()
     body = client_for(lead).post(reverse("cycles:selection"), data, HTTP_HX_REQUEST="true").content.decode()
     assert "1 pasted line could not be read" in body and "not-a-smiles" in body
+    # The preview draws the new structures itself and registers nothing.
+    assert Compound.objects.count() == before
+    assert body.count("new structure: registered when the batch is added to the queue") == 2
+    assert body.count("<svg") >= 2 and "CCCCCCCCO" in body
 
 
 def test_a_series_is_selected_from_the_selection_tab(client_for, lead, trained):  # type: ignore[no-untyped-def]
