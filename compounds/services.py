@@ -330,6 +330,7 @@ def compounds_import(
     filename: str,
     dataset_name: str,
     assay: Assay | None = None,
+    new_assay: dict[str, Any] | None = None,
     value_column: str | None = None,
     smiles_column: str | None = None,
     name_column: str | None = None,
@@ -351,12 +352,15 @@ def compounds_import(
     during the import; "deferred" leaves them to the chunked `compounds_enrich`
     jobs enqueued after commit (they are half of the per-molecule cost, so big
     imports stay fast); "auto" is inline for files of one chunk, deferred beyond.
+
+    `new_assay` (keyword arguments of `assay_get_or_create`) creates the assay the values
+    go to inside the import's transaction, so an import that fails creates no assay.
     """
     try:
         fmt = chemistry.detect_format(filename)
     except chemistry.ChemistryError as exc:
         raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
-    if value_column and assay is None:
+    if value_column and assay is None and not new_assay:
         raise ValidationFailed("a value column needs an assay", extra={"field": "assay"})
     if not dataset_name.strip():
         raise ValidationFailed("dataset name is required", extra={"field": "dataset"})
@@ -389,6 +393,8 @@ def compounds_import(
     # COPY on PostgreSQL; the portable ORM path elsewhere (SQLite for `make run`).
     copy_mode = connection.vendor == "postgresql" if use_copy is None else use_copy
     with transaction.atomic():
+        if new_assay:
+            assay = assay_get_or_create(**new_assay)
         dataset, _ = Dataset.objects.get_or_create(
             name=dataset_name.strip()[:200],
             defaults={"created_by": user if getattr(user, "is_authenticated", False) else None},

@@ -161,17 +161,16 @@ def compound_import(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            assay = data["assay"]
-            if assay is None and data["new_assay"]:
-                assay = services.assay_get_or_create(
-                    name=data["new_assay"], task_type=data["task_type"] or "regression", units=data["units"]
-                )
+            new_assay = None
+            if data["assay"] is None and data["new_assay"]:
+                new_assay = {"name": data["new_assay"], "task_type": data["task_type"] or "regression", "units": data["units"]}
             upload = data["file"]
             report = services.compounds_import(
                 stream=upload.file,
                 filename=upload.name,
                 dataset_name=data["dataset"],
-                assay=assay,
+                assay=data["assay"],
+                new_assay=new_assay,
                 value_column=data["value_column"] or None,
                 smiles_column=data["smiles_column"] or None,
                 name_column=data["name_column"] or None,

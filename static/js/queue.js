@@ -26,4 +26,22 @@
   function init() { document.querySelectorAll("form[data-bulk]").forEach(update); }
   document.addEventListener("DOMContentLoaded", init);
   document.addEventListener("htmx:afterSettle", init);
+
+  // Back/forward: htmx restores a snapshot of the page whose <select>s show the values
+  // they were rendered with, not the ones chosen since; set them from the restored URL
+  // so the filters always describe the rows below them.
+  document.addEventListener("htmx:historyRestore", function () {
+    var filters = document.getElementById("queue-filters");
+    if (!filters) return;
+    var params = new URLSearchParams(window.location.search);
+    filters.querySelectorAll("select").forEach(function (select) {
+      var value = params.get(select.name);
+      if (value === null || !select.querySelector('option[value="' + CSS.escape(value) + '"]')) {
+        select.selectedIndex = 0;  // each filter's first option is its default
+      } else {
+        select.value = value;
+      }
+    });
+    init();
+  });
 })();

@@ -46,10 +46,36 @@ def test_a_scientist_claims_and_labels_with_the_keyboard(page, login, live_serve
     assert first.status == QueueStatus.LABELED and first.label == -2.75 and first.labeled_by == scientist
 
     second_url = page.url
-    page.evaluate("document.activeElement && document.activeElement.blur()")
+    # The value field has the focus (autofocus); S still skips, because a value never holds an S.
+    assert page.evaluate("document.activeElement.id") == "id_value"
     page.keyboard.press("s")  # skip
     page.wait_for_url(lambda url: url != second_url and "/queue/label/" in url)
     assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 1
+
+
+def test_queue_filters_follow_the_back_button(page, login, live_server, viewer):  # type: ignore[no-untyped-def]
+    model = MLModelFactory()
+    for i in range(3):
+        LabelQueueItemFactory(model=model, priority_score=float(i))
+    LabelQueueItemFactory(model=model, status=QueueStatus.LABELED, label=1.0)
+    login(viewer)
+    page.goto(f"{live_server.url}/queue/")
+    status = page.locator("#queue-filters select[name=status]")
+    status.select_option("all")
+    page.wait_for_url(re.compile(r".*status=all.*"))
+    page.wait_for_function("document.querySelectorAll('#rows tbody tr').length === 4")
+    status.select_option("labeled")
+    page.wait_for_url(re.compile(r".*status=labeled.*"))
+    page.wait_for_function("document.querySelectorAll('#rows tbody tr').length === 1")
+    assert "status=labeled" in page.locator("#queue-export").get_attribute("href")
+    page.go_back()
+    page.wait_for_url(re.compile(r".*status=all.*"))
+    page.wait_for_function("document.querySelectorAll('#rows tbody tr').length === 4")
+    assert status.input_value() == "all"
+    page.go_back()
+    page.wait_for_url(f"{live_server.url}/queue/")
+    page.wait_for_function("document.querySelectorAll('#rows tbody tr').length === 3")
+    assert status.input_value() == "open"
 
 
 def test_a_lead_previews_queues_assigns_and_retrains(page, login, live_server, lead, scientist, rq_queue):  # type: ignore[no-untyped-def]

@@ -87,6 +87,20 @@ def test_a_lead_imports_a_file_and_sees_the_row_report(client_for, lead):  # typ
     assert Compound.objects.filter(name="ethanol").exists()
 
 
+def test_a_failed_import_creates_no_new_assay(client_for, lead):  # type: ignore[no-untyped-def]
+    from compounds.models import Assay
+
+    upload = io.BytesIO(b"smiles,name\nCCO,ethanol\n")
+    upload.name = "upload.csv"
+    response = client_for(lead).post(
+        reverse("compounds:import"),
+        {"file": upload, "dataset": "uploaded", "value_column": "nonexistent", "new_assay": "QA assay",
+         "task_type": "regression"},
+    )
+    assert "value column &#x27;nonexistent&#x27; not found" in response.content.decode()
+    assert not Assay.objects.filter(name="QA assay").exists() and not Compound.objects.exists()
+
+
 def test_an_import_with_a_value_column_but_no_assay_is_refused_inline(client_for, lead):  # type: ignore[no-untyped-def]
     upload = io.BytesIO(b"smiles\nCCO\n")
     upload.name = "upload.csv"

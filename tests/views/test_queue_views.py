@@ -52,6 +52,17 @@ def test_htmx_filtering_returns_only_the_rows_fragment(client_for, scientist, it
     assert str(mine.pk) not in unassigned and str(items[2].pk) in unassigned
 
 
+def test_the_export_link_follows_the_filters_chosen_on_the_page(client_for, lead, items):  # type: ignore[no-untyped-def]
+    c = client_for(lead)
+    page = c.get(QUEUE).content.decode()
+    assert 'id="queue-export" href="/queue/export.csv?status=open&amp;sort=priority"' in page
+    # An htmx filter change swaps only the rows; the link outside them comes along out of band.
+    rows = c.get(QUEUE, {"status": "labeled", "assigned_to": "me"}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="queue-export" hx-swap-oob="true" href="/queue/export.csv?status=labeled&amp;assigned_to=me&amp;sort=priority"' in rows
+    labeled = c.get("/queue/export.csv", {"status": "labeled"})
+    assert b"".join(labeled.streaming_content).decode().count("\n") == 1  # the header only
+
+
 def test_status_and_model_filters(client_for, viewer, items):  # type: ignore[no-untyped-def]
     LabelQueueItem.objects.filter(pk=items[0].pk).update(status=QueueStatus.SKIPPED)
     other = LabelQueueItemFactory(model=MLModelFactory())
