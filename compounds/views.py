@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.html import format_html
@@ -178,7 +179,7 @@ def compound_import(request: HttpRequest) -> HttpResponse:
             )
             messages.success(
                 request,
-                f"Imported {report.imported} compounds into “{report.dataset_name}” "
+                f"Imported {report.imported} compound{pluralize(report.imported)} into “{report.dataset_name}” "
                 f"({report.created} new, {report.existing} already registered, {report.invalid} rows rejected).",
             )
         except ApplicationError as exc:

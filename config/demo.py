@@ -73,7 +73,16 @@ def demo_data_create(*, log: Callable[[str], None] = print) -> dict[str, object]
     initial = rng.sample(train, min(INITIAL_LABELS, len(train)))
     labeled = [r for r in rows if r["split"] == "test"] + initial
     report = _import_rows(labeled, dataset=DATASET, assay=logs, column="logS")
-    log(f"{logs.name}: {report.measurements_created} measurements (test split + {len(initial)} initial train labels)")
+    repeats = len(labeled) - report.measurements_created
+    log(
+        f"{logs.name}: {report.measurements_created} measurements (test split + {len(initial)} initial train labels"
+        + (
+            f"; {repeats} of those rows repeat a structure already in the file — the fixture's SMILES carry no "
+            "stereochemistry, so e.g. hyoscyamine (train) is atropine (test) — and count once)"
+            if repeats
+            else ")"
+        )
+    )
     report = _import_rows(rows, dataset=DATASET, assay=classes, column="solubility_class")
     log(f"{classes.name}: {report.measurements_created} measurements")
     test_ids = demo_test_split_ids()

@@ -28,7 +28,10 @@ class SelectionForm(forms.Form):
     )
     strategy = forms.ChoiceField(choices=[])
     batch_size = forms.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, initial=20)
-    batch = forms.ChoiceField(choices=[(k, k.replace("_", " ")) for k in BATCH_MODES], initial="top")
+    batch = forms.ChoiceField(
+        choices=[(k, k.replace("_", " ") + (" (classification only)" if k == "class_balanced" else "")) for k in BATCH_MODES],
+        initial="top",
+    )
     # A schedule (strategies.select's `warmup`): another strategy picks until the model
     # has been trained on `warmup_until` compounds.
     warmup = forms.ChoiceField(

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -143,7 +144,7 @@ def selection(request: HttpRequest) -> HttpResponse:
         else:
             if not preview:
                 cycle = result.cycle
-                messages.success(request, f"Cycle #{cycle.cycle_number} opened: {len(result.candidates)} compounds queued.")
+                messages.success(request, f"Cycle #{cycle.cycle_number} opened: {len(result.candidates)} compound{pluralize(len(result.candidates))} queued.")
                 return redirect(f"{reverse('labeling:queue')}?cycle={cycle.pk}&model={cycle.model_id}")
             context.update(result=result, space_map=_space_map(result), new_structures=_new_structures(result))
     if _partial(request) and request.method == "POST":

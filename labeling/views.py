@@ -363,24 +363,37 @@ COMPONENT_LABELS = {
     "max_sim_to_labeled": "Similarity to the nearest labeled compound",
     "cluster": "Diversity cluster",
     "cluster_size": "Cluster size",
+    "distance_to_threshold": "Distance of the prediction to the threshold",
+    "round": "Class-balanced round (1 = the best of each predicted class)",
+    "p_second": "Probability of the second class",
 }
+# For regression the hybrid's "margin" is how close the prediction sits to a threshold
+# (the pool's median prediction unless one is given), as a negative distance.
+REGRESSION_LABELS = {"margin": "Closeness to the threshold (minus the distance; median prediction unless set)"}
 
 
 def _why_selected(item: LabelQueueItem) -> dict[str, Any]:
     """Score components as readable rows: raw value, normalised value (0–1) and hybrid weight."""
     comps = dict(item.score_components or {})
     weights = ((item.cycle.strategy_params or {}).get("weights") or {}) if item.cycle else {}
+    assay = item.model.assay
+    labels = COMPONENT_LABELS if assay.is_classification else {**COMPONENT_LABELS, **REGRESSION_LABELS}
     rows = []
     for key, value in comps.items():
         if key in ("rank", "score", "nearest_labeled") or key.endswith("_normalized"):
             continue
-        if not isinstance(value, (int, float)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
+        shown: Any = value
+        if key == "predicted_class" and assay.is_classification:
+            shown = assay.format_value(value)  # the class name, not its index
+        elif key == "round":
+            shown = str(int(value) + 1)
         rows.append(
             {
                 "key": key,
-                "label": COMPONENT_LABELS.get(key, key.replace("_", " ").capitalize()),
-                "value": value,
+                "label": labels.get(key, key.replace("_", " ").capitalize()),
+                "value": shown,
                 "normalized": comps.get(f"{key}_normalized"),
                 "weight": weights.get(key),
             }

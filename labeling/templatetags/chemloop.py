@@ -38,7 +38,11 @@ def get(mapping: Any, key: Any) -> Any:
     return mapping.get(key) if hasattr(mapping, "get") else None
 
 
+# Acronyms keep their capitals wherever identifiers are shown as words.
+ACRONYMS = {"ucb": "UCB", "bald": "BALD", "ei": "EI"}
+
+
 @register.filter
 def words(value: Any) -> str:
-    """snake_case identifiers as words: "expected_improvement" → "expected improvement"."""
-    return str(value).replace("_", " ")
+    """snake_case identifiers as words: "expected_improvement" → "expected improvement", "ucb" → "UCB"."""
+    return " ".join(ACRONYMS.get(w, w) for w in str(value).split("_"))

@@ -207,3 +207,27 @@ def test_admin_adds_compounds_through_the_chemistry(client_for, lead):  # type: 
     page = c.get(reverse("admin:compounds_compound_change", args=[made.pk])).content.decode()
     assert 'name="smiles"' not in page and 'name="name"' in page  # the structure is read-only
     assert "bits set" in page and "b&#x27;" not in page
+
+
+def test_why_selected_names_classes_rounds_and_the_regression_threshold(client_for, viewer, model, class_model):  # type: ignore[no-untyped-def]
+    cls = LabelQueueItemFactory(model=class_model, score_components={"predicted_class": 2, "round": 0, "margin": 0.4})
+    body = client_for(viewer).get(_item_url(cls)).content.decode()
+    assert "<td>Predicted class</td><td class=\"num\">high</td>" in body
+    assert "Class-balanced round (1 = the best of each predicted class)</td><td class=\"num\">1</td>" in body
+    assert "Margin (closeness to the decision boundary)" in body
+    reg = LabelQueueItemFactory(model=model, score_components={"margin": -1.78})
+    body = client_for(viewer).get(_item_url(reg)).content.decode()
+    assert "Closeness to the threshold" in body and "decision boundary" not in body
+
+
+def test_403_and_404_pages_say_why_and_keep_the_navigation(client_for, scientist):  # type: ignore[no-untyped-def]
+    c = client_for(scientist)
+    denied = c.get(reverse("cycles:selection"))
+    body = denied.content.decode()
+    assert denied.status_code == 403
+    assert "This needs the lead role." in body and "signed in as <strong>sam-scientist</strong> (scientist)" in body
+    assert "Label queue</a>" in body  # the tabs, not a bare "403 Forbidden"
+    missing = c.get("/queue/label/00000000-0000-0000-0000-000000000000/")
+    assert missing.status_code == 404 and "No such queue item." in missing.content.decode()
+    nowhere = c.get("/no/such/page/")
+    assert nowhere.status_code == 404 and "There is nothing at this address." in nowhere.content.decode()

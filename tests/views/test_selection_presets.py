@@ -18,9 +18,10 @@ def _selected(body: str) -> str:
 def test_the_selection_tab_marks_and_preselects_the_benchmarked_strategies(client_for, lead):  # type: ignore[no-untyped-def]
     MLModelFactory()
     body = client_for(lead).get(reverse("cycles:selection")).content.decode()
-    for preset in (presets.MODEL_IMPROVEMENT, presets.HIT_FINDING):
+    for preset, goal in ((presets.MODEL_IMPROVEMENT, "improve the model"), (presets.HIT_FINDING, "find the best")):
         label = preset["strategy"].replace("_", " ").capitalize()
-        assert f"{label} (recommended)" in body
+        assert f"{label} (recommended to {goal})" in body
+    assert ">UCB<" in body and ">Bald<" not in body  # acronyms keep their capitals
     assert _selected(body) == presets.MODEL_IMPROVEMENT["strategy"]
 
 
