@@ -51,10 +51,12 @@ def test_a_random_warm_up_is_applied_and_recorded(client_for, lead, trained):  #
     assert items.count() == 5 and all(i.score_components["picked_by"] == "random" for i in items)
     during = c.post(reverse("cycles:selection"), {**data, "action": "preview"}, HTTP_HX_REQUEST="true")
     assert '<span class="comp">picked_by random</span>' in during.content.decode()
+    assert "random (the warm-up of uncertainty, which takes over at 300 labels) on" in during.content.decode()
     # Past the warm-up (until 40 labels: the model has 40), uncertainty picks.
     preview = c.post(reverse("cycles:selection"), {**data, "warmup_until": 40, "action": "preview"},
                      HTTP_HX_REQUEST="true").content.decode()
     assert "Preview: 5 of" in preview and "picked_by" not in preview
+    assert "uncertainty on" in preview and "batch mode ranked batch" in preview
 
 
 def test_a_variance_reduction_warm_up_from_the_selection_tab(client_for, lead, trained):  # type: ignore[no-untyped-def]
