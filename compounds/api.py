@@ -304,6 +304,9 @@ class CompoundImportApi(APIView):
         measurements_created = serializers.IntegerField()
         issues = IssueSerializer(many=True)
         issues_truncated = serializers.BooleanField()
+        non_utf8_bytes = serializers.IntegerField(
+            help_text="Bytes that were not UTF-8 and were read as Windows-1252 (a legacy spreadsheet export)."
+        )
 
     @extend_schema(
         tags=TAGS,

@@ -6,10 +6,12 @@ benchmark and a unit test without a database.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import enum
 import io
 from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -514,10 +516,36 @@ def read_rows(
         raise ChemistryError(f"unsupported format {fmt!r}")
 
 
+class DecodeFallbacks:
+    """How many bytes of an import were not UTF-8 and were read as Windows-1252 instead."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+# Set by the importer around reading a file; the codec error handler counts into it.
+DECODE_FALLBACKS: ContextVar[DecodeFallbacks | None] = ContextVar("chemloop_decode_fallbacks", default=None)
+
+
+def _windows_1252_fallback(exc: UnicodeError) -> tuple[str, int]:
+    # Spreadsheets on Windows save CSV as Windows-1252 (a superset of Latin-1's letters):
+    # reading those bytes as such keeps "äther" and "µM" instead of "�ther". The five
+    # bytes Windows-1252 leaves undefined still become U+FFFD.
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    counter = DECODE_FALLBACKS.get()
+    if counter is not None:
+        counter.count += exc.end - exc.start
+    return exc.object[exc.start : exc.end].decode("cp1252", errors="replace"), exc.end
+
+
+codecs.register_error("chemloop-windows-1252", _windows_1252_fallback)
+
+
 def _text(stream: IO[bytes]) -> io.TextIOWrapper:
-    # utf-8-sig strips a BOM; undecodable bytes become U+FFFD so one bad row
-    # cannot abort the file (the row then fails to parse and is reported).
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    # utf-8-sig strips a BOM; bytes that are not UTF-8 are read as Windows-1252, so one
+    # bad row cannot abort the file and legacy exports keep their accented names.
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="chemloop-windows-1252", newline="")
 
 
 def _pick(columns: Iterable[str], wanted: str | None, candidates: Sequence[str], what: str) -> str | None:

@@ -59,6 +59,8 @@ class ImportReport:
     issues_truncated: bool = False
     # True when MW/cLogP/… are left to the background enrichment jobs.
     properties_deferred: bool = False
+    # Bytes that were not UTF-8 and were read as Windows-1252 (a legacy spreadsheet export).
+    non_utf8_bytes: int = 0
 
     @property
     def imported(self) -> int:
@@ -368,6 +370,39 @@ def compounds_import(
         processes = min(2, os.cpu_count() or 1)
 
     report = ImportReport(dataset_name=dataset_name)
+    fallbacks = chemistry.DecodeFallbacks()
+    reading = chemistry.DECODE_FALLBACKS.set(fallbacks)
+    try:
+        return _import_rows(
+            stream, fmt, report, fallbacks, assay=assay, new_assay=new_assay, value_column=value_column,
+            smiles_column=smiles_column, name_column=name_column, user=user, processes=processes,
+            chunk_size=chunk_size, progress=progress, use_copy=use_copy, properties=properties,
+            enqueue_enrichment=enqueue_enrichment, dataset_name=dataset_name,
+        )
+    finally:
+        chemistry.DECODE_FALLBACKS.reset(reading)
+
+
+def _import_rows(
+    stream: IO[bytes],
+    fmt: str,
+    report: ImportReport,
+    fallbacks: chemistry.DecodeFallbacks,
+    *,
+    dataset_name: str,
+    assay: Assay | None,
+    new_assay: dict[str, Any] | None,
+    value_column: str | None,
+    smiles_column: str | None,
+    name_column: str | None,
+    user: Any,
+    processes: int,
+    chunk_size: int,
+    progress: Callable[[int], None] | None,
+    use_copy: bool | None,
+    properties: str,
+    enqueue_enrichment: bool,
+) -> ImportReport:
     try:
         rows = chemistry.read_rows(
             stream, fmt, smiles_column=smiles_column, name_column=name_column, value_column=value_column
@@ -375,8 +410,6 @@ def compounds_import(
         first = list(islice(rows, chunk_size))
     except chemistry.ChemistryError as exc:
         raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed("the file is not text (UTF-8) encoded", extra={"field": "file"}) from exc
 
     def all_chunks() -> Iterator[list[chemistry.InputRow]]:
         if first:
@@ -413,6 +446,7 @@ def compounds_import(
         except chemistry.ChemistryError as exc:
             raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
         report.properties_deferred = not with_properties and report.created > 0
+        report.non_utf8_bytes = fallbacks.count
         if report.properties_deferred and enqueue_enrichment:
             transaction.on_commit(compounds_enrich_enqueue)
         if report.created and enqueue_enrichment:

@@ -87,6 +87,14 @@ def test_a_lead_imports_a_file_and_sees_the_row_report(client_for, lead):  # typ
     assert Compound.objects.filter(name="ethanol").exists()
 
 
+def test_a_windows_1252_file_keeps_its_names_and_says_so(client_for, lead):  # type: ignore[no-untyped-def]
+    upload = io.BytesIO("smiles,name\nCCOCC,\u00e4ther\nCCO,ethanol\n".encode("cp1252"))
+    upload.name = "legacy.csv"
+    body = client_for(lead).post(reverse("compounds:import"), {"file": upload, "dataset": "legacy"}).content.decode()
+    assert Compound.objects.get(canonical_smiles="CCOCC").name == "\u00e4ther"
+    assert "The file is not UTF-8: 1 byte was read as Windows-1252" in body
+
+
 def test_a_failed_import_creates_no_new_assay(client_for, lead):  # type: ignore[no-untyped-def]
     from compounds.models import Assay
 

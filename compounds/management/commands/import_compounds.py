@@ -68,6 +68,12 @@ class Command(BaseCommand):
             f"{report.duplicates_in_file} duplicates in file, {report.invalid} rejected, "
             f"{report.measurements_created} measurements added → dataset {report.dataset_name!r}"
         )
+        if report.non_utf8_bytes:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"the file is not UTF-8: {report.non_utf8_bytes} bytes were read as Windows-1252"
+                )
+            )
         if report.properties_deferred:
             self._enrich(str(opts["enrich"]))
         for issue in report.issues[: int(opts["max_issues"])]:  # type: ignore[call-overload]
