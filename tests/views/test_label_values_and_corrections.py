@@ -61,6 +61,7 @@ def test_an_assay_range_refuses_implausible_labels_everywhere(client_for, api_fo
         _item_url(item, "submit"), {"value": "12", "source": "experimental", "confidence": "high", "notes": "from ELN"}
     ).content.decode()
     assert "outside the plausible range" in body and "from ELN" in body
+    assert "· plausible -15 to 3 log mol/L" in body  # the range is shown before anyone types
     # The API answers 400 naming the field, and nothing is written.
     response = api_for(scientist).post(
         f"/api/active-learning/queue/{item.pk}/label/", {"value": -1e299}, format="json"
