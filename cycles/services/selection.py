@@ -114,10 +114,6 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
             raise ValidationFailed(f"at most {MAX_POOL_LIST} compounds per list", extra={"field": "compound_ids"})
         qs = qs.filter(id__in=list(pool.compound_ids))
     elif pool.kind == "smiles":
-        if not pool.smiles:
-            raise ValidationFailed("the SMILES list is empty", extra={"field": "smiles"})
-        if len(pool.smiles) > MAX_POOL_LIST:
-            raise ValidationFailed(f"at most {MAX_POOL_LIST} SMILES per list", extra={"field": "smiles"})
         ids, _new, errors = _register_pasted(pool.smiles)
         qs = qs.filter(id__in=ids)
     elif pool.kind != "all":
@@ -140,6 +136,10 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
 def _register_pasted(smiles: tuple[str, ...]) -> tuple[list[int], set[int], list[dict[str, Any]]]:
     """Pasted SMILES registered as compounds: their ids, the ids that are new, and the
     rows that could not be read."""
+    if not smiles:
+        raise ValidationFailed("the SMILES list is empty", extra={"field": "smiles"})
+    if len(smiles) > MAX_POOL_LIST:
+        raise ValidationFailed(f"at most {MAX_POOL_LIST} SMILES per list", extra={"field": "smiles"})
     ids: list[int] = []
     new: set[int] = set()
     errors: list[dict[str, Any]] = []
