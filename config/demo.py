@@ -77,7 +77,8 @@ def demo_data_create(*, log: Callable[[str], None] = print) -> dict[str, object]
     log(
         f"{logs.name}: {report.measurements_created} measurements (test split + {len(initial)} initial train labels"
         + (
-            f"; {repeats} of those rows repeat a structure already in the file — the fixture's SMILES carry no "
+            f"; {repeats} of those rows {'repeats' if repeats == 1 else 'repeat'} a structure already in the file — "
+            "the fixture's SMILES carry no "
             "stereochemistry, so e.g. hyoscyamine (train) is atropine (test) — and count once)"
             if repeats
             else ")"
