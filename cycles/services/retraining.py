@@ -20,7 +20,7 @@ from config.roles import LEAD, has_role
 from cycles import strategies
 from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
 from cycles.services.selection import model_outputs
-from labeling.models import OPEN_STATUSES, AuditAction, LabelQueueItem, QueueStatus
+from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
 from labeling.services import audit, queue_changed
 from mlmodels import services as model_services
 from mlmodels.models import MLModel, ModelStatus
@@ -44,8 +44,23 @@ def _lock_cycle(cycle_id: Any) -> ActiveLearningCycle:
 
 
 def new_label_count(*, model: MLModel) -> int:
-    """Labels given on this model version's queue items (they are not in its training set yet)."""
-    return LabelQueueItem.objects.filter(model=model, status=QueueStatus.LABELED).count()
+    """Labels this model version has not learned: those given on its queue items, plus
+    corrections made since it was trained to labels it was trained on (archived items)."""
+    new = LabelQueueItem.objects.filter(model=model, status=QueueStatus.LABELED).count()
+    if model.trained_at is None:
+        return new
+    corrected = (
+        AuditEvent.objects.filter(
+            action=AuditAction.CORRECT,
+            created_at__gt=model.trained_at,
+            item__status=QueueStatus.ARCHIVED,
+            item__model__name=model.name,
+        )
+        .values("item_id")
+        .distinct()
+        .count()
+    )
+    return new + corrected
 
 
 def cycle_retrain_trigger(
@@ -86,8 +101,8 @@ def cycle_retrain_trigger(
         n_new = new_label_count(model=model)
         if n_new < min_new_labels:
             raise ValidationFailed(
-                f"{n_new} new label{'s' if n_new != 1 else ''} since {model}; at least {min_new_labels} are "
-                "needed to retrain.",
+                f"{n_new} new or corrected label{'s' if n_new != 1 else ''} since {model}; at least "
+                f"{min_new_labels} are needed to retrain.",
                 extra={"field": "min_new_labels", "new_labels": n_new},
             )
         job = Job.objects.create(

@@ -246,7 +246,7 @@ def test_the_full_cycle_through_a_real_worker(setup, run_worker):  # type: ignor
 def test_retrain_below_the_threshold_and_a_double_trigger_are_refused(setup, rq_queue):  # type: ignore[no-untyped-def]
     cycle = services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=15).cycle
     _label(setup, cycle, 5)
-    with pytest.raises(ValidationFailed, match="5 new labels"):
+    with pytest.raises(ValidationFailed, match="5 new or corrected labels"):
         services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
     _label(setup, cycle, 10)
     services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
@@ -254,6 +254,21 @@ def test_retrain_below_the_threshold_and_a_double_trigger_are_refused(setup, rq_
         services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
     assert len(rq_queue) == 1
     assert Job.objects.count() == 1
+
+
+def test_a_correction_of_a_trained_label_counts_toward_the_next_retrain(setup):  # type: ignore[no-untyped-def]
+    from cycles.services.retraining import new_label_count
+
+    model = setup["model"]
+    cycle = services.cycle_select(model=model, user=setup["lead"], batch_size=12).cycle
+    labeled = _label(setup, cycle, 10)
+    services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"], inline=True)
+    new = MLModel.objects.get(name=model.name, status="active")
+    assert new.version == 2 and new_label_count(model=new) == 0
+    item = labeled[0]
+    queue_services.label_correct(item_id=item.pk, user=setup["lead"], value=setup["truth"][item.compound_id] + 0.5)
+    queue_services.label_correct(item_id=item.pk, user=setup["lead"], value=setup["truth"][item.compound_id] + 0.4)
+    assert new_label_count(model=new) == 1  # one label changed, however often
 
 
 def test_scientists_cannot_trigger_retraining(setup):  # type: ignore[no-untyped-def]

@@ -63,7 +63,7 @@ def test_only_leads_see_retrain_and_retry_buttons(client_for, viewer, scientist,
 
 def test_retrain_below_the_threshold_is_a_message(client_for, lead, cycle):  # type: ignore[no-untyped-def]
     response = client_for(lead).post(reverse("cycles:retrain", args=[cycle.pk]), follow=True)
-    assert "0 new labels since" in response.content.decode() and "at least 10" in response.content.decode()
+    assert "0 new or corrected labels since" in response.content.decode() and "at least 10" in response.content.decode()
     cycle.refresh_from_db()
     assert cycle.status == "labeling"
 
