@@ -22,6 +22,10 @@ class ValidationSet(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     compounds = models.ManyToManyField("compounds.Compound", related_name="validation_sets")
+    # The measured values the set is scored against, {compound id: value}, frozen the first
+    # time the set is used (version 1): a measurement added later to a validation compound
+    # must not move the yardstick every later version is compared on.
+    values = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -289,11 +289,29 @@ def _artifact_path(model: MLModel) -> Path:
     return Path(slug) / f"v{model.version}-{uuid.uuid4().hex[:8]}.joblib"
 
 
+def validation_targets(validation: ValidationSet) -> tuple[np.ndarray, np.ndarray]:
+    """(compound ids, values) the validation set is scored on: the values frozen when it
+    was first used. A set used for the first time (or stored before values were frozen)
+    freezes what its compounds' measurements say now."""
+    if not validation.values:
+        val_ids = set(validation.compounds.values_list("id", flat=True))
+        ids, y = assay_training_data(assay=validation.assay, include_ids=val_ids)
+        validation.values = {str(int(i)): float(v) for i, v in zip(ids, y, strict=True)}
+        if validation.values:
+            validation.save(update_fields=["values"])
+        return ids, y
+    frozen = {int(k): v for k, v in validation.values.items()}
+    # A compound deleted from the registry since cannot be scored; it drops out.
+    present = set(Compound.objects.filter(id__in=list(frozen)).values_list("id", flat=True))
+    ids = np.array(sorted(present), dtype=np.int64)
+    dtype = np.int64 if validation.assay.is_classification else np.float64
+    return ids, np.array([frozen[int(i)] for i in ids], dtype=dtype)
+
+
 def _evaluate(
     ensemble: BootstrapEnsemble, spec: features.FeatureSpec, assay: Assay, validation: ValidationSet
 ) -> dict[str, Any]:
-    val_ids = set(validation.compounds.values_list("id", flat=True))
-    ids, y = assay_training_data(assay=assay, include_ids=val_ids)
+    ids, y = validation_targets(validation)
     if ids.size == 0:
         return {"n": 0}
     packed, stored = compound_features(spec=spec, compound_ids=ids)

@@ -106,6 +106,23 @@ def test_a_new_version_keeps_the_frozen_validation_set(setup):  # type: ignore[n
     assert new.metrics["n"] == model.metrics["n"]
 
 
+def test_the_validation_values_are_frozen_with_version_one(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    frozen = dict(model.validation_set.values)
+    assert len(frozen) == len(setup["validation_ids"]) == model.metrics["n"]
+    # Someone measures a validation compound again, far from its value; the next version
+    # is still scored against the values version 1 was scored against.
+    cid = setup["validation_ids"][0]
+    Measurement.objects.create(compound_id=cid, assay=setup["assay"], value=frozen[str(cid)] + 8.0)
+    new = services.model_version_create(parent=model)
+    services.model_train(model=new)
+    new.validation_set.refresh_from_db()
+    assert new.validation_set.values == frozen
+    position = sorted(setup["validation_ids"]).index(cid)
+    assert new.metrics["y_true"][position] == round(frozen[str(cid)], 4)
+    assert new.metrics["y_true"] == model.metrics["y_true"]
+
+
 def test_predictions_for_smiles_carry_uncertainty_and_applicability(setup):  # type: ignore[no-untyped-def]
     rows = services.model_predict(model=setup["model"], smiles=["CCO", "not smiles", "c1ccc2ccccc2c1"])
     assert rows[1].error == "unparseable SMILES"
