@@ -76,3 +76,18 @@ def test_production_defaults_are_safe():  # type: ignore[no-untyped-def]
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["False", "True", "True", "True"], out.stderr
+
+
+@pytest.mark.django_db
+def test_leads_can_neither_read_nor_mint_api_tokens_in_admin(client_for, lead, scientist):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Group
+    from rest_framework.authtoken.models import Token
+
+    Token.objects.create(user=scientist)
+    # The migrated lead group itself holds no token permission (the fixture's group is it).
+    assert not Group.objects.get(name="lead").permissions.filter(content_type__app_label="authtoken").exists()
+    c = client_for(lead)
+    assert c.get("/admin/authtoken/tokenproxy/").status_code == 403
+    assert c.post("/admin/authtoken/tokenproxy/add/", {"user": scientist.pk}).status_code == 403
+    assert Token.objects.count() == 1
+    assert b"tokenproxy" not in c.get("/admin/").content
