@@ -123,7 +123,7 @@ class MeasurementForm(forms.ModelForm):
 
     class Meta:
         model = Measurement
-        fields = ("compound", "assay", "value", "source", "confidence", "notes", "queue_item")
+        fields = ("compound", "assay", "value", "source", "confidence", "notes")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -142,7 +142,7 @@ class MeasurementAdmin(admin.ModelAdmin):
     list_filter = ("assay", "source", "confidence")
     search_fields = ("compound__name", "compound__inchikey", "compound__canonical_smiles")
     list_select_related = ("compound", "assay", "created_by")
-    raw_id_fields = ("compound", "queue_item")
+    raw_id_fields = ("compound",)
     form = MeasurementForm
 
     def get_readonly_fields(self, request: HttpRequest, obj: Measurement | None = None) -> tuple[str, ...]:
@@ -150,7 +150,8 @@ class MeasurementAdmin(admin.ModelAdmin):
         # trail change with it): "Correct label" on its labeling page, or the correct API.
         if obj is not None and obj.queue_item_id:
             return ("compound", "assay", "value", "queue_item", "created_by", "created_at")
-        return ("created_by", "created_at")
+        # The link to a queue item is made by labeling that item, never typed in.
+        return ("queue_item", "created_by", "created_at")
 
     def save_model(self, request: HttpRequest, obj: Measurement, form: Any, change: bool) -> None:
         if not change:

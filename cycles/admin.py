@@ -15,8 +15,18 @@ class ActiveLearningCycleAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "selection_strategy", "model")
     list_select_related = ("model", "result_model", "job")
-    raw_id_fields = ("model", "result_model", "job", "created_by")
-    readonly_fields = ("metrics_before", "metrics_after", "strategy_params", "started_at", "completed_at", "error")
+    # Cycles are opened by a selection and closed by their retrain job; status, counts and
+    # the result model are their record, so admin shows them read-only.
+    readonly_fields = [f.name for f in ActiveLearningCycle._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # it would take its queue items and their labels' provenance with it
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ActiveLearningCycle]:
         # One annotated query instead of a count per row.

@@ -35,13 +35,17 @@ class LabelQueueItemAdmin(admin.ModelAdmin):
     search_fields = ("compound__name", "compound__canonical_smiles", "compound__inchikey")
     # cycle__model: a cycle's __str__ names its model; without it every row costs a query.
     list_select_related = ("compound", "model", "assigned_to", "cycle", "cycle__model")
-    raw_id_fields = ("compound", "model", "cycle", "assigned_to", "labeled_by")
-    readonly_fields = (
-        "prediction", "uncertainty", "applicability_distance", "probabilities", "score_components",
-        "label", "label_source", "label_confidence", "labeled_at", "labeled_by", "created_at", "updated_at",
+    # Every state change goes through the services (the actions below, the labeling page,
+    # the API): they check the transition, keep label and measurement together and write
+    # the audit trail. A free status field let admin store a "labeled" item without a label.
+    readonly_fields = tuple(
+        f.name for f in LabelQueueItem._meta.fields if f.name not in ("id",)
     )
     list_per_page = 50
     actions = ("assign_to_user", "skip_items", "reset_items")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # items come from a selection
 
     @admin.display(description="Structure")
     def thumb(self, obj: LabelQueueItem) -> str:

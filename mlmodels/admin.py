@@ -12,9 +12,18 @@ class MLModelAdmin(admin.ModelAdmin):
     list_filter = ("status", "assay")
     search_fields = ("name",)
     list_select_related = ("assay",)
-    raw_id_fields = ("parent", "validation_set", "created_by")
-    # Artifacts and metrics are produced by training only; editing them would break provenance.
-    readonly_fields = ("artifact", "metrics", "training_size", "trained_at", "created_at", "featurizer")
+    # Versions are made by training (train_model, retrains) and activated by the services;
+    # editing a status, version or artifact here would break the lineage's record.
+    readonly_fields = [f.name for f in MLModel._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ValidationSet)
@@ -24,7 +33,13 @@ class ValidationSetAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     list_select_related = ("assay",)
     # Frozen with version 1 of a lineage: changing it would make metrics incomparable.
-    readonly_fields = ("compounds",)
+    readonly_fields = ("assay", "name", "description", "compounds", "values", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     @admin.display(description="Compounds")
     def size(self, obj: ValidationSet) -> int:

@@ -69,3 +69,22 @@ def test_the_audit_trail_is_read_only(client_for, lead, items):  # type: ignore[
     c = client_for(lead)
     assert c.get(reverse("admin:labeling_auditevent_add")).status_code == 403
     assert c.post(reverse("admin:labeling_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+
+
+def test_admin_cannot_bypass_the_services_on_items_cycles_and_models(client_for, lead, items, cycle, model):  # type: ignore[no-untyped-def]
+    c = client_for(lead)
+    item = items[0]
+    change = reverse("admin:labeling_labelqueueitem_change", args=[item.pk])
+    page = c.get(change)
+    assert page.status_code == 200 and 'name="status"' not in page.content.decode()
+    c.post(change, {"status": "labeled", "notes": "x"})
+    item.refresh_from_db()
+    assert item.status == QueueStatus.PENDING and item.label is None  # was a 500 (labeled without a label)
+    assert c.get(reverse("admin:labeling_labelqueueitem_add")).status_code == 403
+    for name, obj in (("cycles_activelearningcycle", cycle), ("mlmodels_mlmodel", model)):
+        assert c.get(reverse(f"admin:{name}_change", args=[obj.pk])).status_code == 200  # read-only view
+        assert c.post(reverse(f"admin:{name}_change", args=[obj.pk]), {"status": "failed"}).status_code == 403
+        assert c.get(reverse(f"admin:{name}_add")).status_code == 403
+    cycle.refresh_from_db()
+    model.refresh_from_db()
+    assert (cycle.status, model.status) == ("labeling", "active")
