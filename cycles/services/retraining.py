@@ -233,14 +233,23 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
         LabelQueueItem.objects.filter(model=parent, status__in=OPEN_STATUSES).values_list("id", "compound_id")
     )
     rescored = _rescore(new=new, cycle=cycle, compound_ids=[c for _, c in pending]) if pending else {}
+    trained = set(model_services.model_load(model=new).training_ids)
     with transaction.atomic():
         locked = ActiveLearningCycle.objects.select_for_update().get(pk=cycle.pk)
         if locked.status != CycleStatus.TRAINING:
             raise Conflict(f"cycle is {locked.status}, not training (reconciled while running?)")
         model_services.model_activate(model=new)
-        LabelQueueItem.objects.filter(model=parent, status=QueueStatus.LABELED).update(
-            status=QueueStatus.ARCHIVED, updated_at=timezone.now()
+        # Labels the new version learned are archived with the old one. Labels saved while
+        # the job was training are not in it: they stay labeled and move to the new
+        # version, so they count toward its next retrain instead of vanishing from the count.
+        labeled = list(
+            LabelQueueItem.objects.filter(model=parent, status=QueueStatus.LABELED).values_list("id", "compound_id")
         )
+        learned = [pk for pk, cid in labeled if cid in trained]
+        unseen = [pk for pk, cid in labeled if cid not in trained]
+        now = timezone.now()
+        LabelQueueItem.objects.filter(pk__in=learned).update(status=QueueStatus.ARCHIVED, updated_at=now)
+        LabelQueueItem.objects.filter(pk__in=unseen).update(model=new, updated_at=now)
         queue_changed()
         updates = []
         for item in LabelQueueItem.objects.filter(model=parent, status__in=OPEN_STATUSES):

@@ -271,6 +271,32 @@ def test_a_correction_of_a_trained_label_counts_toward_the_next_retrain(setup): 
     assert new_label_count(model=new) == 1  # one label changed, however often
 
 
+def test_a_label_saved_while_the_job_trains_moves_to_the_new_version_unlearned(setup, monkeypatch):  # type: ignore[no-untyped-def]
+    from cycles.services import retraining
+    from cycles.services.retraining import new_label_count
+
+    model = setup["model"]
+    cycle = services.cycle_select(model=model, user=setup["lead"], batch_size=14).cycle
+    learned = _label(setup, cycle, 10)
+    late: list = []
+    real_train = model_services.model_train
+
+    def train_then_a_scientist_labels(**kwargs):  # type: ignore[no-untyped-def]
+        # The job has read the measurements and fit; a scientist saves a label now.
+        result = real_train(**kwargs)
+        late.extend(_label(setup, cycle, 1))
+        return result
+
+    monkeypatch.setattr(retraining.model_services, "model_train", train_then_a_scientist_labels)
+    services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"], inline=True)
+    new = MLModel.objects.get(name=model.name, status="active")
+    assert new.training_size == model.training_size + 10  # the late label was not trained on
+    late_item = LabelQueueItem.objects.get(pk=late[0].pk)
+    assert (late_item.status, late_item.model_id) == ("labeled", new.pk)
+    assert all(LabelQueueItem.objects.get(pk=i.pk).status == "archived" for i in learned)
+    assert new_label_count(model=new) == 1
+
+
 def test_scientists_cannot_trigger_retraining(setup):  # type: ignore[no-untyped-def]
     cycle = services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=5).cycle
     with pytest.raises(PermissionDenied):
