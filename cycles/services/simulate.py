@@ -24,18 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
 from compounds import services as compound_services
 from compounds.models import Assay, Compound, Measurement, TaskType
+from cycles.models import ActiveLearningCycle, Job
 from cycles.services.retraining import cycle_retrain_trigger
 from cycles.services.selection import PoolSpec, cycle_select
 from labeling import services as queue_services
 from labeling.models import LabelQueueItem
 from mlmodels import services as model_services
-from mlmodels.models import MLModel
+from mlmodels.models import MLModel, ValidationSet
 
 LogFn = Callable[[str], None]
 
@@ -60,6 +62,9 @@ class SimulationConfig:
     n_members: int = 10
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     featurizer: dict[str, Any] | None = None
+    # Keep each run's assay, model versions, cycles, queue items and labels afterwards
+    # (for inspection); by default they are deleted when the run has been recorded.
+    keep: bool = False
 
 
 @dataclass
@@ -75,7 +80,8 @@ class SimulationRow:
 
 
 def _sim_user() -> Any:
-    user, _ = get_user_model().objects.get_or_create(username="simulation", defaults={"is_active": True})
+    # Inactive: it can never log in, and it is never offered as an assignee.
+    user, _ = get_user_model().objects.get_or_create(username="simulation", defaults={"is_active": False})
     user.groups.add(Group.objects.get_or_create(name="lead")[0])
     if hasattr(user, "_chemloop_roles"):
         del user._chemloop_roles
@@ -160,14 +166,43 @@ def simulate(config: SimulationConfig, *, log: LogFn = print) -> list[Simulation
     batch = _count(config.batch_size, len(library) if config.mode == "find" else len(pool))
     for strategy in config.strategies:
         for seed in config.seeds:
-            rows.extend(
-                _run_one(
-                    config=config, truth=truth, pool=pool, validation=validation, values=values, user=user,
-                    strategy=strategy, seed=seed, n_initial=n_initial, batch=batch, metric=metric,
-                    top=top if config.mode == "find" else None, log=log,
+            tag = uuid.uuid4().hex[:8]
+            try:
+                rows.extend(
+                    _run_one(
+                        config=config, truth=truth, pool=pool, validation=validation, values=values, user=user,
+                        strategy=strategy, seed=seed, n_initial=n_initial, batch=batch, metric=metric,
+                        top=top if config.mode == "find" else None, log=log, tag=tag,
+                    )
                 )
-            )
+            finally:
+                if not config.keep:
+                    _discard_run(f"sim:{truth.name.split(':', 1)[1]}:{strategy}:{seed}:{tag}")
     return rows
+
+
+def _discard_run(assay_name: str) -> None:
+    """Delete what one simulated run wrote (its assay and everything hanging off it, and
+    its artifact files), so simulations leave the app's models, queue and audit trail as
+    they found them. The imported truth data set stays: later runs reuse it."""
+    assay = Assay.objects.filter(name=assay_name).first()
+    if assay is None:
+        return
+    models = MLModel.objects.filter(assay=assay)
+    artifacts = [Path(settings.ARTIFACT_ROOT) / m.artifact for m in models if m.artifact]
+    with transaction.atomic():
+        cycles = ActiveLearningCycle.objects.filter(model__assay=assay)
+        job_ids = list(cycles.exclude(job=None).values_list("job_id", flat=True))
+        cycles.delete()  # their audit events with them
+        LabelQueueItem.objects.filter(model__assay=assay).delete()
+        Job.objects.filter(pk__in=job_ids).delete()
+        validation_ids = list(models.values_list("validation_set_id", flat=True))
+        models.update(parent=None)
+        models.delete()
+        ValidationSet.objects.filter(pk__in=validation_ids).delete()
+        assay.delete()  # its measurements with it
+    for path in artifacts:
+        path.unlink(missing_ok=True)
 
 
 def _run_one(
@@ -185,9 +220,9 @@ def _run_one(
     metric: str,
     top: set[int] | None,
     log: LogFn,
+    tag: str,
 ) -> list[SimulationRow]:
     t0 = time.time()
-    tag = uuid.uuid4().hex[:8]
     assay = Assay.objects.create(
         name=f"sim:{truth.name.split(':', 1)[1]}:{strategy}:{seed}:{tag}",
         task_type=truth.task_type,

@@ -24,6 +24,16 @@ def test_simulate_writes_a_learning_curve_with_random_as_baseline(tmp_path, sett
     summary = json.loads(out.with_suffix(".json").read_text())["summary"]
     assert set(summary["strategies"]) == {"random", "uncertainty"}
     assert out.with_suffix(".png").stat().st_size > 1000
+    # The runs leave nothing behind but the imported truth data (reused by later runs).
+    from compounds.models import Assay
+    from cycles.models import ActiveLearningCycle, Job
+    from labeling.models import AuditEvent, LabelQueueItem
+    from mlmodels.models import MLModel, ValidationSet
+
+    for table in (MLModel, ActiveLearningCycle, LabelQueueItem, AuditEvent, Job, ValidationSet):
+        assert not table.objects.exists(), table.__name__
+    assert list(Assay.objects.values_list("name", flat=True)) == ["sim-truth:solubility:logS"]
+    assert not any(p.is_file() for p in (tmp_path / "artifacts").rglob("*"))
 
 
 def test_hit_finding_mode_reports_the_share_of_the_true_top_found(tmp_path, settings):  # type: ignore[no-untyped-def]
@@ -60,7 +70,7 @@ def test_a_strategy_name_can_label_a_tuned_variant(tmp_path, settings):  # type:
     params = '{"unc_ranked": {"strategy": "uncertainty", "batch": "ranked_batch", "alpha": 0.4}}'
     call_command(
         "simulate", "--cycles", "1", "--batch-size", "10", "--initial", "20", "--seeds", "1", "--members", "2",
-        "--hyperparameters", FAST, "--strategy", "unc_ranked", "--params", params, "--out", str(out),
+        "--hyperparameters", FAST, "--strategy", "unc_ranked", "--params", params, "--out", str(out), "--keep",
     )
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
     assert {r["strategy"] for r in rows} == {"unc_ranked"}

@@ -37,6 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--hyperparameters", default="{}", help="JSON")
         parser.add_argument("--featurizer", default="", help="JSON FeatureSpec; default: the product default")
         parser.add_argument("--out", default="docs/benchmarks/simulation", help="output prefix (.csv, .png, .json)")
+        parser.add_argument("--keep", action="store_true",
+                            help="keep each run's assay, model versions, cycles, queue items and labels in the "
+                                 "database (default: deleted once the run is recorded)")
 
     def handle(self, *args: object, **opts: object) -> None:
         path = Path(str(opts["data"]))
@@ -65,6 +68,7 @@ class Command(BaseCommand):
             n_members=int(opts["members"]),  # type: ignore[call-overload]
             hyperparameters=hyper,
             featurizer=featurizer,
+            keep=bool(opts["keep"]),
         )
         rows = sim.simulate(config, log=self.stdout.write)
         lower = config.mode == "improve" and config.task == "regression"
