@@ -190,7 +190,7 @@ def test_predict_model_scores_a_file_offline_with_the_exported_artifact(setup, s
     from django.core.management import call_command
 
     src = tmp_path / "in.csv"
-    src.write_text("name,smiles\nethanol,CCO\nbad,xyz\n")
+    src.write_text("name,smiles\nethanol,CCO\nbad,xyz\n=cmd|' /C calc'!A0,CCN\n")
     out = tmp_path / "out.csv"
     artifact = settings.ARTIFACT_ROOT / setup["model"].artifact
     call_command("predict_model", str(src), "--artifact", str(artifact), "--out", str(out))
@@ -199,9 +199,18 @@ def test_predict_model_scores_a_file_offline_with_the_exported_artifact(setup, s
     assert float(rows[0]["uncertainty"]) >= 0
     assert 0 <= float(rows[0]["applicability_distance"]) <= 1
     assert rows[1]["error"] == "unparseable SMILES"
+    assert rows[2]["name"].startswith("'=cmd")  # a spreadsheet shows it, never runs it
     # The same through the registry name.
     call_command("predict_model", str(src), "--name", "Solubility test", "--version", "1", "--out", str(out))
-    assert len(list(csv.DictReader(out.open()))) == 2
+    assert len(list(csv.DictReader(out.open()))) == 3
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no trained model 'Solubility test' version 99"):
+        call_command("predict_model", str(src), "--name", "Solubility test", "--version", "99")
+    with pytest.raises(CommandError, match="no trained model 'Nope' version \\(active\\)"):
+        call_command("predict_model", str(src), "--name", "Nope")
+    with pytest.raises(CommandError, match="cannot write"):
+        call_command("predict_model", str(src), "--artifact", str(artifact), "--out", str(tmp_path))
 
 
 COUNTS_SPEC = {"name": "counts test", "morgan": "counts", "n_bits": 256, "atom_pairs": 128, "descriptors": "props"}

@@ -1,12 +1,14 @@
 import csv
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from compounds import chemistry
+from compounds.chemistry import csv_safe
 from mlmodels.ml import applicability, artifacts, features
 from mlmodels.ml.ensemble import RegressionPrediction
 from mlmodels.models import MLModel
@@ -55,9 +57,12 @@ class Command(BaseCommand):
             except chemistry.ChemistryError as exc:
                 errors[i] = row.error or str(exc)
         classes = art.extra.get("classes") or []
-        out_fh = open(str(opts["out"]), "w", newline="") if opts["out"] else sys.stdout  # noqa: SIM115
         try:
-            writer = csv.writer(out_fh)
+            out_fh = open(str(opts["out"]), "w", newline="") if opts["out"] else sys.stdout  # noqa: SIM115
+        except OSError as exc:
+            raise CommandError(f"cannot write {opts['out']}: {exc.strerror}") from exc
+        try:
+            writer = _SafeWriter(csv.writer(out_fh))
             header = ["row", "name", "smiles", "prediction", "uncertainty", "applicability_distance"]
             writer.writerow(header + [f"p_{c}" for c in classes] + ["error"])
             pred = None
@@ -96,5 +101,15 @@ class Command(BaseCommand):
         qs = MLModel.objects.filter(name=opts["name"])
         model = qs.filter(version=opts["model_version"]).first() if opts["model_version"] else qs.filter(status="active").first()
         if model is None or not model.artifact:
-            raise CommandError(f"no trained model {opts['name']!r} version {opts['version'] or 'active'}")
+            raise CommandError(f"no trained model {opts['name']!r} version {opts['model_version'] or '(active)'}")
         return Path(settings.ARTIFACT_ROOT) / model.artifact
+
+
+class _SafeWriter:
+    """Cells escaped so a spreadsheet never runs a name or SMILES from the input as a formula."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_safe(v) for v in row])
