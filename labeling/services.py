@@ -24,6 +24,7 @@ from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFa
 from config.roles import LEAD, SCIENTIST, has_role
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
 from labeling.selectors import QUEUE_LIST_DEFERRED, QUEUE_VERSION_KEY
+from mlmodels.models import ModelStatus
 
 # Sources a scientist may give; "imported" is reserved for file imports.
 HUMAN_SOURCES = (LabelSource.EXPERIMENTAL, LabelSource.LITERATURE, LabelSource.EXPERT_ESTIMATE)
@@ -327,6 +328,13 @@ def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
         item = _locked_item(item_id)
         if item.status not in (QueueStatus.SKIPPED, QueueStatus.IN_PROGRESS):
             raise Conflict(f"Only skipped or in-progress items can be reset (this one is {item.status}).")
+        if item.model.status != ModelStatus.ACTIVE:
+            # Its prediction and priority are an old version's; the live queue is the active one's.
+            raise Conflict(
+                f"This item belongs to {item.model}, which is {item.model.status}; select the compound again "
+                "with the active version.",
+                extra={"status": item.status},
+            )
         was_skipped = item.status == QueueStatus.SKIPPED
         item.status = QueueStatus.PENDING
         item.save(update_fields=["status", "updated_at"])

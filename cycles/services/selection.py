@@ -341,6 +341,13 @@ def cycle_select(
     )
     if preview:
         return result
+    if not candidates:
+        # An empty cycle could never be labeled nor retrained: refuse it instead.
+        raise ValidationFailed(
+            f"{strategy} picked no compound from the {result.pool_size:,} eligible ones (a threshold such as "
+            "min_uncertainty filtered them all out); preview to adjust, nothing was queued",
+            extra={"field": "params", "pool_errors": pool_errors},
+        )
     result.cycle = _cycle_open(
         model=model, user=user, result=result, batch_size=batch_size, pool_description=pool_description
     )

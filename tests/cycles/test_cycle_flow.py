@@ -379,3 +379,14 @@ def test_a_killed_worker_is_reconciled_into_a_failed_cycle_and_retry_succeeds(se
     run_worker()
     cycle.refresh_from_db()
     assert cycle.status == "complete"
+
+
+def test_a_selection_that_picks_nothing_opens_no_cycle(setup):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationFailed, match="picked no compound") as err:
+        services.cycle_select(model=setup["model"], user=setup["lead"], strategy="uncertainty", batch_size=5,
+                              params={"min_uncertainty": 99.0})
+    assert err.value.extra["field"] == "params"
+    assert not ActiveLearningCycle.objects.exists()
+    preview = services.cycle_select(model=setup["model"], user=setup["lead"], strategy="uncertainty", batch_size=5,
+                                    params={"min_uncertainty": 99.0}, preview=True)
+    assert preview.candidates == []  # a preview may show the empty result

@@ -226,3 +226,13 @@ def test_adding_a_compound_already_open_for_the_model_is_a_conflict():  # type: 
     with pytest.raises(Conflict):
         services.queue_items_add(model=model, cycle=None, selection_batch=2, strategy="random", entries=[entry])
     assert LabelQueueItem.objects.count() == 1
+
+
+def test_an_item_of_a_superseded_version_is_not_reset_into_the_live_queue(lead, scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    services.queue_item_skip(item_id=item.pk, user=scientist)
+    type(item.model).objects.filter(pk=item.model_id).update(status="superseded")
+    with pytest.raises(Conflict, match="which is superseded"):
+        services.queue_item_reset(item_id=item.pk, user=lead)
+    item.refresh_from_db()
+    assert item.status == QueueStatus.SKIPPED
