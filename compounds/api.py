@@ -362,10 +362,12 @@ class AssayListCreateApi(GenericAPIView):
             child=serializers.CharField(max_length=100), required=False, default=list, max_length=100
         )
         min_value = serializers.FloatField(
-            required=False, allow_null=True, default=None, help_text="Lowest plausible label (regression)."
+            required=False, allow_null=True, default=None, min_value=-1e38, max_value=1e38,
+            help_text="Lowest plausible label (regression).",
         )
         max_value = serializers.FloatField(
-            required=False, allow_null=True, default=None, help_text="Highest plausible label (regression)."
+            required=False, allow_null=True, default=None, min_value=-1e38, max_value=1e38,
+            help_text="Highest plausible label (regression).",
         )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

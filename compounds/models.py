@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -115,10 +116,12 @@ class Assay(models.Model):
     # Plausible range of a regression label (either end optional): a value outside it is
     # refused wherever labels enter (labeling, API, import, admin), e.g. a value in the wrong units.
     min_value = models.FloatField(
-        null=True, blank=True, help_text="Lowest plausible value; labels below it are refused. Empty: no limit."
+        null=True, blank=True, validators=[MinValueValidator(-1e38), MaxValueValidator(1e38)],
+        help_text="Lowest plausible value; labels below it are refused. Empty: no limit.",
     )
     max_value = models.FloatField(
-        null=True, blank=True, help_text="Highest plausible value; labels above it are refused. Empty: no limit."
+        null=True, blank=True, validators=[MinValueValidator(-1e38), MaxValueValidator(1e38)],
+        help_text="Highest plausible value; labels above it are refused. Empty: no limit.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -132,6 +135,7 @@ class Assay(models.Model):
             models.CheckConstraint(
                 condition=Q(min_value__isnull=True) | Q(max_value__isnull=True) | Q(min_value__lt=F("max_value")),
                 name="assay_range_ordered",
+                violation_error_message="The lowest plausible value must be below the highest.",
             ),
         ]
 

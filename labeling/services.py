@@ -239,6 +239,11 @@ def label_correct(*, item_id: Any, user: Any, value: Any, notes: str = "") -> La
         if item.status not in (QueueStatus.LABELED, QueueStatus.ARCHIVED):
             raise Conflict("Only labeled items can be corrected.", extra={"status": item.status})
         number = parse_measurement_value(item.model.assay, value)
+        if number == item.label:
+            raise ValidationFailed(
+                f"the label is already {item.model.assay.format_value(number)}; nothing to correct",
+                extra={"field": "value"},
+            )
         old = item.label
         item.label = number
         # The labeler's notes stay; the reason for the correction goes into the history.

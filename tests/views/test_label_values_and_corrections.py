@@ -71,8 +71,16 @@ def test_an_assay_range_refuses_implausible_labels_everywhere(client_for, api_fo
     assert item.status == QueueStatus.PENDING and not Measurement.objects.filter(assay=assay).exists()
 
 
-def test_assay_ranges_over_the_api(api_for, lead):  # type: ignore[no-untyped-def]
+def test_assay_ranges_over_the_api(api_for, lead, client_for):  # type: ignore[no-untyped-def]
     api = api_for(lead)
+    huge = api.post("/api/assays/", {"name": "huge", "min_value": 1e39}, format="json")
+    assert huge.status_code == 400 and huge.json()["field"] == "min_value"
+    admin_add = client_for(lead).post(
+        reverse("admin:compounds_assay_add"),
+        {"name": "flipped", "task_type": "regression", "direction": "maximize", "classes": "[]", "min_value": "5",
+         "max_value": "1"},
+    )
+    assert "The lowest plausible value must be below the highest." in admin_add.content.decode()
     bad = api.post("/api/assays/", {"name": "pIC50", "min_value": 12, "max_value": 2}, format="json")
     assert bad.status_code == 400 and bad.json()["field"] == "max_value"
     bad = api.post(
@@ -121,6 +129,8 @@ def test_corrections_over_the_api(api_for, lead, scientist):  # type: ignore[no-
     assert api_for(scientist).post(url, {"value": 1.0}, format="json").status_code == 403
     bad = api_for(lead).post(url, {"value": "1e400"}, format="json")
     assert bad.status_code == 400 and bad.json()["field"] == "value"
+    same = api_for(lead).post(url, {"value": "2.0"}, format="json")
+    assert same.status_code == 400 and "nothing to correct" in same.json()["detail"]
     ok = api_for(lead).post(url, {"value": 1.25, "notes": "re-measured"}, format="json")
     assert ok.status_code == 200 and ok.json()["label"] == 1.25
     assert Measurement.objects.get(queue_item=item).value == 1.25
