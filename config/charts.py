@@ -41,15 +41,19 @@ class Scale:
         return self.a + (value - self.lo) / span * (self.b - self.a)
 
 
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi] (1-2-5 steps), so axes read like a lab notebook."""
+def nice_ticks(lo: float, hi: float, n: int = 5, *, integer: bool = False) -> list[float]:
+    """Round tick values covering [lo, hi] (1-2-5 steps), so axes read like a lab notebook.
+    `integer`: whole-number steps only (label counts: 300, 302, 305 would be a lie)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []
     if hi <= lo:
         hi = lo + 1.0
     raw = (hi - lo) / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    steps = [m * mag for m in (1, 2, 2.5, 5, 10)]
+    if integer:
+        steps = [st for st in steps if st >= 1 and float(st).is_integer()] or [1.0]
+    step = next((st for st in steps if st >= raw), steps[-1])
     start = math.ceil(lo / step - 1e-9) * step
     ticks = []
     t = start
@@ -175,7 +179,7 @@ def line_chart(
     ylo, yhi = _padded(min(ys), max(ys), 0.15)
     x, y = Scale(xlo, xhi, 62, w - 20), Scale(ylo, yhi, h - 50, 16)
     arrow = "↓ better" if better == "lower" else "↑ better"
-    body = _axes(x, y, nice_ticks(xlo, xhi), nice_ticks(ylo, yhi), x_label, f"{y_label} ({arrow})")
+    body = _axes(x, y, nice_ticks(xlo, xhi, integer=True), nice_ticks(ylo, yhi), x_label, f"{y_label} ({arrow})")
     path = " ".join(f"{'M' if i == 0 else 'L'}{x(a):.1f},{y(b):.1f}" for i, (a, b) in enumerate(pts))
     body.append(f'<path d="{path}" fill="none" stroke="{BLUE}" stroke-width="2.5"/>')
     for i, (a, b) in enumerate(pts):

@@ -347,6 +347,7 @@ def plot(summary: dict[str, Any], path: Path, *, title: str, ylabel: str) -> Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for strategy, curve in sorted(summary["curves"].items(), key=lambda kv: kv[0] != "random"):
@@ -357,6 +358,7 @@ def plot(summary: dict[str, Any], path: Path, *, title: str, ylabel: str) -> Non
         ax.plot(xs, ys, label=f"{strategy} (n={curve[-1]['n']})", **style)
         ax.fill_between(xs, ys - sd, ys + sd, alpha=0.15, **({"color": "0.5"} if strategy == "random" else {}))
     ax.set_xlabel("labels")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # label counts are whole numbers
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
