@@ -63,6 +63,15 @@ def new_label_count(*, model: MLModel) -> int:
     return new + corrected
 
 
+def lineage_active_version(model: MLModel) -> MLModel | None:
+    """The active version of `model`'s lineage (the one that is retrained next)."""
+    if model.status == ModelStatus.ACTIVE:
+        return model
+    return MLModel.objects.select_related("assay", "validation_set").filter(
+        name=model.name, status=ModelStatus.ACTIVE
+    ).first()
+
+
 def cycle_retrain_trigger(
     *,
     cycle_id: Any,
@@ -88,9 +97,11 @@ def cycle_retrain_trigger(
             raise Conflict("This cycle is complete; select a new batch for the next cycle.", extra={"status": cycle.status})
         if cycle.status == CycleStatus.FAILED and not allow_failed:
             raise Conflict("This cycle failed; retry it instead.", extra={"status": cycle.status})
-        model = cycle.model
-        if model.status != ModelStatus.ACTIVE:
-            raise Conflict(f"{model} is {model.status}; only the active version can be retrained.")
+        # A cycle opened on a version that another cycle's retrain has since replaced goes
+        # on with the lineage's active version: its open items moved there with the retrain.
+        model = lineage_active_version(cycle.model)
+        if model is None:
+            raise Conflict(f"{cycle.model.name} has no active version to retrain.")
         # Lineage lock: one retrain per lineage at a time.
         list(MLModel.objects.select_for_update().filter(name=model.name).values_list("id", flat=True))
         busy = ActiveLearningCycle.objects.filter(model__name=model.name, status=CycleStatus.TRAINING).exclude(
@@ -209,7 +220,7 @@ def cycle_retrain_run(*, job_id: Any) -> None:
     cycle = ActiveLearningCycle.objects.select_related("model__assay", "model__validation_set").get(
         pk=job.params["cycle_id"]
     )
-    parent = cycle.model
+    parent = lineage_active_version(cycle.model) or cycle.model
     new: MLModel | None = None
 
     def progress(stage: str, percent: int) -> None:

@@ -22,6 +22,7 @@ from labeling.models import LabelQueueItem
 from mlmodels import services as model_services
 from mlmodels.ml.features import featurize_smiles
 from mlmodels.models import MLModel
+from mlmodels.selectors import metrics_headline
 from tests.conftest import worker_env
 from tests.solubility import solubility_setup
 
@@ -390,3 +391,22 @@ def test_a_selection_that_picks_nothing_opens_no_cycle(setup):  # type: ignore[n
     preview = services.cycle_select(model=setup["model"], user=setup["lead"], strategy="uncertainty", batch_size=5,
                                     params={"min_uncertainty": 99.0}, preview=True)
     assert preview.candidates == []  # a preview may show the empty result
+
+
+def test_a_sibling_cycle_retrains_on_the_version_that_replaced_its_own(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    first = services.cycle_select(model=model, user=setup["lead"], batch_size=10).cycle
+    second = services.cycle_select(model=model, user=setup["lead"], batch_size=10).cycle
+    _label(setup, first, 10)
+    services.cycle_retrain_trigger(cycle_id=first.pk, user=setup["lead"], inline=True)
+    v2 = MLModel.objects.get(name=model.name, status="active")
+    # The second cycle's open items moved to v2 with that retrain; they are labeled there.
+    assert LabelQueueItem.objects.filter(cycle=second, model=v2, status="pending").count() == 10
+    _label(setup, second, 10)
+    job = services.cycle_retrain_trigger(cycle_id=second.pk, user=setup["lead"], inline=True)
+    assert job.status == "succeeded", job.error
+    second.refresh_from_db()
+    v3 = MLModel.objects.get(name=model.name, status="active")
+    assert (v3.version, v3.parent_id, second.status, second.result_model_id) == (3, v2.pk, "complete", v3.pk)
+    assert second.metrics_before == metrics_headline(v2.metrics)
+    assert v3.training_size == v2.training_size + 10
