@@ -428,7 +428,7 @@ def _import_rows(
     with transaction.atomic():
         if new_assay:
             assay = assay_get_or_create(**new_assay)
-        dataset, _ = Dataset.objects.get_or_create(
+        dataset, dataset_created = Dataset.objects.get_or_create(
             name=dataset_name.strip()[:200],
             defaults={"created_by": user if getattr(user, "is_authenticated", False) else None},
         )
@@ -447,6 +447,10 @@ def _import_rows(
             raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
         report.properties_deferred = not with_properties and report.created > 0
         report.non_utf8_bytes = fallbacks.count
+        if dataset_created and report.imported == 0:
+            # Not one row could be read: a new, empty dataset would only clutter every list.
+            dataset.delete()
+            report.dataset_id = None
         if report.properties_deferred and enqueue_enrichment:
             transaction.on_commit(compounds_enrich_enqueue)
         if report.created and enqueue_enrichment:

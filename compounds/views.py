@@ -177,11 +177,14 @@ def compound_import(request: HttpRequest) -> HttpResponse:
                 name_column=data["name_column"] or None,
                 user=request.user,
             )
-            messages.success(
-                request,
-                f"Imported {report.imported} compound{pluralize(report.imported)} into “{report.dataset_name}” "
-                f"({report.created} new, {report.existing} already registered, {report.invalid} rows rejected).",
-            )
+            if report.imported:
+                messages.success(
+                    request,
+                    f"Imported {report.imported} compound{pluralize(report.imported)} into “{report.dataset_name}” "
+                    f"({report.created} new, {report.existing} already registered, {report.invalid} rows rejected).",
+                )
+            else:
+                messages.error(request, f"Nothing imported: none of the {report.total_rows} rows could be read (see below).")
         except ApplicationError as exc:
             form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
     return render(request, "compounds/import.html", {"form": form, "report": report})

@@ -95,6 +95,16 @@ def test_a_windows_1252_file_keeps_its_names_and_says_so(client_for, lead):  # t
     assert "The file is not UTF-8: 1 byte was read as Windows-1252" in body
 
 
+def test_an_import_without_one_valid_row_leaves_no_empty_dataset(client_for, lead):  # type: ignore[no-untyped-def]
+    from compounds.models import Dataset
+
+    upload = io.BytesIO(b"smiles,name\nxyz,bad\nC1CC,worse\n")
+    upload.name = "all-bad.csv"
+    body = client_for(lead).post(reverse("compounds:import"), {"file": upload, "dataset": "QA2"}).content.decode()
+    assert "unparseable SMILES" in body and "Nothing imported: none of the 2 rows could be read" in body
+    assert not Dataset.objects.filter(name="QA2").exists()
+
+
 def test_a_failed_import_creates_no_new_assay(client_for, lead):  # type: ignore[no-untyped-def]
     from compounds.models import Assay
 

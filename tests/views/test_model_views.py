@@ -103,3 +103,12 @@ def test_the_detail_page_says_what_the_version_was_trained_with(client_for, view
     assert "counts, radius 2, 2048 columns" in body and "Atom-pair counts" in body
     assert "<code>morgan</code>" in body and "<code>0.5</code>" in body and "<code>400</code>" in body
     assert "the ensemble&#x27;s defaults" not in body
+
+
+def test_a_failed_version_shows_its_error_to_leads_only(client_for, viewer, lead, model):  # type: ignore[no-untyped-def]
+    model.status, model.error = "failed", "ValueError: bad thing at /srv/chemloop/mlmodels/ml/ensemble.py:174"
+    model.save()
+    url = reverse("mlmodels:detail", args=[model.pk])
+    seen = client_for(viewer).get(url).content.decode()
+    assert "training failed" in seen and "/srv/chemloop" not in seen and "Training this version failed" in seen
+    assert "/srv/chemloop/mlmodels/ml/ensemble.py" in client_for(lead).get(url).content.decode()
