@@ -78,3 +78,23 @@ def test_a_strategy_name_can_label_a_tuned_variant(tmp_path, settings):  # type:
     assert cycle.selection_strategy == "uncertainty"
     assert cycle.strategy_params["batch"] == "ranked_batch"
     assert cycle.strategy_params["alpha"] == 0.4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy", "bogus"], "unknown strategy 'bogus'"),
+        (["--initial", "0"], "--initial must be a count or a fraction above 0"),
+        (["--batch-size", "0"], "--batch-size must be a count or a fraction above 0"),
+        (["--cycles", "0"], "--cycles must be at least 1"),
+        (["--assay", "no_such_column"], "has no column 'no_such_column'"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, args, message):  # type: ignore[no-untyped-def]
+    from django.core.management.base import CommandError
+
+    from compounds.models import Assay, Compound
+
+    with pytest.raises(CommandError, match=message):
+        call_command("simulate", "--out", str(tmp_path / "x"), *args)
+    assert not Assay.objects.exists() and not Compound.objects.exists()

@@ -4,7 +4,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.exceptions import ApplicationError
 from cycles.services import simulate as sim
+from cycles.strategies import STRATEGIES
 
 
 class Command(BaseCommand):
@@ -70,7 +72,11 @@ class Command(BaseCommand):
             featurizer=featurizer,
             keep=bool(opts["keep"]),
         )
-        rows = sim.simulate(config, log=self.stdout.write)
+        self._check(config)
+        try:
+            rows = sim.simulate(config, log=self.stdout.write)
+        except (ValueError, ApplicationError) as exc:
+            raise CommandError(getattr(exc, "message", str(exc))) from exc
         lower = config.mode == "improve" and config.task == "regression"
         summary = sim.summarize(rows, lower_is_better=lower)
         out = Path(str(opts["out"]))
@@ -86,3 +92,17 @@ class Command(BaseCommand):
                 f"area {sim.fmt(s['normalized_area'])}"
             )
         self.stdout.write(self.style.SUCCESS(f"wrote {out.with_suffix('.csv')}, .png, .json"))
+
+    @staticmethod
+    def _check(config: sim.SimulationConfig) -> None:
+        """Refuse bad arguments before anything is imported or trained."""
+        for name in config.strategies:
+            base = (config.strategy_params.get(name) or {}).get("strategy", name)
+            if base not in STRATEGIES:
+                raise CommandError(f"unknown strategy {base!r}; choose from {', '.join(STRATEGIES)}")
+        for option, value in (("--initial", config.initial), ("--batch-size", config.batch_size)):
+            if not value > 0:
+                raise CommandError(f"{option} must be a count or a fraction above 0, got {value:g}")
+        for option, value in (("--cycles", config.cycles), ("--seeds", len(config.seeds)), ("--members", config.n_members)):
+            if value < 1:
+                raise CommandError(f"{option} must be at least 1")
