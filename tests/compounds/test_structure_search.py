@@ -209,6 +209,21 @@ def test_the_list_searches_by_substructure(client_for: Any, viewer: Any, library
     assert "2 matches" in body
 
 
+def test_the_list_says_what_a_capped_search_downloads_and_how_to_narrow_it(
+    client_for: Any, viewer: Any, library: dict[str, Any], settings: Any
+) -> None:
+    settings.CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS = 2
+    body = client_for(viewer).get(reverse("compounds:list"), {"q": "C", "mode": "substructure"}).content.decode()
+    assert "stopped at the first 2; narrow the query or choose a dataset." in body
+    assert "download these 2 (the search stopped there) as" in body
+    ds = DatasetFactory()
+    ds.compounds.add(library["benzoic acid"], library["toluene"], library["ethylbenzene"])
+    body = client_for(viewer).get(
+        reverse("compounds:list"), {"q": "C", "mode": "substructure", "dataset": ds.pk}
+    ).content.decode()
+    assert "stopped at the first 2; narrow the query." in body and "choose a dataset" not in body
+
+
 def test_the_list_searches_by_similarity_with_scores(client_for: Any, viewer: Any, library: dict[str, Any]) -> None:
     response = client_for(viewer).get(
         reverse("compounds:list"), {"q": "CCc1ccccc1", "mode": "similarity", "threshold": "0.3"}
