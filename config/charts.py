@@ -245,12 +245,19 @@ def heatmap(*, matrix: Sequence[Sequence[float]], labels: Sequence[str]) -> str:
     return _svg(w, h, body, "Confusion matrix on the validation set")
 
 
-def reliability_diagram(*, confidence: Sequence[float], accuracy: Sequence[float], counts: Sequence[int]) -> str:
-    """Calibration curve: accuracy against confidence per bin, with the diagonal."""
+def reliability_diagram(
+    *,
+    confidence: Sequence[float],
+    accuracy: Sequence[float],
+    counts: Sequence[int],
+    x_label: str = "mean predicted probability",
+    y_label: str = "observed frequency",
+) -> str:
+    """Calibration curve: observed against predicted per bin (or level), with the diagonal."""
     w, h = 420, 380
     x, y = Scale(0, 1, 62, w - 20), Scale(0, 1, h - 50, 16)
     ticks = [0, 0.25, 0.5, 0.75, 1.0]
-    body = _axes(x, y, ticks, ticks, "mean predicted probability", "observed frequency")
+    body = _axes(x, y, ticks, ticks, x_label, y_label)
     body.append(f'<line x1="{x(0):.1f}" y1="{y(0):.1f}" x2="{x(1):.1f}" y2="{y(1):.1f}" stroke="{GREY}" stroke-dasharray="5 4"/>')
     pts = [(c, a, n) for c, a, n in zip(confidence, accuracy, counts, strict=False) if n]
     if pts:

@@ -101,7 +101,7 @@ def assay_similar_labeled(*, compound: Compound, assay: Assay, k: int = 5) -> li
 
 def metrics_headline(metrics: dict[str, Any] | None) -> dict[str, Any]:
     """Metrics without the per-compound arrays, for JSON downloads and tables."""
-    return {k: v for k, v in (metrics or {}).items() if k not in ("y_true", "y_pred", "y_std")}
+    return {k: v for k, v in (metrics or {}).items() if k not in ("y_true", "y_pred", "y_std", "proba")}
 
 
 def model_settings(*, model: MLModel, spec: FeatureSpec) -> list[tuple[str, str]]:

@@ -323,6 +323,9 @@ def _evaluate(
         result["y_std"] = [round(float(v), 4) for v in pred.std]
         return result
     result = metrics.classification_metrics(y, pred.proba, n_classes=len(assay.classes) or None)
+    # Per compound, as for regression: the model page draws the calibration curve from them.
+    result["y_true"] = [int(v) for v in y]
+    result["proba"] = [[round(float(p), 4) for p in row] for row in pred.proba]
     return result
 
 

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 from compounds.models import Compound
 from config import charts
 from mlmodels import selectors, services
-from mlmodels.ml.metrics import primary_metric
+from mlmodels.ml.metrics import coverage_curve, primary_metric
 from mlmodels.models import MLModel
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,12 @@ def _model_charts(model: MLModel) -> dict[str, str]:
         if metrics.get("y_true") and metrics.get("y_pred"):
             out["parity"] = charts.parity_plot(
                 y_true=metrics["y_true"], y_pred=metrics["y_pred"], y_std=metrics.get("y_std"), units=model.assay.units
+            )
+        if metrics.get("y_true") and metrics.get("y_std"):
+            curve = coverage_curve(metrics["y_true"], metrics["y_pred"], metrics["y_std"])
+            out["calibration"] = charts.reliability_diagram(
+                confidence=[p for p, _ in curve], accuracy=[o for _, o in curve], counts=[len(metrics["y_true"])] * len(curve),
+                x_label="nominal coverage of mean ± z·std", y_label="share of measured values inside",
             )
         return out
     if metrics.get("confusion_matrix"):

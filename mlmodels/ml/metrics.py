@@ -88,6 +88,23 @@ def regression_metrics(
     return out
 
 
+COVERAGE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def coverage_curve(
+    y_true: Sequence[float], y_pred: Sequence[float], y_std: Sequence[float], levels: Sequence[float] = COVERAGE_LEVELS
+) -> list[tuple[float, float]]:
+    """(nominal level, observed share) of central Gaussian intervals mean ± z·std.
+
+    A calibrated spread puts each point on the diagonal; points below it mean the
+    intervals are too narrow (the usual case for bootstrap ensembles)."""
+    y, m, sd = (np.asarray(v, dtype=float) for v in (y_true, y_pred, y_std))
+    if y.size == 0:
+        return []
+    err = np.abs(y - m)
+    return [(float(p), float(np.mean(err <= stats.norm.ppf(0.5 + p / 2) * sd))) for p in levels]
+
+
 def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> float | None:
     """Top-label ECE: Σ_bins (n_bin/n)·|accuracy − mean confidence| over equal-width bins."""
     if y_true.size == 0:

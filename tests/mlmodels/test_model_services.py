@@ -239,3 +239,22 @@ def test_an_unknown_count_block_is_refused_before_anything_is_written(setup):  #
         )
     assert info.value.extra == {"field": "hyperparameters.count_fingerprints"}
     assert MLModel.objects.count() == before
+
+
+def test_a_classification_version_keeps_what_its_calibration_curve_needs(setup, client_for, viewer):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    from tests.factories import AssayFactory
+
+    classes = AssayFactory(name="soluble?", task_type="classification", classes=["low", "high"])
+    for m in Measurement.objects.filter(assay=setup["assay"]):
+        Measurement.objects.create(compound_id=m.compound_id, assay=classes, value=float(m.value > -3.0))
+    model = services.model_create_initial(
+        assay=classes, name="Soluble", validation_compound_ids=setup["validation_ids"], n_members=3, hyperparameters=FAST
+    )
+    metrics = model.metrics
+    assert len(metrics["y_true"]) == len(metrics["proba"]) == metrics["n"]
+    assert all(abs(sum(row) - 1.0) < 1e-3 for row in metrics["proba"])
+    body = client_for(viewer).get(reverse("mlmodels:detail", args=[model.pk])).content.decode()
+    assert 'aria-label="Calibration curve"' in body or "Calibration curve" in body
+    assert "do not store" not in body

@@ -112,3 +112,8 @@ def test_a_failed_version_shows_its_error_to_leads_only(client_for, viewer, lead
     seen = client_for(viewer).get(url).content.decode()
     assert "training failed" in seen and "/srv/chemloop" not in seen and "Training this version failed" in seen
     assert "/srv/chemloop/mlmodels/ml/ensemble.py" in client_for(lead).get(url).content.decode()
+
+
+def test_the_uncertainty_calibration_curve_is_drawn_for_regression(client_for, viewer, scored):  # type: ignore[no-untyped-def]
+    body = client_for(viewer).get(reverse("mlmodels:detail", args=[scored.pk])).content.decode()
+    assert "Calibration of the uncertainty" in body and "nominal coverage of mean ± z·std" in body

@@ -98,3 +98,15 @@ def test_primary_metric_and_direction() -> None:
     assert not is_better("regression", None, 0.5)
     with pytest.raises(ValueError):
         primary_metric("ranking")
+
+
+def test_coverage_curve_counts_values_inside_each_central_interval() -> None:
+    from mlmodels.ml.metrics import coverage_curve
+
+    # Errors of 0, 1 and 3 standard deviations: the 68.3 % interval (z = 1) holds two, the
+    # 99 % interval (z = 2.576) still misses the third.
+    curve = dict(coverage_curve([0.0, 1.0, 3.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], levels=(0.5, 0.6827, 0.99)))
+    assert curve[0.5] == pytest.approx(1 / 3)  # z = 0.674: only the exact prediction
+    assert curve[0.6827] == pytest.approx(2 / 3)
+    assert curve[0.99] == pytest.approx(2 / 3)
+    assert coverage_curve([], [], []) == []
