@@ -37,7 +37,8 @@ class Command(BaseCommand):
             )
             if not validation_ids:
                 raise CommandError(f"No dataset named {opts['validation_split']!r} (or it is empty)")
-        bar = tqdm(total=100, unit="%")
+        # Percent of the job, not a rate: no "%/s" or time estimate in the bar.
+        bar = tqdm(total=100, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
 
         def progress(stage: str, percent: int) -> None:
             bar.set_description(stage)
