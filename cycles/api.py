@@ -333,6 +333,9 @@ class CycleStatsApi(APIView):
             primary_after = serializers.FloatField(allow_null=True)
             primary_change = serializers.FloatField(allow_null=True)
             training_size_after = serializers.IntegerField(allow_null=True)
+            labels_added = serializers.IntegerField(
+                allow_null=True, help_text="Training labels the cycle's retrain added (its new version minus the one it replaced)."
+            )
             error = serializers.CharField()
             job_id = serializers.UUIDField(allow_null=True)
             started_at = serializers.DateTimeField()

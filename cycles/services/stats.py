@@ -28,7 +28,7 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
     versions = list(MLModel.objects.filter(name=model.name).order_by("version"))
     cycles = list(
         ActiveLearningCycle.objects.filter(model__name=model.name)
-        .select_related("model", "result_model", "job")
+        .select_related("model", "result_model__parent", "job")
         .order_by("cycle_number")
     )
     rows = []
@@ -58,6 +58,7 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
                 "primary_after": after,
                 "primary_change": change,
                 "training_size_after": c.result_model.training_size if c.result_model else None,
+                "labels_added": _labels_added(c.result_model),
                 "error": c.error,
                 "job_id": str(c.job_id) if c.job_id else None,
                 "started_at": c.started_at.isoformat(),
@@ -86,3 +87,11 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
         "converged": converged,
         "convergence_rule": {"k": k, "delta": delta},
     }
+
+
+def _labels_added(result: MLModel | None) -> int | None:
+    """What a cycle's retrain added to the training set. Not the cycle's own label count:
+    its items left open at the retrain are labeled later, on the next version."""
+    if result is None or result.parent is None:
+        return None
+    return result.training_size - result.parent.training_size
