@@ -4,11 +4,12 @@ from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
+from config.admin import RecordAdmin
 from cycles.models import ActiveLearningCycle, Job
 
 
 @admin.register(ActiveLearningCycle)
-class ActiveLearningCycleAdmin(admin.ModelAdmin):
+class ActiveLearningCycleAdmin(RecordAdmin):
     list_display = (
         "cycle_number", "model", "status", "selection_strategy", "batch_size",
         "items_selected", "items_labeled", "items_skipped", "open_items", "started_at", "completed_at",
@@ -18,15 +19,6 @@ class ActiveLearningCycleAdmin(admin.ModelAdmin):
     # Cycles are opened by a selection and closed by their retrain job; status, counts and
     # the result model are their record, so admin shows them read-only.
     readonly_fields = [f.name for f in ActiveLearningCycle._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # it would take its queue items and their labels' provenance with it
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ActiveLearningCycle]:
         # One annotated query instead of a count per row.
@@ -40,15 +32,9 @@ class ActiveLearningCycleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(RecordAdmin):
     """Jobs are written by workers; admin shows them read-only."""
 
     list_display = ("id", "kind", "status", "stage", "percent", "created_at", "finished_at")
     list_filter = ("status", "kind")
     readonly_fields = [f.name for f in Job._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from compounds.admin import structure_thumb
+from config.admin import RecordAdmin
 from config.exceptions import ApplicationError
 from labeling import services
 from labeling.forms import labelers
@@ -101,7 +102,7 @@ class LabelQueueItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(RecordAdmin):
     """The audit trail is evidence: nobody edits or deletes it from admin."""
 
     list_display = ("created_at", "action", "actor", "item", "cycle")
@@ -114,12 +115,3 @@ class AuditEventAdmin(admin.ModelAdmin):
         # The table came after the role migration granted permissions, so no group holds
         # view_auditevent; every admin user is a lead (config.admin), and leads may read it.
         return self.admin_site.has_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -1,13 +1,12 @@
-from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
 
+from config.admin import RecordAdmin
 from mlmodels.models import MLModel, ValidationSet
 
 
 @admin.register(MLModel)
-class MLModelAdmin(admin.ModelAdmin):
+class MLModelAdmin(RecordAdmin):
     list_display = ("name", "version", "status", "assay", "algorithm", "training_size", "trained_at")
     list_filter = ("status", "assay")
     search_fields = ("name",)
@@ -16,18 +15,9 @@ class MLModelAdmin(admin.ModelAdmin):
     # editing a status, version or artifact here would break the lineage's record.
     readonly_fields = [f.name for f in MLModel._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ValidationSet)
-class ValidationSetAdmin(admin.ModelAdmin):
+class ValidationSetAdmin(RecordAdmin):
     list_display = ("name", "assay", "size", "created_at")
     list_filter = ("assay",)
     search_fields = ("name",)
@@ -35,15 +25,6 @@ class ValidationSetAdmin(admin.ModelAdmin):
     # Frozen with version 1 of a lineage: changing it would make metrics incomparable.
     readonly_fields = ("assay", "name", "description", "compounds", "values", "created_at")
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.display(description="Compounds")
     def size(self, obj: ValidationSet) -> int:
         return obj.compounds.count()
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
