@@ -179,6 +179,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
+    "DEFAULT_METADATA_CLASS": "config.api_metadata.InputSerializerMetadata",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "chemloop API",

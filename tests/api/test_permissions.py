@@ -111,3 +111,22 @@ def test_schema_and_swagger_ui_are_served_offline(db: Any) -> None:
     page = client.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert "https://" not in page.split("<body")[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["viewer", "scientist", "lead"])
+def test_options_describes_every_endpoint_for_every_role(request: Any, api_for: Any, role: str) -> None:
+    """OPTIONS was a 500 for users allowed to POST (no serializer_class on our views)."""
+    from django.urls import get_resolver
+
+    client = api_for(request.getfixturevalue(role))
+    paths = ["/api/assays/", "/api/compounds/", "/api/measurements/", "/api/models/", "/api/compounds/import/",
+             "/api/active-learning/select/", "/api/active-learning/queue/", "/api/active-learning/cycles/",
+             "/api/active-learning/queue/claim-next/"]
+    assert get_resolver()  # the URLconf loads
+    for path in paths:
+        response = client.options(path)
+        # POST-only endpoints answer a role that may not use them with 403, like any method.
+        assert response.status_code == 200 or (role != "lead" and response.status_code == 403), (path, response)
+    posted = client.options("/api/assays/").json().get("actions", {})
+    assert ("POST" in posted) == (role == "lead") and (not posted or "min_value" in posted["POST"])
