@@ -39,8 +39,8 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
         change = None
         if before is not None and after is not None:
             change = after - before
-            if c.status == CycleStatus.COMPLETE:
-                improvements.append(-change if direction == "lower" else change)
+            if c.status == CycleStatus.COMPLETE and c.completed_at is not None:
+                improvements.append((c.completed_at, -change if direction == "lower" else change))
         rows.append(
             {
                 "id": str(c.pk),
@@ -65,8 +65,11 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
                 "completed_at": c.completed_at.isoformat() if c.completed_at else None,
             }
         )
-    recent = improvements[-k:]
-    converged = len(recent) >= k and all(i < delta for i in recent)
+    # The last k retrains in the order they finished (a late retrain of an old cycle is
+    # recent), each moving the metric by less than delta either way: a retrain that made
+    # the model clearly worse is a warning sign, not convergence.
+    recent = [gain for _, gain in sorted(improvements, key=lambda pair: pair[0])[-k:]]
+    converged = len(recent) >= k and all(abs(gain) < delta for gain in recent)
     curve = [
         {"version": v.version, "labels": v.training_size, "value": _metric(v.metrics, key), "status": v.status}
         for v in versions

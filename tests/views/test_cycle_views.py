@@ -115,8 +115,19 @@ def test_a_dead_worker_shows_as_a_failed_cycle(client_for, viewer, cycle):  # ty
 def test_a_converged_lineage_says_so(client_for, viewer, model):  # type: ignore[no-untyped-def]
     for n in (1, 2):
         ActiveLearningCycle.objects.create(model=model, cycle_number=n, selection_strategy="hybrid", batch_size=5,
-                                           status="complete", metrics_before={"rmse": 0.5}, metrics_after={"rmse": 0.499})
+                                           status="complete", metrics_before={"rmse": 0.5}, metrics_after={"rmse": 0.499},
+                                           completed_at=timezone.now())
     assert "Converged." in client_for(viewer).get(HISTORY).content.decode()
+
+
+def test_a_retrain_that_made_the_model_worse_is_not_convergence(client_for, viewer, model):  # type: ignore[no-untyped-def]
+    now = timezone.now()
+    # Cycle 1 finished last (a late retrain of an old cycle) and made RMSE much worse.
+    for n, after, done in ((1, 0.80, now), (2, 0.499, now - timedelta(hours=2)), (3, 0.498, now - timedelta(hours=1))):
+        ActiveLearningCycle.objects.create(model=model, cycle_number=n, selection_strategy="hybrid", batch_size=5,
+                                           status="complete", metrics_before={"rmse": 0.5}, metrics_after={"rmse": after},
+                                           completed_at=done)
+    assert "Converged." not in client_for(viewer).get(HISTORY).content.decode()
 
 
 # --- Selection ------------------------------------------------------------------------
