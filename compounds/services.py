@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import math
 import multiprocessing
@@ -362,6 +363,9 @@ def compounds_import(
         fmt = chemistry.detect_format(filename)
     except chemistry.ChemistryError as exc:
         raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
+    if filename.lower().endswith(".gz"):
+        # Uploads, the API and the command alike: decompressed as it is read, never whole.
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")
     if value_column and assay is None and not new_assay:
         raise ValidationFailed("a value column needs an assay", extra={"field": "assay"})
     if not dataset_name.strip():
@@ -410,6 +414,8 @@ def _import_rows(
         first = list(islice(rows, chunk_size))
     except chemistry.ChemistryError as exc:
         raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise ValidationFailed(f"the file could not be decompressed ({exc})", extra={"field": "file"}) from exc
 
     def all_chunks() -> Iterator[list[chemistry.InputRow]]:
         if first:
@@ -445,6 +451,8 @@ def _import_rows(
                     progress(len(chunk))
         except chemistry.ChemistryError as exc:
             raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
+        except (OSError, EOFError) as exc:
+            raise ValidationFailed(f"the file could not be decompressed ({exc})", extra={"field": "file"}) from exc
         report.properties_deferred = not with_properties and report.created > 0
         report.non_utf8_bytes = fallbacks.count
         if dataset_created and report.imported == 0:
@@ -710,10 +718,5 @@ def compound_patterns_backfill_enqueue(*, chunk: int = PATTERN_CHUNK) -> int:
 
 def compounds_import_path(*, path: str | os.PathLike[str], **kwargs: Any) -> ImportReport:
     path = os.fspath(path)
-    if path.endswith(".gz"):
-        import gzip
-
-        with gzip.open(path, "rb") as fh:
-            return compounds_import(stream=fh, filename=path[:-3], **kwargs)
     with open(path, "rb") as fh:
         return compounds_import(stream=fh, filename=path, **kwargs)

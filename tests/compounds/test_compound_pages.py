@@ -105,6 +105,20 @@ def test_an_import_without_one_valid_row_leaves_no_empty_dataset(client_for, lea
     assert not Dataset.objects.filter(name="QA2").exists()
 
 
+def test_a_gzipped_upload_is_decompressed_and_a_broken_one_refused(client_for, lead):  # type: ignore[no-untyped-def]
+    import gzip
+
+    upload = io.BytesIO(gzip.compress(b"smiles,name\nCCO,ethanol\nCCCO,propanol\n"))
+    upload.name = "two.csv.gz"
+    body = client_for(lead).post(reverse("compounds:import"), {"file": upload, "dataset": "gz"}).content.decode()
+    assert "Imported 2 compounds" in body
+    assert set(Compound.objects.values_list("name", flat=True)) == {"ethanol", "propanol"}
+    broken = io.BytesIO(gzip.compress(b"smiles\nCCN\n")[:-12])
+    broken.name = "broken.csv.gz"
+    body = client_for(lead).post(reverse("compounds:import"), {"file": broken, "dataset": "gz2"}).content.decode()
+    assert "could not be decompressed" in body and not Compound.objects.filter(canonical_smiles="CCN").exists()
+
+
 def test_a_failed_import_creates_no_new_assay(client_for, lead):  # type: ignore[no-untyped-def]
     from compounds.models import Assay
 
