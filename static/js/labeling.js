@@ -6,6 +6,14 @@
 
   function labelForm() { return document.querySelector("form[data-shortcuts]"); }
 
+  // Skip posts its own (hidden) form; the notes typed in the label form are its reason.
+  document.addEventListener("submit", function (event) {
+    if (event.target.id !== "skip-form") return;
+    var notes = document.querySelector('#label-form textarea[name="notes"]');
+    var reason = event.target.querySelector('input[name="notes"]');
+    if (notes && reason) reason.value = notes.value;
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
     var target = event.target;

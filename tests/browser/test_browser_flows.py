@@ -46,11 +46,15 @@ def test_a_scientist_claims_and_labels_with_the_keyboard(page, login, live_serve
     assert first.status == QueueStatus.LABELED and first.label == -2.75 and first.labeled_by == scientist
 
     second_url = page.url
-    # The value field has the focus (autofocus); S still skips, because a value never holds an S.
-    assert page.evaluate("document.activeElement.id") == "id_value"
+    page.fill("#label-form textarea[name=notes]", "sample unavailable")
+    page.focus("#id_value")
+    # The value field has the focus; S still skips (a value never holds an S), and the
+    # notes typed above are the skip's reason.
     page.keyboard.press("s")  # skip
     page.wait_for_url(lambda url: url != second_url and "/queue/label/" in url)
-    assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 1
+    skipped = LabelQueueItem.objects.get(status=QueueStatus.SKIPPED)
+    assert skipped.notes == "sample unavailable"
+    assert skipped.events.get(action="skip").data == {"reason": "sample unavailable"}
 
 
 def test_queue_filters_follow_the_back_button(page, login, live_server, viewer):  # type: ignore[no-untyped-def]
