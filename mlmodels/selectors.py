@@ -27,6 +27,13 @@ def model_get(*, model_id: int) -> MLModel:
     return model
 
 
+def lineage_active_version(model: MLModel) -> MLModel | None:
+    """The active version of `model`'s lineage (the one that is retrained and labeled next)."""
+    if model.status == ModelStatus.ACTIVE:
+        return model
+    return models_list().filter(name=model.name, status=ModelStatus.ACTIVE).first()
+
+
 def models_active() -> QuerySet[MLModel]:
     return MLModel.objects.filter(status=ModelStatus.ACTIVE).select_related("assay").order_by("name")
 

@@ -24,7 +24,7 @@ from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueIt
 from labeling.services import audit, queue_changed
 from mlmodels import services as model_services
 from mlmodels.models import MLModel, ModelStatus
-from mlmodels.selectors import metrics_headline
+from mlmodels.selectors import lineage_active_version, metrics_headline
 
 logger = logging.getLogger(__name__)
 
@@ -61,15 +61,6 @@ def new_label_count(*, model: MLModel) -> int:
         .count()
     )
     return new + corrected
-
-
-def lineage_active_version(model: MLModel) -> MLModel | None:
-    """The active version of `model`'s lineage (the one that is retrained next)."""
-    if model.status == ModelStatus.ACTIVE:
-        return model
-    return MLModel.objects.select_related("assay", "validation_set").filter(
-        name=model.name, status=ModelStatus.ACTIVE
-    ).first()
 
 
 def cycle_retrain_trigger(

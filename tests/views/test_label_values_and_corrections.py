@@ -242,3 +242,14 @@ def test_403_and_404_pages_say_why_and_keep_the_navigation(client_for, scientist
     assert missing.status_code == 404 and "No such queue item." in missing.content.decode()
     nowhere = c.get("/no/such/page/")
     assert nowhere.status_code == 404 and "There is nothing at this address." in nowhere.content.decode()
+
+
+def test_claim_next_with_a_superseded_model_id_says_which_version_is_active(api_for, scientist):  # type: ignore[no-untyped-def]
+    old = MLModelFactory(name="Lineage", status="superseded", version=1)
+    new = MLModelFactory(name="Lineage", status="active", version=2, assay=old.assay, validation_set=old.validation_set)
+    LabelQueueItemFactory(model=new)
+    response = api_for(scientist).post("/api/active-learning/queue/claim-next/", {"model": old.pk}, format="json")
+    assert response.status_code == 409
+    assert response.json()["active_model"] == new.pk and f"model id {new.pk}, v2" in response.json()["detail"]
+    claimed = api_for(scientist).post("/api/active-learning/queue/claim-next/", {"model": new.pk}, format="json")
+    assert claimed.json()["detail"] == "claimed"
