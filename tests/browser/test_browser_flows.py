@@ -196,3 +196,25 @@ def test_a_chemist_searches_by_substructure_and_similarity(page, login, live_ser
     first = page.locator("#results tbody tr").first
     assert "ethylbenzene" in first.inner_text() and "1.00" in first.inner_text()
     screenshot(page, "compound-search")
+
+
+def test_a_phone_sized_screen_never_scrolls_sideways(page, login, live_server, lead, scientist):  # type: ignore[no-untyped-def]
+    data = _small_setup()
+    cycle_select(model=data["model"], user=lead, strategy="hybrid", batch_size=5)
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(scientist)
+    for path in ("/queue/", "/cycles/", "/compounds/", "/models/"):
+        page.goto(f"{live_server.url}{path}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 392, (path, width)
+    page.goto(f"{live_server.url}/queue/label/")
+    page.wait_for_url(re.compile(r".*/queue/label/[0-9a-f-]{36}/.*"))
+    wide = page.evaluate("""Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > 392)
+        .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 392, wide
+    # Structure first, then the label form, then the rest (similar compounds, reasons).
+    tops = page.evaluate("""[document.querySelector('.structure-large').getBoundingClientRect().top,
+        document.querySelector('#id_value').getBoundingClientRect().top,
+        document.querySelector('h4.section').getBoundingClientRect().top]""")
+    assert tops[0] < tops[1] < tops[2], tops
+    assert page.locator("a.skip-link").count() == 1

@@ -30,9 +30,9 @@ def complete_cycle(model, cycle):  # type: ignore[no-untyped-def]
 def test_history_shows_before_after_deltas_signed_by_direction(client_for, viewer, complete_cycle):  # type: ignore[no-untyped-def]
     body = client_for(viewer).get(HISTORY).content.decode()
     assert "Cycle #1" in body and "4 labeled" in body and "1 skipped" in body
-    # RMSE fell (better, green); R² fell (worse, red).
-    assert '<span class="delta better">-0.1</span>' in body
-    assert '<span class="delta worse">-0.05</span>' in body
+    # RMSE fell (better, green); R² fell (worse, red); in words too, not by colour alone.
+    assert '<span class="delta better">-0.1<span class="sr-only"> (better)</span></span>' in body
+    assert '<span class="delta worse">-0.05<span class="sr-only"> (worse)</span></span>' in body
     assert "Learning curve" in body and "RMSE against training labels" in body
 
 
