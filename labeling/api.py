@@ -275,7 +275,7 @@ class QueueItemCorrectApi(APIView):
 
         value = LabelValueField(help_text="The corrected value; for classification a class name or index.")
         notes = serializers.CharField(
-            required=False, allow_blank=True, max_length=5000, default="", help_text="Why the label changed."
+            max_length=5000, help_text="Why the label changed (required: it is kept in the item's history)."
         )
 
     OutputSerializer = QueueItemSerializer

@@ -74,6 +74,7 @@ class CorrectLabelForm(forms.Form):
 
     value = forms.CharField(max_length=100)
     notes = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=5000,
         help_text="Why the label changed (kept with the item).",
+        error_messages={"required": "Say why the label changed."},
     )

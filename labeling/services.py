@@ -244,6 +244,9 @@ def label_correct(*, item_id: Any, user: Any, value: Any, notes: str = "") -> La
                 f"the label is already {item.model.assay.format_value(number)}; nothing to correct",
                 extra={"field": "value"},
             )
+        if not (notes or "").strip():
+            # A changed label without a reason is an audit trail nobody can follow.
+            raise ValidationFailed("say why the label changed", extra={"field": "notes"})
         old = item.label
         item.label = number
         # The labeler's notes stay; the reason for the correction goes into the history.

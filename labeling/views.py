@@ -270,7 +270,7 @@ def item_correct(request: HttpRequest, pk: Any) -> HttpResponse:
             messages.success(request, f"Corrected the label of {item.compound.label}: {fmt(old)} → {fmt(done.label)}.")
             return _go(request, reverse("labeling:item", args=[item.pk]))
         except ValidationFailed as exc:
-            form.add_error("value", exc.message)
+            form.add_error("notes" if exc.extra.get("field") == "notes" else "value", exc.message)
         except Conflict as exc:
             messages.error(request, exc.message)
             return _go(request, reverse("labeling:item", args=[item.pk]))

@@ -266,6 +266,12 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
             ["model", "prediction", "uncertainty", "applicability_distance", "probabilities", "priority_score", "score_components"],
             batch_size=1000,
         )
+        # Other cycles still labeling on the replaced version go on with the new one (their
+        # open items just moved there): their next retrain starts from it, and their
+        # before/after will compare it with what that retrain makes.
+        ActiveLearningCycle.objects.filter(model=parent, status=CycleStatus.LABELING).exclude(pk=cycle.pk).update(
+            model=new
+        )
         locked.status = CycleStatus.COMPLETE
         locked.result_model = new
         locked.metrics_before = metrics_headline(parent.metrics)

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, QuerySet
 
 from compounds import services as compound_services
-from compounds.models import Compound, Measurement
+from compounds.models import Compound, Dataset, Measurement
 from compounds.selectors import compound_ids_containing
 from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, has_role
@@ -106,6 +106,8 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
     if pool.kind == "dataset":
         if not pool.dataset_id:
             raise ValidationFailed("choose a dataset", extra={"field": "dataset_id"})
+        if not Dataset.objects.filter(pk=pool.dataset_id).exists():
+            raise ValidationFailed(f"no dataset with id {pool.dataset_id}", extra={"field": "dataset_id"})
         qs = qs.filter(datasets__id=pool.dataset_id)
     elif pool.kind == "compounds":
         if not pool.compound_ids:

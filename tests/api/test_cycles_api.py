@@ -53,6 +53,7 @@ def _pool_dataset_id(trained: dict[str, Any]) -> int:
         ({"params": {"weights": {"uncertainty": -1}}, "strategy": "hybrid"}, "weights"),
         ({"params": {"colour": 1}}, "colour"),
         ({"pool": {"kind": "dataset"}}, "pool.dataset_id"),
+        ({"pool": {"kind": "dataset", "dataset_id": 987654}}, "dataset_id"),
         ({"pool": {"kind": "smiles", "smiles": ["nonsense"]}}, "pool"),
         ({"pool": {"substructure": "C("}}, "substructure"),
         ({"pool": {"substructure": "C" * 1001}}, "pool.substructure"),

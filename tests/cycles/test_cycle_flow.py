@@ -267,8 +267,10 @@ def test_a_correction_of_a_trained_label_counts_toward_the_next_retrain(setup): 
     new = MLModel.objects.get(name=model.name, status="active")
     assert new.version == 2 and new_label_count(model=new) == 0
     item = labeled[0]
-    queue_services.label_correct(item_id=item.pk, user=setup["lead"], value=setup["truth"][item.compound_id] + 0.5)
-    queue_services.label_correct(item_id=item.pk, user=setup["lead"], value=setup["truth"][item.compound_id] + 0.4)
+    queue_services.label_correct(item_id=item.pk, user=setup["lead"], value=setup["truth"][item.compound_id] + 0.5,
+                                 notes="re-measured")
+    queue_services.label_correct(item_id=item.pk, user=setup["lead"], value=setup["truth"][item.compound_id] + 0.4,
+                                 notes="re-measured again")
     assert new_label_count(model=new) == 1  # one label changed, however often
 
 
@@ -400,8 +402,10 @@ def test_a_sibling_cycle_retrains_on_the_version_that_replaced_its_own(setup):  
     _label(setup, first, 10)
     services.cycle_retrain_trigger(cycle_id=first.pk, user=setup["lead"], inline=True)
     v2 = MLModel.objects.get(name=model.name, status="active")
-    # The second cycle's open items moved to v2 with that retrain; they are labeled there.
+    # The second cycle's open items moved to v2 with that retrain, and the cycle with them.
     assert LabelQueueItem.objects.filter(cycle=second, model=v2, status="pending").count() == 10
+    second.refresh_from_db()
+    assert second.model_id == v2.pk
     _label(setup, second, 10)
     job = services.cycle_retrain_trigger(cycle_id=second.pk, user=setup["lead"], inline=True)
     assert job.status == "succeeded", job.error

@@ -199,12 +199,15 @@ def test_lead_resets_a_skipped_item_and_corrects_a_label_keeping_history(lead, s
     services.label_submit(item_id=labeled.pk, user=scientist, value=1.0)
     with pytest.raises(PermissionDenied):
         services.label_correct(item_id=labeled.pk, user=scientist, value=2.0)
-    services.label_correct(item_id=labeled.pk, user=lead, value=2.0)
+    with pytest.raises(ValidationFailed, match="say why the label changed") as err:
+        services.label_correct(item_id=labeled.pk, user=lead, value=2.0)
+    assert err.value.extra == {"field": "notes"}
+    services.label_correct(item_id=labeled.pk, user=lead, value=2.0, notes="unit mix-up")
     labeled.refresh_from_db()
     assert labeled.label == 2.0
     assert Measurement.objects.get(queue_item=labeled).value == 2.0
     event = AuditEvent.objects.get(item=labeled, action="correct")
-    assert event.data == {"old_value": 1.0, "new_value": 2.0, "notes": ""}
+    assert event.data == {"old_value": 1.0, "new_value": 2.0, "notes": "unit mix-up"}
 
 
 def test_queue_filters_and_orderings(scientist):  # type: ignore[no-untyped-def]

@@ -111,6 +111,8 @@ def test_a_lead_corrects_a_label_on_the_page_and_the_history_shows_it(client_for
 
     bad = client_for(lead).post(_item_url(item, "correct"), {"value": "-3,5", "notes": "typo"})
     assert bad.status_code == 400 and "use a decimal point" in bad.content.decode()
+    why = client_for(lead).post(_item_url(item, "correct"), {"value": "-3.5", "notes": " "})
+    assert why.status_code == 400 and "Say why the label changed." in why.content.decode()
     done = client_for(lead).post(_item_url(item, "correct"), {"value": "-3.5", "notes": "typo: one digit"}, follow=True)
     body = done.content.decode()
     assert "Corrected the label" in body and "-35 → -3.5" in body and "(typo: one digit)" in body
@@ -124,12 +126,14 @@ def test_a_lead_corrects_a_label_on_the_page_and_the_history_shows_it(client_for
 def test_corrections_over_the_api(api_for, lead, scientist):  # type: ignore[no-untyped-def]
     item = LabelQueueItemFactory()
     url = f"/api/active-learning/queue/{item.pk}/correct/"
-    assert api_for(lead).post(url, {"value": 1.0}, format="json").status_code == 409  # not labeled yet
+    assert api_for(lead).post(url, {"value": 1.0, "notes": "x"}, format="json").status_code == 409  # not labeled yet
     services.label_submit(item_id=item.pk, user=scientist, value=2.0)
-    assert api_for(scientist).post(url, {"value": 1.0}, format="json").status_code == 403
-    bad = api_for(lead).post(url, {"value": "1e400"}, format="json")
+    assert api_for(scientist).post(url, {"value": 1.0, "notes": "x"}, format="json").status_code == 403
+    bad = api_for(lead).post(url, {"value": "1e400", "notes": "x"}, format="json")
     assert bad.status_code == 400 and bad.json()["field"] == "value"
-    same = api_for(lead).post(url, {"value": "2.0"}, format="json")
+    unexplained = api_for(lead).post(url, {"value": 1.25}, format="json")
+    assert unexplained.status_code == 400 and unexplained.json()["field"] == "notes"
+    same = api_for(lead).post(url, {"value": "2.0", "notes": "x"}, format="json")
     assert same.status_code == 400 and "nothing to correct" in same.json()["detail"]
     ok = api_for(lead).post(url, {"value": 1.25, "notes": "re-measured"}, format="json")
     assert ok.status_code == 200 and ok.json()["label"] == 1.25
