@@ -360,7 +360,9 @@ class CycleStatsApi(APIView):
         total_cycles = serializers.IntegerField()
         total_labeled = serializers.IntegerField()
         total_skipped = serializers.IntegerField()
-        queue = serializers.DictField(child=serializers.IntegerField(), help_text="Item counts by status.")
+        queue = serializers.DictField(
+            child=serializers.IntegerField(), help_text="Item counts by status, over every version of the lineage."
+        )
         converged = serializers.BooleanField()
         convergence_rule = RuleSerializer()
 

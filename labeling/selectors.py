@@ -108,12 +108,15 @@ def queue_cache_version() -> int:
     return cache.get_or_set(QUEUE_VERSION_KEY, time.time_ns(), timeout=None)
 
 
-def queue_counts(*, model_id: int | None = None) -> dict[str, int]:
+def queue_counts(*, model_id: int | None = None, lineage: str | None = None) -> dict[str, int]:
+    """Items by status, for one model version, one lineage (every version of a name) or all."""
     from django.db.models import Count
 
     qs = LabelQueueItem.objects.all()
     if model_id:
         qs = qs.filter(model_id=model_id)
+    if lineage:
+        qs = qs.filter(model__name=lineage)
     counts = {s: 0 for s in QueueStatus.values}
     for row in qs.values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]

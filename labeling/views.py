@@ -183,6 +183,12 @@ def _safe_next(request: HttpRequest, url: str | None, default: str) -> str:
 def labeling(request: HttpRequest) -> HttpResponse:
     """The Labeling tab: a scientist gets their next item (claimed); others see the top open item."""
     model_id = _int(request.GET.get("model"))
+    if model_id is not None:
+        # A bookmarked filter on a version that a retrain replaced: its items are on the new one.
+        old = MLModel.objects.filter(pk=model_id).first()
+        active = model_selectors.lineage_active_version(old) if old is not None else None
+        if active is not None and active.pk != model_id:
+            return redirect(_with_model(reverse("labeling:labeling"), active.pk))
     if not has_role(request.user, SCIENTIST):
         top = selectors.queue_pending_items(model_id=model_id, limit=1)
         if top:

@@ -86,7 +86,8 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
         "total_cycles": len(cycles),
         "total_labeled": sum(c.items_labeled for c in cycles),
         "total_skipped": sum(c.items_skipped for c in cycles),
-        "queue": queue_counts(model_id=active.pk if active else model.pk),
+        # The whole lineage: labeled items archive with the version that learned them.
+        "queue": queue_counts(lineage=model.name),
         "converged": converged,
         "convergence_rule": {"k": k, "delta": delta},
     }

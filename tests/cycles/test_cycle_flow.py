@@ -414,6 +414,9 @@ def test_a_sibling_cycle_retrains_on_the_version_that_replaced_its_own(setup):  
     assert (v3.version, v3.parent_id, second.status, second.result_model_id) == (3, v2.pk, "complete", v3.pk)
     assert second.metrics_before == metrics_headline(v2.metrics)
     assert v3.training_size == v2.training_size + 10
-    rows = {c["cycle_number"]: c for c in services.cycle_stats(model=v3)["cycles"]}
+    stats = services.cycle_stats(model=v3)
+    # Queue counts cover the lineage: the 20 labels archived with v1 and v2 are still counted.
+    assert stats["queue"]["archived"] == 20
+    rows = {c["cycle_number"]: c for c in stats["cycles"]}
     assert (rows[first.cycle_number]["labels_added"], rows[second.cycle_number]["labels_added"]) == (10, 10)
     assert rows[second.cycle_number]["result_version"] == 3

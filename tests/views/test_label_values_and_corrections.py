@@ -257,3 +257,13 @@ def test_claim_next_with_a_superseded_model_id_says_which_version_is_active(api_
     assert response.json()["active_model"] == new.pk and f"model id {new.pk}, v2" in response.json()["detail"]
     claimed = api_for(scientist).post("/api/active-learning/queue/claim-next/", {"model": new.pk}, format="json")
     assert claimed.json()["detail"] == "claimed"
+
+
+def test_the_labeling_tab_follows_a_filter_on_a_replaced_version(client_for, scientist):  # type: ignore[no-untyped-def]
+    old = MLModelFactory(name="Lineage", status="superseded", version=1)
+    new = MLModelFactory(name="Lineage", status="active", version=2, assay=old.assay, validation_set=old.validation_set)
+    item = LabelQueueItemFactory(model=new)
+    c = client_for(scientist)
+    moved = c.get(reverse("labeling:labeling"), {"model": old.pk})
+    assert moved["Location"] == f"{reverse('labeling:labeling')}?model={new.pk}"
+    assert c.get(moved["Location"])["Location"] == f"{_item_url(item)}?model={new.pk}"
