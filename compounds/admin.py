@@ -121,6 +121,9 @@ class AssayAdmin(admin.ModelAdmin):
 class MeasurementForm(forms.ModelForm):
     """Values typed in admin pass the same checks as every other way a label comes in."""
 
+    # Text, parsed by the service: a number, or a class name for a classification assay.
+    value = forms.CharField(max_length=100, help_text="A number; for a classification assay a class name or index.")
+
     class Meta:
         model = Measurement
         fields = ("compound", "assay", "value", "source", "confidence", "notes")

@@ -105,11 +105,17 @@ class LabelQueueItemAdmin(admin.ModelAdmin):
 class AuditEventAdmin(RecordAdmin):
     """The audit trail is evidence: nobody edits or deletes it from admin."""
 
-    list_display = ("created_at", "action", "actor", "item", "cycle")
+    list_display = ("created_at", "action", "actor", "queue_item", "cycle", "data")
     list_filter = ("action",)
     search_fields = ("actor__username", "item__compound__name")
     list_select_related = ("actor", "item__compound", "item__model", "cycle__model")
     readonly_fields = ("action", "actor", "item", "cycle", "data", "created_at")
+
+    @admin.display(description="Item")
+    def queue_item(self, obj: AuditEvent) -> str:
+        # The compound and version only: an item's *current* status beside an old event
+        # read as if it were the status at the time.
+        return f"{obj.item.compound} for {obj.item.model}" if obj.item else "—"
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The table came after the role migration granted permissions, so no group holds

@@ -156,6 +156,13 @@ def test_admin_shows_queue_labels_read_only_and_validates_the_rest(client_for, l
                  "source": "literature", "confidence": "", "notes": ""})
     made = Measurement.objects.exclude(pk=linked.pk).get()
     assert made.value == -4.5 and made.created_by == lead
+    # A classification assay takes its class names, as everywhere else.
+    classes = AssayFactory(name="cls", task_type="classification", classes=["(A) low", "(B) high"])
+    c.post(add, {"compound": item.compound_id, "assay": classes.pk, "value": "(B) high",
+                 "source": "literature", "confidence": "", "notes": ""})
+    assert Measurement.objects.get(assay=classes).value == 1.0
+    events = c.get(reverse("admin:labeling_auditevent_changelist")).content.decode()
+    assert f"{item.compound} for {item.model}" in events and "(labeled)" not in events
 
 
 # --- navigation --------------------------------------------------------------------------
