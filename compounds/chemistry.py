@@ -11,6 +11,7 @@ import csv
 import enum
 import io
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import IO
@@ -540,6 +541,17 @@ def _windows_1252_fallback(exc: UnicodeError) -> tuple[str, int]:
 
 
 codecs.register_error("chemloop-windows-1252", _windows_1252_fallback)
+
+
+@contextmanager
+def counting_decode_fallbacks() -> Iterator[DecodeFallbacks]:
+    """Count, while the block runs, the bytes read as Windows-1252 because they were not UTF-8."""
+    counter = DecodeFallbacks()
+    token = DECODE_FALLBACKS.set(counter)
+    try:
+        yield counter
+    finally:
+        DECODE_FALLBACKS.reset(token)
 
 
 def _text(stream: IO[bytes]) -> io.TextIOWrapper:

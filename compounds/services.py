@@ -374,17 +374,13 @@ def compounds_import(
         processes = min(2, os.cpu_count() or 1)
 
     report = ImportReport(dataset_name=dataset_name)
-    fallbacks = chemistry.DecodeFallbacks()
-    reading = chemistry.DECODE_FALLBACKS.set(fallbacks)
-    try:
+    with chemistry.counting_decode_fallbacks() as fallbacks:
         return _import_rows(
             stream, fmt, report, fallbacks, assay=assay, new_assay=new_assay, value_column=value_column,
             smiles_column=smiles_column, name_column=name_column, user=user, processes=processes,
             chunk_size=chunk_size, progress=progress, use_copy=use_copy, properties=properties,
             enqueue_enrichment=enqueue_enrichment, dataset_name=dataset_name,
         )
-    finally:
-        chemistry.DECODE_FALLBACKS.reset(reading)
 
 
 def _import_rows(

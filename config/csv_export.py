@@ -18,11 +18,21 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[A
     return response
 
 
+class SafeWriter:
+    """csv.writer whose cells are escaped so a spreadsheet never runs one as a formula."""
+
+    def __init__(self, fh: Any) -> None:
+        self._writer = csv.writer(fh)
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        self._writer.writerow([csv_safe(v) for v in row])
+
+
 def _lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     for row in _with_header(header, rows):
-        writer.writerow([csv_safe(v) for v in row])
+        writer.writerow(row)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -185,10 +185,9 @@ def labeling(request: HttpRequest) -> HttpResponse:
     model_id = _int(request.GET.get("model"))
     if model_id is not None:
         # A bookmarked filter on a version that a retrain replaced: its items are on the new one.
-        old = MLModel.objects.filter(pk=model_id).first()
-        active = model_selectors.lineage_active_version(old) if old is not None else None
-        if active is not None and active.pk != model_id:
-            return redirect(_with_model(reverse("labeling:labeling"), active.pk))
+        active_id = model_selectors.lineage_active_version_id(model_id=model_id)
+        if active_id is not None and active_id != model_id:
+            return redirect(_with_model(reverse("labeling:labeling"), active_id))
     if not has_role(request.user, SCIENTIST):
         top = selectors.queue_pending_items(model_id=model_id, limit=1)
         if top:

@@ -34,6 +34,13 @@ def lineage_active_version(model: MLModel) -> MLModel | None:
     return models_list().filter(name=model.name, status=ModelStatus.ACTIVE).first()
 
 
+def lineage_active_version_id(*, model_id: int) -> int | None:
+    """The id of the active version of the lineage model `model_id` belongs to (None if unknown)."""
+    model = MLModel.objects.filter(pk=model_id).first()
+    active = lineage_active_version(model) if model is not None else None
+    return active.pk if active is not None else None
+
+
 def models_active() -> QuerySet[MLModel]:
     return MLModel.objects.filter(status=ModelStatus.ACTIVE).select_related("assay").order_by("name")
 

@@ -259,16 +259,12 @@ def test_csv_reader_errors() -> None:
 
 
 def test_bytes_that_are_not_utf8_are_read_as_windows_1252_and_counted() -> None:
-    from compounds.chemistry import DECODE_FALLBACKS, DecodeFallbacks
+    from compounds.chemistry import counting_decode_fallbacks
 
     # A Latin-1 / Windows-1252 export (é = 0xE9, µ = 0xB5) mixed with real UTF-8 (ü).
     data = b"smiles,name\nCCO,caf\xe9\nC\xff\x81C,bad\nCCN,\xb5M stock\nCCCl,d\xc3\xbcnn\n"
-    counter = DecodeFallbacks()
-    token = DECODE_FALLBACKS.set(counter)
-    try:
+    with counting_decode_fallbacks() as counter:
         rows = _rows(data, "csv")
-    finally:
-        DECODE_FALLBACKS.reset(token)
     assert [r.name for r in rows] == ["café", "bad", "µM stock", "dünn"]
     assert counter.count == 4  # é, ÿ, 0x81, µ
     # 0x81 is undefined in Windows-1252: that row's SMILES cannot parse and is reported, not imported.

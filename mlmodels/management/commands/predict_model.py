@@ -1,14 +1,12 @@
-import csv
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from compounds import chemistry
-from compounds.chemistry import csv_safe
+from config.csv_export import SafeWriter
 from mlmodels.ml import applicability, artifacts, features
 from mlmodels.ml.ensemble import RegressionPrediction
 from mlmodels.models import MLModel
@@ -62,7 +60,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot write {opts['out']}: {exc.strerror}") from exc
         try:
-            writer = _SafeWriter(csv.writer(out_fh))
+            writer = SafeWriter(out_fh)
             header = ["row", "name", "smiles", "prediction", "uncertainty", "applicability_distance"]
             writer.writerow(header + [f"p_{c}" for c in classes] + ["error"])
             pred = None
@@ -104,12 +102,3 @@ class Command(BaseCommand):
             raise CommandError(f"no trained model {opts['name']!r} version {opts['model_version'] or '(active)'}")
         return Path(settings.ARTIFACT_ROOT) / model.artifact
 
-
-class _SafeWriter:
-    """Cells escaped so a spreadsheet never runs a name or SMILES from the input as a formula."""
-
-    def __init__(self, writer: Any) -> None:
-        self._writer = writer
-
-    def writerow(self, row: list[Any]) -> None:
-        self._writer.writerow([csv_safe(v) for v in row])
