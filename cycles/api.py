@@ -172,6 +172,15 @@ class CycleSelectApi(APIView):
         cycle = CycleSerializer(allow_null=True)
         items = QueueItemSerializer(many=True)
 
+    # The service names a strategy parameter or pool setting by its own name (the web form
+    # has a field of that name); in the JSON body it sits under `params` or `pool`.
+    _POOL_KEYS = frozenset({"dataset_id", "compound_ids", "smiles", "substructure"})
+
+    def _payload_path(self, field: str | None) -> str | None:
+        if field is None or field in self.InputSerializer().fields:
+            return field
+        return f"pool.{field}" if field in self._POOL_KEYS else f"params.{field}"
+
     @extend_schema(
         tags=TAGS,
         operation_id="al_select",
@@ -197,16 +206,19 @@ class CycleSelectApi(APIView):
             smiles=tuple(p.get("smiles") or ()),
             substructure=p.get("substructure", ""),
         )
-        result = services.cycle_select(
-            model=model,
-            user=request.user,
-            strategy=d["strategy"],
-            batch_size=d["batch_size"],
-            params=d["params"],
-            pool=pool,
-            random_state=d.get("random_state"),
-            preview=d["preview"],
-        )
+        try:
+            result = services.cycle_select(
+                model=model,
+                user=request.user,
+                strategy=d["strategy"],
+                batch_size=d["batch_size"],
+                params=d["params"],
+                pool=pool,
+                random_state=d.get("random_state"),
+                preview=d["preview"],
+            )
+        except ValidationFailed as exc:
+            raise ValidationFailed(exc.message, extra={**exc.extra, "field": self._payload_path(exc.extra.get("field"))}) from exc
         items = list(queue_items_list(cycle_id=result.cycle.pk)) if result.cycle is not None else []
         data = {
             "preview": result.cycle is None,

@@ -161,3 +161,16 @@ def test_malformed_json_is_400_and_unauthenticated_is_401(api_for: Any, scientis
     bad_token = api_for(None)
     bad_token.credentials(HTTP_AUTHORIZATION="Token wrong")
     assert bad_token.get(Q).status_code == 401
+
+
+def test_page_size_is_chosen_by_the_client_capped_at_500_and_checked(api_for: Any, viewer: Any, model: Any) -> None:
+    for i in range(12):
+        LabelQueueItemFactory(model=model, uncertainty=i / 100)
+    client = api_for(viewer)
+    page = client.get(Q, {"model": model.pk, "page_size": 5}).json()
+    assert page["count"] == 12 and len(page["results"]) == 5 and "page_size=5" in page["next"]
+    assert len(client.get(Q, {"model": model.pk, "page_size": 5, "page": 3}).json()["results"]) == 2
+    assert len(client.get(Q, {"model": model.pk, "page_size": 100_000}).json()["results"]) == 12
+    for bad in ("0", "-3", "ten", "1.5", "٣"):
+        response = client.get(Q, {"model": model.pk, "page_size": bad})
+        assert response.status_code == 400 and response.json()["field"] == "page_size", bad
