@@ -266,12 +266,20 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
             ["model", "prediction", "uncertainty", "applicability_distance", "probabilities", "priority_score", "score_components"],
             batch_size=1000,
         )
-        # Other cycles still labeling on the replaced version go on with the new one (their
-        # open items just moved there): their next retrain starts from it, and their
-        # before/after will compare it with what that retrain makes.
-        ActiveLearningCycle.objects.filter(model=parent, status=CycleStatus.LABELING).exclude(pk=cycle.pk).update(
-            model=new
+        # Other cycles still labeling on the replaced version: one with nothing left to label
+        # or learn (its labels went into this version, the rest were skipped) is complete,
+        # with this retrain as its result; the others go on with the new version (their open
+        # items just moved there), so their next retrain starts from it.
+        siblings = ActiveLearningCycle.objects.filter(model=parent, status=CycleStatus.LABELING).exclude(pk=cycle.pk)
+        siblings.exclude(items__status__in=(*OPEN_STATUSES, QueueStatus.LABELED)).update(
+            status=CycleStatus.COMPLETE,
+            result_model=new,
+            job=job,
+            metrics_before=metrics_headline(parent.metrics),
+            metrics_after=metrics_headline(new.metrics),
+            completed_at=now,
         )
+        siblings.update(model=new)
         locked.status = CycleStatus.COMPLETE
         locked.result_model = new
         locked.metrics_before = metrics_headline(parent.metrics)

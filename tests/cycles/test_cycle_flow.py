@@ -420,3 +420,27 @@ def test_a_sibling_cycle_retrains_on_the_version_that_replaced_its_own(setup):  
     rows = {c["cycle_number"]: c for c in stats["cycles"]}
     assert (rows[first.cycle_number]["labels_added"], rows[second.cycle_number]["labels_added"]) == (10, 10)
     assert rows[second.cycle_number]["result_version"] == 3
+
+
+def test_a_sibling_cycle_whose_labels_a_retrain_learned_is_complete(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    first = services.cycle_select(model=model, user=setup["lead"], batch_size=10).cycle
+    done = services.cycle_select(model=model, user=setup["lead"], batch_size=6).cycle
+    going = services.cycle_select(model=model, user=setup["lead"], batch_size=6).cycle
+    _label(setup, first, 10)
+    # `done`: everything labeled or skipped before the first cycle's retrain; `going`: one item still open.
+    _label(setup, done, 5)
+    queue_services.queue_item_skip(item_id=LabelQueueItem.objects.get(cycle=done, status="pending").pk,
+                                   user=setup["scientist"], reason="no sample")
+    _label(setup, going, 5)
+    job = services.cycle_retrain_trigger(cycle_id=first.pk, user=setup["lead"], inline=True)
+    assert job.status == "succeeded", job.error
+    v1, v2 = model, MLModel.objects.get(name=model.name, status="active")
+    done.refresh_from_db()
+    going.refresh_from_db()
+    assert (done.status, done.result_model_id, done.job_id, done.model_id) == ("complete", v2.pk, job.pk, v1.pk)
+    assert done.metrics_before == metrics_headline(v1.metrics) and done.metrics_after == metrics_headline(v2.metrics)
+    assert done.completed_at is not None
+    assert (going.status, going.model_id) == ("labeling", v2.pk)
+    assert LabelQueueItem.objects.filter(cycle=done, status="archived").count() == 5
+    assert LabelQueueItem.objects.filter(cycle=going, status="pending", model=v2).count() == 1
