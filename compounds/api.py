@@ -387,7 +387,7 @@ class AssayListCreateApi(GenericAPIView):
 
     OutputSerializer = AssaySerializer
 
-    @extend_schema(tags=["assays"], operation_id="assays_list", responses={200: AssaySerializer(many=True), **error_responses(404)})
+    @extend_schema(tags=["assays"], operation_id="assays_list", responses={200: AssaySerializer(many=True), **error_responses(400, 404)})
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(selectors.assay_list())
         return self.get_paginated_response(self.OutputSerializer(page, many=True).data)
