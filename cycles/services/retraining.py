@@ -207,6 +207,12 @@ def cycle_retrain_run(*, job_id: Any) -> None:
         # Already run, or reconciled as failed: a re-delivered job does nothing.
         logger.info("retrain job %s is not queued; nothing to do", job_id)
         return
+    _run_claimed(job_id=job_id)
+
+
+def _run_claimed(*, job_id: Any) -> None:
+    # Split from the claim so a test can play a worker that froze after claiming and woke
+    # up after reconcile declared it dead (`_finish` must then discard its version).
     job = Job.objects.get(pk=job_id)
     cycle = ActiveLearningCycle.objects.select_related("model__assay", "model__validation_set").get(
         pk=job.params["cycle_id"]
@@ -240,6 +246,11 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
         locked = ActiveLearningCycle.objects.select_for_update().get(pk=cycle.pk)
         if locked.status != CycleStatus.TRAINING:
             raise Conflict(f"cycle is {locked.status}, not training (reconciled while running?)")
+        # A job declared dead (a frozen worker that woke up) must not activate its version:
+        # the cycle may be training again under the Retry's job.
+        current = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.job_id != job.pk or current.status != JobStatus.RUNNING:
+            raise Conflict("this job was declared dead and the cycle moved on; its version was discarded")
         model_services.model_activate(model=new)
         # Labels the new version learned are archived with the old one. Labels saved while
         # the job was training are not in it: they stay labeled and move to the new
@@ -327,7 +338,9 @@ def _fail(*, cycle_id: Any, job_id: Any, new: MLModel | None, message: str, deta
             MLModel.objects.filter(pk=new.pk).exclude(status=ModelStatus.ACTIVE).update(
                 status=ModelStatus.FAILED, error=message[:5000]
             )
-        ActiveLearningCycle.objects.filter(pk=cycle_id, status=CycleStatus.TRAINING).update(
+        # Only while the cycle still waits on this job: a dead job's late failure must not
+        # fail the Retry that replaced it.
+        ActiveLearningCycle.objects.filter(pk=cycle_id, status=CycleStatus.TRAINING, job_id=job_id).update(
             status=CycleStatus.FAILED, error=message[:5000]
         )
         Job.objects.filter(pk=job_id).exclude(status=JobStatus.SUCCEEDED).update(

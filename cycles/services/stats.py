@@ -9,7 +9,7 @@ from django.conf import settings
 from cycles.models import ActiveLearningCycle, CycleStatus
 from labeling.selectors import queue_counts
 from mlmodels.ml.metrics import primary_metric
-from mlmodels.models import MLModel
+from mlmodels.models import MLModel, ModelStatus
 
 # Converged when each of the last K completed cycles moved the primary metric by less than δ.
 CONVERGENCE_K = getattr(settings, "CHEMLOOP_CONVERGENCE_K", 2)
@@ -73,7 +73,8 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
     curve = [
         {"version": v.version, "labels": v.training_size, "value": _metric(v.metrics, key), "status": v.status}
         for v in versions
-        if v.trained_at is not None
+        # A failed version (e.g. a job declared dead that trained anyway) was never used.
+        if v.trained_at is not None and v.status != ModelStatus.FAILED
     ]
     active = next((v for v in versions if v.status == "active"), None)
     return {

@@ -444,3 +444,37 @@ def test_a_sibling_cycle_whose_labels_a_retrain_learned_is_complete(setup):  # t
     assert (going.status, going.model_id) == ("labeling", v2.pk)
     assert LabelQueueItem.objects.filter(cycle=done, status="archived").count() == 5
     assert LabelQueueItem.objects.filter(cycle=going, status="pending", model=v2).count() == 1
+
+
+def test_a_job_declared_dead_that_wakes_up_cannot_finish_the_cycle(setup, run_worker):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cycles.services import retraining
+
+    model = setup["model"]
+    cycle = services.cycle_select(model=model, user=setup["lead"], batch_size=12).cycle
+    _label(setup, cycle, 10)
+    dead = services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+    # A worker claimed it, then froze (SIGSTOP): running, heartbeat long gone.
+    Job.objects.filter(pk=dead.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert [j.pk for j in services.jobs_reconcile(stale_after=60)] == [dead.pk]
+    retry = services.cycle_retry(cycle_id=cycle.pk, user=setup["lead"])
+    # The frozen worker wakes up and trains to the end.
+    retraining._run_claimed(job_id=dead.pk)
+    cycle.refresh_from_db()
+    dead.refresh_from_db()
+    assert (cycle.status, cycle.job_id) == ("training", retry.pk)
+    assert dead.status == "failed" and "declared dead" in dead.error
+    assert MLModel.objects.get(name=model.name, status="active").pk == model.pk
+    assert MLModel.objects.filter(name=model.name, status="failed").count() == 1
+    run_worker()
+    cycle.refresh_from_db()
+    retry.refresh_from_db()
+    assert (cycle.status, retry.status, cycle.job_id) == ("complete", "succeeded", retry.pk)
+    v_new = MLModel.objects.get(name=model.name, status="active")
+    assert cycle.result_model_id == v_new.pk
+    # The discarded version is not a point of the learning curve.
+    curve = services.cycle_stats(model=v_new)["learning_curve"]
+    assert [p["status"] for p in curve] == ["superseded", "active"]
