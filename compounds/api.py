@@ -307,6 +307,10 @@ class CompoundImportApi(APIView):
         non_utf8_bytes = serializers.IntegerField(
             help_text="Bytes that were not UTF-8 and were read as Windows-1252 (a legacy spreadsheet export)."
         )
+        background_jobs_not_queued = serializers.BooleanField(
+            help_text="The job queue was unreachable after the import committed: the new compounds' properties "
+            "and search screen wait for the next import (scoring computes missing features itself)."
+        )
 
     @extend_schema(
         tags=TAGS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import math
 import multiprocessing
 import os
@@ -30,6 +31,8 @@ from compounds.models import (
     TaskType,
 )
 from config.exceptions import ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 # Rows per chemistry chunk / database round trip.
 IMPORT_CHUNK_SIZE = 5000
@@ -62,6 +65,9 @@ class ImportReport:
     properties_deferred: bool = False
     # Bytes that were not UTF-8 and were read as Windows-1252 (a legacy spreadsheet export).
     non_utf8_bytes: int = 0
+    # The job queue was unreachable after commit: properties, stored features and the
+    # substructure screen of the new compounds wait for the next import's follow-ups.
+    background_jobs_not_queued: bool = False
 
     @property
     def imported(self) -> int:
@@ -456,12 +462,30 @@ def _import_rows(
             dataset.delete()
             report.dataset_id = None
         if report.properties_deferred and enqueue_enrichment:
-            transaction.on_commit(compounds_enrich_enqueue)
+            transaction.on_commit(_followup(compounds_enrich_enqueue, report))
         if report.created and enqueue_enrichment:
             for path in settings.CHEMLOOP_IMPORT_FOLLOWUPS:
                 # e.g. the model features backfill: configured, so this app never imports mlmodels.
-                transaction.on_commit(import_string(path))
+                transaction.on_commit(_followup(import_string(path), report))
     return report
+
+
+def _followup(enqueue: Callable[[], Any], report: ImportReport) -> Callable[[], None]:
+    """An after-commit enqueue that cannot turn a committed import into an error.
+
+    With Redis unreachable the rows are in; what is missing (properties, stored features,
+    the substructure screen) is found again by the next import's follow-ups, and scoring
+    computes missing features on the way. The report says so.
+    """
+
+    def run() -> None:
+        try:
+            enqueue()
+        except Exception:  # see the docstring: the import committed
+            logger.warning("import follow-up %s not queued", getattr(enqueue, "__name__", enqueue), exc_info=True)
+            report.background_jobs_not_queued = True
+
+    return run
 
 
 def _import_chunk(

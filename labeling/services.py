@@ -6,6 +6,7 @@ admin enforce identical rules.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -25,6 +26,8 @@ from config.roles import LEAD, SCIENTIST, has_role
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
 from labeling.selectors import QUEUE_LIST_DEFERRED, QUEUE_VERSION_KEY
 from mlmodels.models import ModelStatus
+
+logger = logging.getLogger(__name__)
 
 # Sources a scientist may give; "imported" is reserved for file imports.
 HUMAN_SOURCES = (LabelSource.EXPERIMENTAL, LabelSource.LITERATURE, LabelSource.EXPERT_ESTIMATE)
@@ -64,11 +67,16 @@ def queue_changed() -> None:
 
 def _bump_queue_version() -> None:
     try:
-        cache.incr(QUEUE_VERSION_KEY)
-    except ValueError:
-        # Evicted or never set: a clock-based start never reuses a version whose pages
-        # may still sit in the cache.
-        cache.set(QUEUE_VERSION_KEY, time.time_ns(), timeout=None)
+        try:
+            cache.incr(QUEUE_VERSION_KEY)
+        except ValueError:
+            # Evicted or never set: a clock-based start never reuses a version whose pages
+            # may still sit in the cache.
+            cache.set(QUEUE_VERSION_KEY, time.time_ns(), timeout=None)
+    except Exception:  # the write is committed; a cache outage must not undo its answer
+        # Cached pages expire after QUEUE_PAGE_CACHE_SECONDS, so a missed bump is stale
+        # for that long at most.
+        logger.warning("queue cache version not bumped (cache unreachable)", exc_info=True)
 
 
 def audit(action: str, *, actor: Any, item: LabelQueueItem | None = None, cycle: Any = None, **data: Any) -> None:

@@ -102,8 +102,6 @@ if REDIS_URL:
             "KEY_PREFIX": "chemloop",
         }
     }
-    # Sessions are read on every request: from Redis, written through to the database.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Queue pages are cached per queue version (labeling.views.queue); the version lives in the

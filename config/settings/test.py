@@ -31,8 +31,7 @@ CACHES = {
         "KEY_PREFIX": f"chemloop-test-{os.environ.get('CHEMLOOP_TEST_RUN', '')}-{_worker}",
     }
 }
-# As in production with Redis: sessions from the cache, queue pages cached per version.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# As in production with Redis: queue pages cached per version (sessions in the database).
 QUEUE_PAGE_CACHE_SECONDS = 30
 JOBS_IN_PROCESS = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -74,6 +74,8 @@ class Command(BaseCommand):
                     f"the file is not UTF-8: {report.non_utf8_bytes} bytes were read as Windows-1252"
                 )
             )
+        if report.background_jobs_not_queued:
+            self.stdout.write(self.style.WARNING("the job queue was unreachable: background follow-ups wait for the next import"))
         if report.properties_deferred:
             self._enrich(str(opts["enrich"]))
         for issue in report.issues[: int(opts["max_issues"])]:  # type: ignore[call-overload]
