@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from config.exceptions import Conflict, NotFound, PermissionDenied, ServiceUnavailable, ValidationFailed
@@ -277,6 +277,7 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
             ["model", "prediction", "uncertainty", "applicability_distance", "probabilities", "priority_score", "score_components"],
             batch_size=1000,
         )
+        _carry_over(cycle=locked, new=new, job=job)
         # Other cycles still labeling on the replaced version: one with nothing left to label
         # or learn (its labels went into this version, the rest were skipped) is complete,
         # with this retrain as its result; the others go on with the new version (their open
@@ -305,6 +306,37 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
             finished_at=timezone.now(),
             result={"model_id": new.pk, "version": new.version, "rescored": len(rescored)},
         )
+
+
+def _carry_over(*, cycle: ActiveLearningCycle, new: MLModel, job: Job) -> ActiveLearningCycle | None:
+    """Open items of a cycle retrained before they were all labeled go on in a new cycle.
+
+    The retrained cycle is complete: its counts and before/after describe what it did.
+    Its still-open items (already moved to `new` and re-scored) become the next cycle of
+    the lineage, labeling, so later labels count for the cycle that will learn them and
+    a lead can retrain from it.
+    """
+    open_items = LabelQueueItem.objects.filter(cycle=cycle, status__in=OPEN_STATUSES)
+    carried = open_items.count()
+    if not carried:
+        return None
+    # The lineage lock `cycle_select` takes too: consecutive, unique cycle numbers.
+    list(MLModel.objects.select_for_update().filter(name=new.name).values_list("id", flat=True))
+    last = ActiveLearningCycle.objects.filter(model__name=new.name).aggregate(n=Max("cycle_number"))["n"] or 0
+    successor = ActiveLearningCycle.objects.create(
+        model=new,
+        cycle_number=last + 1,
+        selection_strategy=cycle.selection_strategy,
+        strategy_params=cycle.strategy_params,
+        batch_size=carried,
+        pool_description=f"open items carried over from cycle #{cycle.cycle_number}"[:200],
+        status=CycleStatus.LABELING,
+        metrics_before=metrics_headline(new.metrics),
+        items_selected=carried,
+        created_by=job.created_by,
+    )
+    open_items.update(cycle=successor, updated_at=timezone.now())
+    return successor
 
 
 def _rescore(*, new: MLModel, cycle: ActiveLearningCycle, compound_ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -234,14 +234,28 @@ def test_the_full_cycle_through_a_real_worker(setup, run_worker):  # type: ignor
     for item in labeled:
         item.refresh_from_db()
         assert (item.status, item.model_id) == ("archived", model.pk)
-    pending = LabelQueueItem.objects.filter(cycle=cycle, status="pending")
+    # The 10 still pending go on in cycle 2 (labeling, on the new version), so their labels
+    # count for the cycle that will learn them and a lead can retrain from it.
+    assert not LabelQueueItem.objects.filter(cycle=cycle, status="pending").exists()
+    successor = ActiveLearningCycle.objects.get(cycle_number=2)
+    assert (successor.status, successor.model_id, successor.items_selected) == ("labeling", new.pk, 10)
+    assert successor.selection_strategy == cycle.selection_strategy and "cycle #1" in successor.pool_description
+    pending = LabelQueueItem.objects.filter(cycle=successor, status="pending")
     assert pending.count() == 10
     assert set(pending.values_list("model_id", flat=True)) == {new.pk}
     assert set(pending.values_list("selection_batch", flat=True)) == {1}
+    _label(setup, successor, 10)
+    successor.refresh_from_db()
+    cycle.refresh_from_db()
+    assert (cycle.items_labeled, successor.items_labeled) == (10, 10)
+    assert services.cycle_retrain_trigger(cycle_id=successor.pk, user=setup["lead"], inline=True).status == "succeeded"
+    successor.refresh_from_db()
+    assert successor.status == "complete" and successor.result_model.version == 3
     stats = services.cycle_stats(model=new)
-    assert stats["cycles"][0]["primary_before"] == model.metrics["rmse"]
-    assert stats["cycles"][0]["primary_after"] == new.metrics["rmse"]
-    assert [p["version"] for p in stats["learning_curve"]] == [1, 2]
+    by_number = {c["cycle_number"]: c for c in stats["cycles"]}
+    assert by_number[1]["primary_before"] == model.metrics["rmse"]
+    assert by_number[1]["primary_after"] == new.metrics["rmse"]
+    assert [p["version"] for p in stats["learning_curve"]] == [1, 2, 3]
 
 
 def test_retrain_below_the_threshold_and_a_double_trigger_are_refused(setup, rq_queue):  # type: ignore[no-untyped-def]
