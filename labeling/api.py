@@ -119,6 +119,20 @@ def _detail(item_id: Any) -> dict[str, Any]:
     return QueueItemDetailSerializer(item).data
 
 
+# The API sorts as Django and DRF do ("-uncertainty": most uncertain first). The queue
+# page's sort keys are its column toggles (first click: best first), hence the mapping.
+API_ORDERINGS = {
+    "-priority": "priority",
+    "priority": "-priority",
+    "-uncertainty": "uncertainty",
+    "uncertainty": "-uncertainty",
+    "-prediction": "prediction",
+    "prediction": "-prediction",
+    "created": "created",
+    "-created": "-created",
+}
+
+
 class QueueItemListApi(GenericAPIView):
     permission_classes = [IsViewer]
 
@@ -137,9 +151,10 @@ class QueueItemListApi(GenericAPIView):
         model = id_field(required=False)
         cycle = serializers.UUIDField(required=False)
         ordering = serializers.ChoiceField(
-            choices=["priority", "-priority", "uncertainty", "-uncertainty", "created", "-created"],
+            choices=list(API_ORDERINGS),
             required=False,
-            default="priority",
+            default="-priority",
+            help_text='A field, ascending, or "-field", descending (Django/DRF convention); default "-priority", best first.',
         )
 
     OutputSerializer = QueueItemSerializer
@@ -160,7 +175,7 @@ class QueueItemListApi(GenericAPIView):
             assigned_to=request.user.pk if assigned == "me" else assigned,
             model_id=d.get("model"),
             cycle_id=d.get("cycle"),
-            ordering=d["ordering"],
+            ordering=API_ORDERINGS[d["ordering"]],
         )
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(self.OutputSerializer(page, many=True).data)

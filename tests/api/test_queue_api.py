@@ -33,8 +33,14 @@ def test_the_queue_is_paginated_filtered_and_ordered_without_n_plus_1(api_for: A
     assert client.get(Q, {"assigned_to": "none"}).json()["count"] == 52
     assert client.get(Q, {"status": "in_progress"}).json()["count"] == 3
     assert client.get(Q, {"status": "open"}).json()["count"] == 55
+    # Django's convention: a leading "-" is descending.
     unc = [r["uncertainty"] for r in client.get(Q, {"ordering": "-uncertainty"}).json()["results"]]
-    assert unc == sorted(unc)
+    assert unc == sorted(unc, reverse=True) and unc[0] == pytest.approx(0.54)
+    unc = [r["uncertainty"] for r in client.get(Q, {"ordering": "uncertainty"}).json()["results"]]
+    assert unc == sorted(unc) and unc[0] == 0
+    best = [r["priority_score"] for r in client.get(Q, {"model": model.pk}).json()["results"]]
+    assert best == sorted(best, reverse=True)
+    assert client.get(Q, {"ordering": "-prediction"}).status_code == 200
 
 
 @pytest.mark.parametrize("params", [{"status": "bogus"}, {"assigned_to": "someone"}, {"model": "x"}, {"cycle": "not-a-uuid"}, {"ordering": "name"}])
