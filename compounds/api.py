@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from compounds import selectors, services
 from compounds.models import Assay, Compound, LabelConfidence, LabelSource, TaskType
 from config.api_errors import MAX_ID, RequestTooLarge, error_responses, parse_int_id
+from config.api_json import JSONParser
 from config.api_permissions import IsLead, IsViewer, ReadViewerWriteLead, ReadViewerWriteScientist
 from config.exceptions import ValidationFailed
 

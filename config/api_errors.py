@@ -20,6 +20,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, OperationalError
 from drf_spectacular.utils import OpenApiResponse
@@ -78,6 +80,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(body, status=exc.status_code)
     if isinstance(exc, exceptions.ValidationError):
         return Response(_field_errors_body(exc.detail), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own answer is an HTML 400 page; the contract says a JSON 413.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // (1024 * 1024)
+        return Response(
+            {"detail": f"The request body is larger than {limit} MB; send fewer rows per request "
+             "(files go to /api/compounds/import/)."},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, DjangoValidationError):
         # A value the ORM refused (e.g. a malformed UUID in a filter): the client's fault.
         return Response({"detail": "; ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)

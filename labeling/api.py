@@ -8,7 +8,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +22,7 @@ from compounds.api import (
 )
 from compounds.models import LabelConfidence
 from config.api_errors import MAX_ID, error_responses, parse_uuid
+from config.api_json import JSONParser
 from config.api_permissions import IsLead, IsScientist, IsViewer
 from config.exceptions import Conflict
 from labeling import selectors, services

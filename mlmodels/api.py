@@ -8,13 +8,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compounds.api import AssaySummarySerializer, enum_field, id_field
 from config.api_errors import error_responses, parse_int_id
+from config.api_json import JSONParser
 from config.api_permissions import IsViewer
 from mlmodels import selectors, services
 from mlmodels.models import MLModel, ModelStatus

@@ -174,6 +174,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "config.api_pagination.Pagination",
+    # JSON only: the docs are /api/docs/ (Swagger UI); DRF's browsable pages need querysets
+    # on every list view and were 500s in a browser.
+    "DEFAULT_RENDERER_CLASSES": ["config.api_json.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.api_json.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api_errors.exception_handler",
