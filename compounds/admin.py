@@ -122,7 +122,7 @@ class MeasurementForm(forms.ModelForm):
     """Values typed in admin pass the same checks as every other way a label comes in."""
 
     # Text, parsed by the service: a number, or a class name for a classification assay.
-    value = forms.CharField(max_length=100, help_text="A number; for a classification assay a class name or index.")
+    value = forms.CharField(max_length=100, help_text="A number; for a classification assay the class name (an index only when no class name is a number).")
 
     class Meta:
         model = Measurement

@@ -129,7 +129,8 @@ class MeasurementSerializer(serializers.Serializer):
 
 @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 200}]})
 class LabelValueField(serializers.Field):
-    """A number, or a class name / index for classification assays (checked by the service)."""
+    """A number, or for a classification assay a class name (a string) or class index (a number);
+    the type is kept because it decides which one (compounds.services.parse_class_value)."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, bool) or not isinstance(data, (int, float, str)):
@@ -437,7 +438,7 @@ class MeasurementListCreateApi(GenericAPIView):
 
         compound = id_field()
         assay = id_field()
-        value = LabelValueField()
+        value = LabelValueField(help_text="A number; for classification a class name (a JSON string) or a class index (a JSON number).")
         source = serializers.ChoiceField(choices=LabelSource.choices, default=LabelSource.EXPERIMENTAL)
         confidence = serializers.ChoiceField(
             choices=[("", "none"), *LabelConfidence.choices], required=False, allow_blank=True, default=""

@@ -174,25 +174,55 @@ def _parse_number(raw: Any) -> float:
     return float(text)
 
 
+def classes_text(classes: Iterable[str]) -> str:
+    """Class names for a message, each quoted: names may themselves contain commas."""
+    return ", ".join(f'"{name}"' for name in classes)
+
+
+def _class_index(assay: Assay, number: int | float, shown: str) -> float:
+    if isinstance(number, float) and not (math.isfinite(number) and number.is_integer()):
+        raise ValidationFailed(f"class index {shown} is not a whole number", extra={"field": "value"})
+    # Compared before float(): a JSON integer may be larger than any float.
+    if not 0 <= number < len(assay.classes):
+        raise ValidationFailed(
+            f"class index {shown} is out of range (0–{len(assay.classes) - 1})", extra={"field": "value"}
+        )
+    return float(number)
+
+
+def parse_class_value(assay: Assay, raw: Any) -> float:
+    """The stored class index of a classification label (docs/api.md, "Class values").
+
+    A number (a JSON integer, or a float with nothing after the point) is a class index;
+    text is a class name. Text that names no class is read as an index only when no class
+    name is itself a number: with classes ["1", "2"] the text "1" could be the class named
+    "1" or the second class, and a guess would store the wrong label without a word.
+    """
+    if isinstance(raw, bool):
+        raise ValidationFailed("value must be a class name or a class index", extra={"field": "value"})
+    if isinstance(raw, (int, float)):
+        return _class_index(assay, raw, f"{raw:g}" if isinstance(raw, float) else str(raw))
+    text = str(raw).strip()
+    if text in assay.classes:
+        return float(assay.classes.index(text))
+    numeric_names = any(_NUMBER.fullmatch(name.strip()) for name in assay.classes)
+    if _NUMBER.fullmatch(text) and not numeric_names:
+        return _class_index(assay, float(text), text)
+    hint = (
+        "; this assay's class names are numbers, so text is read as a class name (send a JSON number for an index)"
+        if numeric_names and _NUMBER.fullmatch(text) else ""
+    )
+    raise ValidationFailed(
+        f"value {text!r} is not one of the classes {classes_text(assay.classes)}{hint}", extra={"field": "value"}
+    )
+
+
 def parse_measurement_value(assay: Assay, raw: Any) -> float:
     """A label value checked against the assay; raises ValidationFailed naming the problem."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise ValidationFailed("value is empty", extra={"field": "value"})
     if assay.is_classification:
-        text = str(raw).strip()
-        if text in assay.classes:
-            return float(assay.classes.index(text))
-        try:
-            number = _parse_number(text)
-        except ValidationFailed:
-            raise ValidationFailed(
-                f"value {text!r} is not one of the classes {', '.join(assay.classes)}", extra={"field": "value"}
-            ) from None
-        if number.is_integer() and 0 <= number < len(assay.classes):
-            return number
-        raise ValidationFailed(
-            f"class index {text} is out of range (0–{len(assay.classes) - 1})", extra={"field": "value"}
-        )
+        return parse_class_value(assay, raw)
     number = _parse_number(raw)
     if not math.isfinite(number) or abs(number) > MAX_ABS_VALUE:
         raise ValidationFailed(

@@ -252,7 +252,7 @@ class QueueItemLabelApi(APIView):
         class Meta:
             ref_name = "QueueItemLabelInput"
 
-        value = LabelValueField(help_text="A number; for classification a class name or index.")
+        value = LabelValueField(help_text="A number; for classification a class name (a JSON string) or a class index (a JSON number).")
         source = serializers.ChoiceField(choices=[s.value for s in services.HUMAN_SOURCES], default="experimental")
         confidence = serializers.ChoiceField(
             choices=["", *LabelConfidence.values], required=False, allow_blank=True, default=""
@@ -288,7 +288,7 @@ class QueueItemCorrectApi(APIView):
         class Meta:
             ref_name = "QueueItemCorrectInput"
 
-        value = LabelValueField(help_text="The corrected value; for classification a class name or index.")
+        value = LabelValueField(help_text="The corrected value; for classification a class name (a JSON string) or a class index (a JSON number).")
         notes = serializers.CharField(
             max_length=5000, help_text="Why the label changed (required: it is kept in the item's history)."
         )

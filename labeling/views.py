@@ -21,6 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from compounds.models import Assay
 from config import charts
 from config.csv_export import csv_response
 from config.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -288,8 +289,12 @@ def _go(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _plain_number(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
+def _initial_value(assay: Assay, value: float | None) -> str:
+    # What the form posts back: the class name for a classification assay (the page's
+    # radios and select carry names, so a class named "1" is never read as index 1).
+    if value is None:
+        return ""
+    return assay.format_value(value) if assay.is_classification else f"{value:g}"
 
 
 def _item_context(
@@ -320,7 +325,7 @@ def _item_context(
         "next_item": _next_item(request, item, _model_filter(request)),
         "model_filter": _model_filter(request),
         "may_correct": item.label is not None and has_role(user, LEAD),
-        "correct_form": correct_form or CorrectLabelForm(initial={"value": _plain_number(item.label)}),
+        "correct_form": correct_form or CorrectLabelForm(initial={"value": _initial_value(assay, item.label)}),
         "events": selectors.queue_item_events(item=item)[:8],
     }
 
