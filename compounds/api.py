@@ -352,7 +352,8 @@ class CompoundImportApi(APIView):
 
 
 class AssayListCreateApi(GenericAPIView):
-    """GET lists assays (viewer); POST creates one (lead; an existing name is returned with 200)."""
+    """GET lists assays (viewer); POST creates one (lead). An existing name is returned with 200
+    when it agrees with the settings given, else a 409 naming each difference."""
 
     permission_classes = [ReadViewerWriteLead]
     parser_classes = JSON
@@ -362,7 +363,9 @@ class AssayListCreateApi(GenericAPIView):
             ref_name = "AssayListCreateInput"
 
         name = serializers.CharField(max_length=200)
-        task_type = serializers.ChoiceField(choices=TaskType.choices, default=TaskType.REGRESSION)
+        task_type = serializers.ChoiceField(
+            choices=TaskType.choices, required=False, help_text="Default for a new assay: regression."
+        )
         units = serializers.CharField(required=False, allow_blank=True, max_length=50, default="")
         classes = serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, default=list, max_length=100
@@ -375,21 +378,6 @@ class AssayListCreateApi(GenericAPIView):
             required=False, allow_null=True, default=None, min_value=-1e38, max_value=1e38,
             help_text="Highest plausible label (regression).",
         )
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            classes = attrs.get("classes") or []
-            low, high = attrs.get("min_value"), attrs.get("max_value")
-            if attrs["task_type"] == TaskType.CLASSIFICATION:
-                if len(classes) < 2 or len(set(classes)) != len(classes):
-                    raise serializers.ValidationError({"classes": ["a classification assay needs two or more distinct classes"]})
-                if low is not None or high is not None:
-                    field = "min_value" if low is not None else "max_value"
-                    raise serializers.ValidationError({field: ["a classification assay has classes, not a range"]})
-            elif classes:
-                raise serializers.ValidationError({"classes": ["a regression assay has no classes"]})
-            if low is not None and high is not None and not low < high:
-                raise serializers.ValidationError({"max_value": ["must be greater than min_value"]})
-            return attrs
 
     OutputSerializer = AssaySerializer
 
@@ -404,16 +392,17 @@ class AssayListCreateApi(GenericAPIView):
         request=InputSerializer,
         responses={
             201: OpenApiResponse(AssaySerializer, description="Created."),
-            200: OpenApiResponse(AssaySerializer, description="An assay with this name exists; returned unchanged."),
-            **error_responses(400),
+            200: OpenApiResponse(
+                AssaySerializer, description="An assay with this name exists and agrees with the settings given."
+            ),
+            **error_responses(400, 409),
         },
     )
     def post(self, request: Request) -> Response:
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        existed = selectors.assay_list().filter(name=s.validated_data["name"]).exists()
-        assay = services.assay_get_or_create(**s.validated_data)
-        return Response(self.OutputSerializer(assay).data, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
+        assay, created = services.assay_resolve(**s.validated_data)
+        return Response(self.OutputSerializer(assay).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 # --- Measurements -----------------------------------------------------------------------

@@ -16,6 +16,11 @@ class ImportForm(forms.Form):
     new_assay = forms.CharField(max_length=200, required=False, help_text="…or create an assay with this name")
     task_type = forms.ChoiceField(choices=TaskType.choices, initial=TaskType.REGRESSION, required=False)
     units = forms.CharField(max_length=50, required=False)
+    # One per line, not comma-separated: class names may contain commas ("soluble, yes").
+    classes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=10_000,
+        help_text="Classification: the new assay's class names, one per line, in order",
+    )
 
     def clean_file(self):  # type: ignore[no-untyped-def]
         f = self.cleaned_data["file"]
@@ -30,7 +35,16 @@ class ImportForm(forms.Form):
         data = super().clean()
         if data.get("value_column") and not (data.get("assay") or data.get("new_assay")):
             self.add_error("assay", "Choose or name the assay the values belong to.")
+        new_classification = (
+            data.get("new_assay") and not data.get("assay") and data.get("task_type") == TaskType.CLASSIFICATION
+        )
+        if new_classification and len(data.get("classes") or []) < 2:
+            self.add_error("classes", "A classification assay needs its classes: two or more, one per line.")
         return data
+
+    def clean_classes(self) -> list[str]:
+        lines = (self.cleaned_data.get("classes") or "").splitlines()
+        return [line.strip() for line in lines if line.strip()]
 
 
 class SearchMode(models.TextChoices):

@@ -30,7 +30,7 @@ from compounds.models import (
     Measurement,
     TaskType,
 )
-from config.exceptions import ValidationFailed
+from config.exceptions import Conflict, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class ImportReport:
     duplicates_in_file: int = 0
     invalid: int = 0
     measurements_created: int = 0
+    # The import's new assay was not kept: not one value of the file could be read.
+    assay_removed: bool = False
     issues: list[RowIssue] = field(default_factory=list)
     issues_truncated: bool = False
     # True when MW/cLogP/… are left to the background enrichment jobs.
@@ -126,27 +128,93 @@ def compound_register(*, smiles: str, name: str = "", external_id: str = "") -> 
     return compound, True
 
 
+def _assay_settings_check(
+    *, task_type: str, classes: list[str], min_value: float | None, max_value: float | None
+) -> list[str]:
+    """The settings of a new assay, refused with the field to fix; returns the clean class names."""
+    if task_type not in TaskType.values:
+        raise ValidationFailed(f"task type must be one of {', '.join(TaskType.values)}", extra={"field": "task_type"})
+    names = [str(name).strip() for name in classes]
+    if task_type == TaskType.CLASSIFICATION:
+        # Labels are stored as an index into this list: without classes nothing can be labeled.
+        if len(names) < 2 or len(set(names)) != len(names) or not all(names):
+            raise ValidationFailed(
+                "a classification assay needs two or more distinct, non-empty classes", extra={"field": "classes"}
+            )
+        if min_value is not None or max_value is not None:
+            field = "min_value" if min_value is not None else "max_value"
+            raise ValidationFailed("a classification assay has classes, not a range", extra={"field": field})
+    elif names:
+        raise ValidationFailed("a regression assay has no classes", extra={"field": "classes"})
+    if min_value is not None and max_value is not None and not min_value < max_value:
+        raise ValidationFailed("max_value must be greater than min_value", extra={"field": "max_value"})
+    return names
+
+
+def assay_resolve(
+    *,
+    name: str,
+    task_type: str | None = None,
+    units: str = "",
+    classes: list[str] | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> tuple[Assay, bool]:
+    """The assay with this name and whether it was created now.
+
+    A new assay gets these settings (task type default: regression). An existing one is
+    returned unchanged when it agrees with every setting given (units, classes, a range
+    and the task type count as given when not empty); otherwise Conflict names each
+    difference, because returning it would file the caller's values under other rules
+    (an index into other classes, other units).
+    """
+    existing = Assay.objects.filter(name=name).first()
+    if existing is None:
+        kind = task_type or TaskType.REGRESSION
+        names = _assay_settings_check(task_type=kind, classes=classes or [], min_value=min_value, max_value=max_value)
+        assay, created = Assay.objects.get_or_create(
+            name=name,
+            defaults={
+                "task_type": kind, "units": units, "classes": names, "min_value": min_value, "max_value": max_value,
+            },
+        )
+        if created:
+            return assay, True
+        existing = assay  # created by a concurrent request: compare with it like any existing one
+    given = {
+        "task_type": task_type or None,
+        "classes": [str(c).strip() for c in classes] if classes else None,
+        "units": units or None,
+        "min_value": min_value,
+        "max_value": max_value,
+    }
+    differences = {
+        field: f"{field} is {getattr(existing, field)!r}, not {value!r}"
+        for field, value in given.items()
+        if value is not None and getattr(existing, field) != value
+    }
+    if differences:
+        raise Conflict(
+            f"an assay named {name!r} already exists and differs: {'; '.join(differences.values())}. "
+            "Use its settings, or choose another name (a lead can edit an assay in admin).",
+            extra={"field": next(iter(differences)), "assay": existing.pk},
+        )
+    return existing, False
+
+
 def assay_get_or_create(
     *,
     name: str,
-    task_type: str = TaskType.REGRESSION,
+    task_type: str | None = None,
     units: str = "",
     classes: list[str] | None = None,
     min_value: float | None = None,
     max_value: float | None = None,
 ) -> Assay:
     """The assay with this name, created with these settings if it does not exist (an
-    existing one is returned unchanged)."""
-    if task_type not in TaskType.values:
-        raise ValidationFailed(f"task type must be one of {', '.join(TaskType.values)}", extra={"field": "task_type"})
-    if min_value is not None and max_value is not None and not min_value < max_value:
-        raise ValidationFailed("max_value must be greater than min_value", extra={"field": "max_value"})
-    assay, _ = Assay.objects.get_or_create(
-        name=name,
-        defaults={
-            "task_type": task_type, "units": units, "classes": classes or [],
-            "min_value": min_value, "max_value": max_value,
-        },
+    existing one that disagrees with a setting given is a Conflict: `assay_resolve`)."""
+    assay, _ = assay_resolve(
+        name=name, task_type=task_type, units=units, classes=classes, min_value=min_value, max_value=max_value
     )
     return assay
 
@@ -463,9 +531,10 @@ def _import_rows(
     seen_keys: set[int] = set()  # hashes of InChIKeys seen in this file
     # COPY on PostgreSQL; the portable ORM path elsewhere (SQLite for `make run`).
     copy_mode = connection.vendor == "postgresql" if use_copy is None else use_copy
+    assay_created = False
     with transaction.atomic():
         if new_assay:
-            assay = assay_get_or_create(**new_assay)
+            assay, assay_created = assay_resolve(**new_assay)
         dataset, dataset_created = Dataset.objects.get_or_create(
             name=dataset_name.strip()[:200],
             defaults={"created_by": user if getattr(user, "is_authenticated", False) else None},
@@ -491,6 +560,11 @@ def _import_rows(
             # Not one row could be read: a new, empty dataset would only clutter every list.
             dataset.delete()
             report.dataset_id = None
+        if assay_created and assay is not None and report.measurements_created == 0:
+            # The assay was asked for to hold this file's values and none could be read:
+            # an empty assay left behind would be taken for the one to fix (RELIABILITY.md).
+            assay.delete()
+            report.assay_removed = True
         if report.properties_deferred and enqueue_enrichment:
             transaction.on_commit(_followup(compounds_enrich_enqueue, report))
         if report.created and enqueue_enrichment:

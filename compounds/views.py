@@ -164,7 +164,10 @@ def compound_import(request: HttpRequest) -> HttpResponse:
         try:
             new_assay = None
             if data["assay"] is None and data["new_assay"]:
-                new_assay = {"name": data["new_assay"], "task_type": data["task_type"] or "regression", "units": data["units"]}
+                new_assay = {
+                    "name": data["new_assay"], "task_type": data["task_type"] or "regression", "units": data["units"],
+                    "classes": data["classes"],
+                }
             upload = data["file"]
             report = services.compounds_import(
                 stream=upload.file,

@@ -82,6 +82,29 @@ def test_assays_are_listed_and_created_by_leads(api_for: Any, lead: Any, viewer:
     assert api_for(viewer).get("/api/assays/").json()["count"] == 1
 
 
+def test_an_existing_assay_name_with_other_settings_is_a_409_naming_them(api_for: Any, lead: Any) -> None:
+    client = api_for(lead)
+    client.post("/api/assays/", {"name": "tox", "task_type": "classification", "classes": ["safe", "toxic"]}, format="json")
+    same = client.post("/api/assays/", {"name": "tox", "task_type": "classification", "classes": ["safe", "toxic"]}, format="json")
+    assert same.status_code == 200 and same.json()["classes"] == ["safe", "toxic"]
+    other = client.post("/api/assays/", {"name": "tox", "task_type": "classification", "classes": ["toxic", "safe"]}, format="json")
+    assert other.status_code == 409 and other.json()["field"] == "classes"
+    assert "classes is ['safe', 'toxic'], not ['toxic', 'safe']" in other.json()["detail"]
+    regression = client.post("/api/assays/", {"name": "tox", "task_type": "regression", "units": "mg/L"}, format="json")
+    assert regression.status_code == 409 and regression.json()["field"] == "task_type"
+    assert "units is '', not 'mg/L'" in regression.json()["detail"]
+
+
+def test_a_classification_assay_needs_classes_in_every_way_it_is_made(api_for: Any, lead: Any) -> None:
+    from compounds import services
+    from config.exceptions import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="two or more distinct, non-empty classes"):
+        services.assay_get_or_create(name="empty", task_type="classification")
+    bad = api_for(lead).post("/api/assays/", {"name": "c", "task_type": "classification", "classes": ["a", " a"]}, format="json")
+    assert bad.status_code == 400 and bad.json()["field"] == "classes"
+
+
 def test_measurements_are_filtered_created_and_validated(api_for: Any, scientist: Any, django_assert_max_num_queries: Any) -> None:
     assay = AssayFactory(task_type="classification", classes=["inactive", "active"])
     compound = CompoundFactory()

@@ -156,3 +156,64 @@ def test_admin_is_for_leads_only(client_for, scientist, lead):  # type: ignore[n
     assert client_for(scientist).get("/admin/").status_code == 302
     assert client_for(lead).get("/admin/").status_code == 200
     assert client_for(lead).get("/admin/compounds/compound/").status_code == 200
+
+
+def _upload(data: bytes, name: str = "classes.csv") -> io.BytesIO:
+    upload = io.BytesIO(data)
+    upload.name = name
+    return upload
+
+
+def test_a_web_import_creates_a_classification_assay_with_the_classes_given(client_for, lead):  # type: ignore[no-untyped-def]
+    from compounds.models import Assay, Measurement
+
+    data = "smiles,solubility\nCCO,\"soluble, yes ✓\"\nCCCCCCCCCC,Ünlöslich  (no)\n".encode()
+    body = client_for(lead).post(
+        reverse("compounds:import"),
+        {"file": _upload(data), "dataset": "sol", "value_column": "solubility", "new_assay": "Sol class",
+         "task_type": "classification", "classes": "soluble, yes ✓\r\n Ünlöslich  (no)\r\n"},
+    ).content.decode()
+    assert "Imported 2 compounds" in body
+    assay = Assay.objects.get(name="Sol class")
+    assert assay.classes == ["soluble, yes ✓", "Ünlöslich  (no)"]
+    values = dict(Measurement.objects.filter(assay=assay).values_list("compound__canonical_smiles", "value"))
+    assert values == {"CCO": 0.0, "CCCCCCCCCC": 1.0}
+
+
+def test_a_new_classification_assay_without_classes_is_refused_naming_the_field(client_for, lead):  # type: ignore[no-untyped-def]
+    from compounds.models import Assay
+
+    response = client_for(lead).post(
+        reverse("compounds:import"),
+        {"file": _upload(b"smiles,label\nCCO,x\n"), "dataset": "d", "value_column": "label", "new_assay": "No classes",
+         "task_type": "classification", "classes": "x"},
+    )
+    assert "A classification assay needs its classes" in response.content.decode()
+    assert response.context["form"].errors["classes"]
+    assert not Assay.objects.filter(name="No classes").exists() and not Compound.objects.exists()
+
+
+def test_an_import_whose_values_all_fail_leaves_no_new_assay(client_for, lead):  # type: ignore[no-untyped-def]
+    from compounds.models import Assay, Dataset
+
+    body = client_for(lead).post(
+        reverse("compounds:import"),
+        {"file": _upload(b"smiles,label\nCCO,maybe\nCCCO,perhaps\n"), "dataset": "QA3", "value_column": "label",
+         "new_assay": "QA classes", "task_type": "classification", "classes": "yes\nno"},
+    ).content.decode()
+    assert "is not one of the classes &quot;yes&quot;, &quot;no&quot;" in body
+    assert "the new assay was not created" in body
+    assert not Assay.objects.filter(name="QA classes").exists() and not Dataset.objects.filter(name="QA3").exists()
+
+
+def test_an_import_naming_an_existing_assay_of_another_kind_is_refused(client_for, lead):  # type: ignore[no-untyped-def]
+    from tests.factories import AssayFactory
+
+    AssayFactory(name="logS", task_type="regression")
+    response = client_for(lead).post(
+        reverse("compounds:import"),
+        {"file": _upload(b"smiles,label\nCCO,yes\n"), "dataset": "d", "value_column": "label", "new_assay": "logS",
+         "task_type": "classification", "classes": "yes\nno"},
+    )
+    assert "task_type is &#x27;regression&#x27;, not &#x27;classification&#x27;" in response.content.decode()
+    assert response.context["form"].errors["task_type"] and not Compound.objects.exists()
