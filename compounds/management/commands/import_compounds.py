@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -19,8 +20,20 @@ class Command(BaseCommand):
         parser.add_argument("--smiles-column")
         parser.add_argument("--name-column")
         parser.add_argument("--units", default="")
-        parser.add_argument("--task", choices=TaskType.values, default=TaskType.REGRESSION)
-        parser.add_argument("--classes", help="comma-separated class names, in order (classification)")
+        parser.add_argument(
+            "--task", choices=TaskType.values, default=None,
+            help="task type of a new assay (default regression; an existing assay keeps its own)",
+        )
+        parser.add_argument(
+            "--class", dest="class_names", action="append", metavar="NAME",
+            help="a class name of a new classification assay, once per class in order; "
+            "a name may contain commas and spaces",
+        )
+        parser.add_argument(
+            "--classes", metavar="A,B,C",
+            help='simple class names separated by commas, no spaces after them ("low,medium,high"); '
+            "use --class for names with commas",
+        )
         parser.add_argument("--processes", type=int, default=None)
         parser.add_argument(
             "--properties", choices=["auto", "inline", "deferred"], default="auto",
@@ -37,12 +50,14 @@ class Command(BaseCommand):
         path = Path(str(opts["file"]))
         if not path.exists():
             raise CommandError(f"{path} does not exist")
-        assay = None
+        new_assay = None
         if opts["assay"]:
-            classes = [c.strip() for c in str(opts["classes"]).split(",")] if opts["classes"] else None
-            assay = services.assay_get_or_create(
-                name=str(opts["assay"]), task_type=str(opts["task"]), units=str(opts["units"]), classes=classes
-            )
+            # Made inside the import's transaction: a refused file leaves no assay behind.
+            classes = _class_names(opts["class_names"], opts["classes"])
+            new_assay = {
+                "name": str(opts["assay"]), "units": str(opts["units"]), "classes": classes,
+                "task_type": opts["task"] or (TaskType.CLASSIFICATION if classes else None),
+            }
         elif opts["value_column"]:
             raise CommandError("--value-column needs --assay")
         bar = tqdm(unit=" rows", disable=not self.stdout.isatty() and opts["verbosity"] < 2)
@@ -50,7 +65,7 @@ class Command(BaseCommand):
             report = services.compounds_import_path(
                 path=path,
                 dataset_name=str(opts["dataset"]),
-                assay=assay,
+                new_assay=new_assay,
                 value_column=opts["value_column"] or None,
                 smiles_column=opts["smiles_column"] or None,
                 name_column=opts["name_column"] or None,
@@ -63,6 +78,8 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         finally:
             bar.close()
+        if new_assay and new_assay["classes"] and not report.assay_removed:
+            self.stdout.write(f"assay {new_assay['name']!r}: classes {services.classes_text(new_assay['classes'])}")
         self.stdout.write(
             f"{report.total_rows} rows: {report.created} new, {report.existing} already registered, "
             f"{report.duplicates_in_file} duplicates in file, {report.invalid} rejected, "
@@ -108,3 +125,27 @@ class Command(BaseCommand):
                 for start in range(bounds["lo"], bounds["hi"] + 1, step):
                     services.compounds_enrich_range(id_from=start, id_to=start + step)
                     bar.update(min(step, bounds["hi"] + 1 - start))
+
+
+def _class_names(repeated: object, joined: object) -> list[str] | None:
+    """Class names from --class NAME (each exact) or --classes "a,b,c" (split on commas).
+
+    "soluble, yes ✓,insoluble" split on commas is three classes, which is rarely what was
+    meant: a comma followed by a space reads as part of a name, so that spelling is refused
+    and --class named, rather than silently creating the wrong classes.
+    """
+    if repeated and joined:
+        raise CommandError("give the classes with --class NAME (repeated) or with --classes, not both")
+    if repeated:
+        return [str(name).strip() for name in repeated]  # type: ignore[attr-defined]
+    if not joined:
+        return None
+    text = str(joined)
+    parts = [part.strip() for part in text.split(",")]
+    if re.search(r",\s", text):
+        raise CommandError(
+            f"--classes {text!r} splits on commas into {len(parts)} classes {services.classes_text(parts)}; "
+            "if a name contains a comma give each name with --class NAME, otherwise write the names "
+            'without spaces after the commas ("low,medium,high")'
+        )
+    return parts
