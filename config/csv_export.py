@@ -11,9 +11,14 @@ from django.http import StreamingHttpResponse
 
 from compounds.chemistry import csv_safe
 
+# Excel opens a CSV without a byte order mark in the machine's legacy code page, so
+# "Ünlöslich" or "µM" come out as mojibake; with it, as UTF-8. Python's "utf-8-sig" and
+# the import (compounds.chemistry) read the mark and drop it.
+BOM = "\ufeff"
+
 
 def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(_lines(header, rows), content_type="text/csv")
+    response = StreamingHttpResponse(_lines(header, rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -30,6 +35,7 @@ class SafeWriter:
 
 def _lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
     buffer = io.StringIO()
+    buffer.write(BOM)
     writer = SafeWriter(buffer)
     for row in _with_header(header, rows):
         writer.writerow(row)

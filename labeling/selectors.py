@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
+from compounds.models import Assay
 from config.exceptions import NotFound
 from labeling.models import OPEN_STATUSES, AuditEvent, LabelQueueItem, QueueStatus
 
@@ -150,17 +152,40 @@ def queue_item_detail(*, item_id: Any, similar_k: int = 5) -> dict[str, Any]:
 EXPORT_COLUMNS = (
     "item_id", "compound_id", "compound_name", "smiles", "inchikey", "model", "version", "cycle", "selection_batch",
     "strategy", "priority_score", "prediction", "uncertainty", "applicability_distance", "status", "assigned_to",
-    "label", "label_source", "label_confidence", "labeled_by", "labeled_at", "notes",
+    "label", "label_source", "label_confidence", "labeled_by", "labeled_at", "notes", "predicted_probability",
 )
 
 
-def queue_export_rows(*, items: QuerySet[LabelQueueItem]) -> Any:
-    """Rows for the queue's CSV export (raw values; the caller escapes them for spreadsheets)."""
+def queue_export_table(*, items: QuerySet[LabelQueueItem]) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+    """Header and rows of the queue's CSV export (raw values; the caller escapes them).
+
+    Classification items give `label` and `prediction` as class names (the stored values
+    are indexes, meaningless outside the app) and `predicted_probability`; when every item
+    belongs to one classification assay, a `probability[<class>]` column per class follows.
+    """
+    assays = list(Assay.objects.filter(pk__in=items.values("model__assay_id")).distinct()[:2])
+    classes = assays[0].classes if len(assays) == 1 and assays[0].is_classification else []
+    header = [*EXPORT_COLUMNS, *(f"probability[{name}]" for name in classes)]
+    return header, _queue_export_rows(items, len(classes))
+
+
+def _queue_export_rows(items: QuerySet[LabelQueueItem], n_classes: int) -> Iterator[tuple[Any, ...]]:
     for i in items.iterator(chunk_size=2000):
+        assay = i.model.assay
+        prediction, label, predicted_p = i.prediction, i.label, None
+        probabilities = list(i.probabilities or [])
+        if assay.is_classification:
+            # The probability of the class in the prediction column, so the two always agree.
+            if prediction is not None and 0 <= int(prediction) < len(probabilities):
+                predicted_p = probabilities[int(prediction)]
+            prediction = "" if prediction is None else assay.format_value(prediction)
+            label = "" if label is None else assay.format_value(label)
+        per_class = [*probabilities, *[None] * n_classes][:n_classes] if n_classes else []
         yield (
             i.pk, i.compound_id, i.compound.name, i.compound.canonical_smiles, i.compound.inchikey, i.model.name,
             i.model.version, i.cycle.cycle_number if i.cycle else "", i.selection_batch, i.selection_strategy,
-            i.priority_score, i.prediction, i.uncertainty, i.applicability_distance, i.status,
-            i.assigned_to.username if i.assigned_to else "", i.label, i.label_source, i.label_confidence,
+            i.priority_score, prediction, i.uncertainty, i.applicability_distance, i.status,
+            i.assigned_to.username if i.assigned_to else "", label, i.label_source, i.label_confidence,
             i.labeled_by.username if i.labeled_by else "", i.labeled_at.isoformat() if i.labeled_at else "", i.notes,
+            predicted_p, *per_class,
         )

@@ -143,7 +143,8 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
 def queue_export(request: HttpRequest) -> HttpResponse:
     """The filtered queue as CSV; cells are escaped so a spreadsheet never runs a formula."""
     _form, _f, items = _filtered_queue(request, default_status="all")
-    return csv_response("label-queue.csv", selectors.EXPORT_COLUMNS, selectors.queue_export_rows(items=items))
+    header, rows = selectors.queue_export_table(items=items)
+    return csv_response("label-queue.csv", header, rows)
 
 
 @require_POST

@@ -264,7 +264,7 @@ def test_the_pager_keeps_the_search(client_for: Any, viewer: Any, db: Any) -> No
 
 
 def _csv(response: Any) -> list[list[str]]:
-    return list(csv.reader(b"".join(response.streaming_content).decode().splitlines()))
+    return list(csv.reader(b"".join(response.streaming_content).decode("utf-8-sig").splitlines()))
 
 
 def test_the_download_holds_what_the_search_found(client_for: Any, viewer: Any, library: dict[str, Any]) -> None:
@@ -325,3 +325,19 @@ def test_the_list_links_to_the_download_of_the_same_search(client_for: Any, view
     body = client_for(viewer).get(reverse("compounds:list"), {"q": "c1ccccc1", "mode": "substructure"}).content.decode()
     assert reverse("compounds:export") + "?q=c1ccccc1&amp;mode=substructure" in body
     assert reverse("compounds:export") + "?q=c1ccccc1&amp;mode=substructure&amp;format=sdf" in body
+
+
+def test_a_downloaded_csv_is_utf8_for_excel_and_imports_back(client_for: Any, viewer: Any, db: Any) -> None:
+    import io
+
+    from compounds import services
+
+    CompoundFactory(smiles="CCCCCCCCCCCO", name="Ünlöslich µM")
+    response = client_for(viewer).get(reverse("compounds:export"))
+    raw = b"".join(response.streaming_content)
+    assert response["Content-Type"] == "text/csv; charset=utf-8" and raw.startswith("\ufeffid,".encode())
+    report = services.compounds_import(
+        stream=io.BytesIO(raw), filename="compounds.csv", dataset_name="again",
+        smiles_column="canonical_smiles", name_column="name",
+    )
+    assert (report.existing, report.invalid, report.non_utf8_bytes) == (1, 0, 0)

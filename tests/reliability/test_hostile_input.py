@@ -20,8 +20,8 @@ def test_formula_injection_in_names_and_notes_is_escaped_on_export(client_for, s
     services.label_submit(item_id=item.pk, user=scientist, value=1.5, notes="+SUM(1,2)")
     response = client_for(scientist).get(reverse("labeling:export"), {"status": "all"})
     assert response.status_code == 200
-    assert response["Content-Type"] == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert rows[0]["compound_name"] == "'=cmd|' /C calc'!A0"
     assert rows[0]["notes"] == "'+SUM(1,2)"
     assert rows[0]["label"] == "1.5"  # numbers are not mangled

@@ -230,3 +230,39 @@ def test_the_shared_cache_keeps_one_redis_client_per_pool():  # type: ignore[no-
     assert backend.get_client(write=True) is backend.get_client()  # one server: one pool
     cache.set("chemloop-test-key", {"a": 1}, 5)
     assert cache.get_many(["chemloop-test-key", "missing"]) == {"chemloop-test-key": {"a": 1}}
+
+
+def _export(client, **params):  # type: ignore[no-untyped-def]
+    import csv
+    import io
+
+    response = client.get("/queue/export.csv", params)
+    raw = b"".join(response.streaming_content)
+    return response, raw, list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+
+
+def test_a_classification_export_names_classes_and_gives_their_probabilities(client_for, scientist, db):  # type: ignore[no-untyped-def]
+    from tests.factories import AssayFactory
+
+    assay = AssayFactory(task_type="classification", classes=["soluble, yes ✓", "Ünlöslich  (no)"], units="")
+    model = MLModelFactory(assay=assay)
+    item = LabelQueueItemFactory(model=model, prediction=1.0, probabilities=[0.25, 0.75], uncertainty=0.56)
+    services.label_submit(item_id=item.pk, user=scientist, value="soluble, yes ✓")
+    response, raw, rows = _export(client_for(scientist), model=model.pk, status="all")
+    # Excel reads the file as UTF-8 only with the byte order mark.
+    assert response["Content-Type"] == "text/csv; charset=utf-8" and raw.startswith(b"\xef\xbb\xbf")
+    assert list(rows[0])[-3:] == ["predicted_probability", "probability[soluble, yes ✓]", "probability[Ünlöslich  (no)]"]
+    row = rows[0]
+    assert (row["label"], row["prediction"], row["predicted_probability"]) == ("soluble, yes ✓", "Ünlöslich  (no)", "0.75")
+    assert (row["probability[soluble, yes ✓]"], row["probability[Ünlöslich  (no)]"]) == ("0.25", "0.75")
+
+
+def test_an_export_of_several_assays_keeps_regression_values_as_numbers(client_for, scientist, items, class_model):  # type: ignore[no-untyped-def]
+    LabelQueueItemFactory(model=class_model, prediction=2.0, probabilities=[0.1, 0.3, 0.6])
+    services.label_submit(item_id=items[0].pk, user=scientist, value="-3.5")
+    _response, _raw, rows = _export(client_for(scientist), status="all")
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["Sol class model"]["prediction"] == "high" and by_model["Sol class model"]["predicted_probability"] == "0.6"
+    labeled = next(r for r in rows if r["item_id"] == str(items[0].pk))
+    assert (labeled["label"], labeled["predicted_probability"]) == ("-3.5", "")
+    assert not any(column.startswith("probability[") for column in rows[0])  # classes differ by assay
