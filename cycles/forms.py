@@ -14,6 +14,13 @@ from mlmodels.models import MLModel, ModelStatus
 
 POOL_CHOICES = [("all", "All unlabeled compounds"), ("dataset", "A dataset"), ("list", "Pasted SMILES or compound ids")]
 GOALS = {"improve": "Improve the model", "find": "Find the best compounds"}
+WARMUP_CHOICES = [
+    ("", "none"),
+    ("random", "random"),
+    ("greedy_sampling", "greedy sampling"),  # regression only
+    # Best of all strategies for the first few hundred labels (BENCHMARKS.md, solubility).
+    ("variance_reduction", "variance reduction"),
+]
 
 
 class SelectionForm(forms.Form):
@@ -34,16 +41,7 @@ class SelectionForm(forms.Form):
     )
     # A schedule (strategies.select's `warmup`): another strategy picks until the model
     # has been trained on `warmup_until` compounds.
-    warmup = forms.ChoiceField(
-        choices=[
-            ("", "none"),
-            ("random", "random"),
-            ("greedy_sampling", "greedy sampling"),
-            # Best of all strategies for the first few hundred labels (BENCHMARKS.md, solubility).
-            ("variance_reduction", "variance reduction"),
-        ],
-        required=False,
-    )
+    warmup = forms.ChoiceField(choices=WARMUP_CHOICES, required=False)
     warmup_until = forms.IntegerField(required=False, min_value=1, max_value=10_000_000)
     min_uncertainty = forms.FloatField(required=False, min_value=0)
     w_uncertainty = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["uncertainty"])
@@ -55,7 +53,11 @@ class SelectionForm(forms.Form):
 
     def __init__(self, *args: Any, catalog: list[dict[str, Any]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # `catalog` holds the strategies the model's task supports (cycles.views._catalog_for):
+        # a warm-up or a parameter no strategy of it takes is not offered, only to be refused.
         self.catalog = {s["name"]: s for s in catalog}
+        self.fields["warmup"].choices = [(v, t) for v, t in WARMUP_CHOICES if not v or v in self.catalog]
+        self.accepted_params = {key for s in catalog for key in s["params"]}
         self.fields["model"].queryset = MLModel.objects.filter(status=ModelStatus.ACTIVE).select_related("assay")
         # The benchmarks' winners (mlmodels.ml.presets) are marked and preselected.
         recommended = {"improve": presets.MODEL_IMPROVEMENT["strategy"], "find": presets.HIT_FINDING["strategy"]}

@@ -53,3 +53,28 @@ def test_a_classification_model_gets_the_selection_without_the_warm_up(client_fo
     warmup_select = body.split('<select name="warmup">')[1].split("</select>")[0]
     assert "selected" not in warmup_select  # the first option, "none", shows
     assert 'name="warmup_until" min="1" value=""' in body
+
+
+def test_a_classification_model_is_offered_only_what_classification_supports(client_for, lead, class_model):  # type: ignore[no-untyped-def]
+    c = client_for(lead)
+    body = c.get(reverse("cycles:selection"), {"model": class_model.pk}).content.decode()
+    warmup_select = body.split('<select name="warmup">')[1].split("</select>")[0]
+    assert 'value="variance_reduction"' in warmup_select and 'value="greedy_sampling"' not in warmup_select
+    assert 'name="beta"' not in body and 'name="xi"' not in body  # UCB and EI are regression strategies
+    # A posted greedy warm-up is a form error on the field, not a 400 after the fact.
+    response = c.post(reverse("cycles:selection"), {
+        "model": class_model.pk, "pool": "all", "strategy": "uncertainty", "batch_size": 5, "batch": "top",
+        "warmup": "greedy_sampling", "warmup_until": 50, "action": "preview",
+    })
+    assert response.status_code == 400 and response.context["form"].errors["warmup"]
+
+
+def test_a_regression_model_keeps_its_warm_ups_and_parameters(client_for, lead):  # type: ignore[no-untyped-def]
+    model = MLModelFactory()
+    body = client_for(lead).get(reverse("cycles:selection"), {"model": model.pk}).content.decode()
+    warmup_select = body.split('<select name="warmup">')[1].split("</select>")[0]
+    assert 'value="greedy_sampling"' in warmup_select
+    assert 'name="beta"' in body and 'name="xi"' in body
+    # Changing the model swaps the warm-up and tuning fields too, not only the strategy list.
+    assert 'hx-select-oob="#warmup-fields,#tuning-fields"' in body
+    assert 'id="warmup-fields"' in body and 'id="tuning-fields"' in body
