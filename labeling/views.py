@@ -391,7 +391,7 @@ def _why_selected(item: LabelQueueItem) -> dict[str, Any]:
     labels = COMPONENT_LABELS if assay.is_classification else {**COMPONENT_LABELS, **REGRESSION_LABELS}
     rows = []
     for key, value in comps.items():
-        if key in ("rank", "score", "nearest_labeled") or key.endswith("_normalized"):
+        if key in ("rank", "score", "nearest_labeled", "model_version") or key.endswith("_normalized"):
             continue
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
@@ -411,7 +411,10 @@ def _why_selected(item: LabelQueueItem) -> dict[str, Any]:
         )
     rank = comps.get("rank")
     picked_by = comps.get("picked_by")
+    version = comps.get("model_version")  # absent on items selected before it was recorded
     return {
+        "version": version,
+        "rescored": isinstance(version, int) and version != item.model.version,
         # A compound picked during a warm-up schedule names the strategy that chose it.
         "strategy": f"{picked_by} (warm-up of {item.selection_strategy})" if picked_by else item.selection_strategy,
         "rank": rank + 1 if isinstance(rank, int) else None,

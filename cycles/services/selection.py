@@ -446,7 +446,9 @@ def _cycle_open(
                 uncertainty=c.uncertainty,
                 applicability_distance=c.applicability_distance,
                 probabilities=c.probabilities,
-                score_components=c.score_components,
+                # The version that picked it: a retrain re-scores open items (prediction,
+                # priority) but the reasons stay those of this selection.
+                score_components={**c.score_components, "model_version": model.version},
             )
             for c in result.candidates
         ],

@@ -56,6 +56,8 @@ def test_select_creates_a_cycle_and_queue_items_that_say_why(setup):  # type: ig
     assert items.count() == 15
     item = items.first()
     assert {"uncertainty", "margin", "applicability", "score"} <= set(item.score_components)
+    # The version that picked it, so the labeling page can tell a later re-scoring apart.
+    assert item.score_components["model_version"] == setup["model"].version
     assert item.prediction is not None and item.uncertainty is not None
     # Never a labeled or validation compound.
     assert set(items.values_list("compound_id", flat=True)) <= set(setup["pool_ids"])

@@ -180,3 +180,21 @@ def test_forms_post_with_csrf_tokens(client_for, scientist, items):  # type: ign
     body = c.get(_item_url(items[0])).content.decode()
     assert body.count("csrfmiddlewaretoken") >= 2  # label form and skip form
     assert 'hx-headers=\'{"X-CSRFToken"' in body
+
+
+def test_the_reasons_for_a_pick_say_they_date_from_the_selection_after_a_retrain(client_for, scientist, class_model):  # type: ignore[no-untyped-def]
+    from mlmodels.models import MLModel
+    from tests.factories import MLModelFactory
+
+    picked = {"rank": 0, "score": 0.9, "predicted_class": 0, "p_top": 0.9, "model_version": 1}
+    item = LabelQueueItemFactory(model=class_model, prediction=0.0, probabilities=[0.9, 0.05, 0.05], score_components=picked)
+    body = client_for(scientist).get(_item_url(item)).content.decode()
+    assert "values at selection (v1)" in body and "re-scored" not in body
+    # Version 2 re-scored it: the header's prediction is v2's, the table stays v1's reasons.
+    MLModel.objects.filter(pk=class_model.pk).update(status="superseded")
+    v2 = MLModelFactory(name=class_model.name, assay=class_model.assay, version=2)
+    LabelQueueItem.objects.filter(pk=item.pk).update(model=v2, prediction=2.0, probabilities=[0.1, 0.2, 0.7])
+    body = client_for(scientist).get(_item_url(item)).content.decode()
+    assert "Predicted <strong>high</strong>" in body
+    assert "values at selection (v1)" in body and "are v2's. The table keeps the reasons v1 picked it." in body
+    assert "<th class=\"num\">Value at selection</th>" in body
