@@ -218,3 +218,32 @@ def test_a_phone_sized_screen_never_scrolls_sideways(page, login, live_server, l
         document.querySelector('h4.section').getBoundingClientRect().top]""")
     assert tops[0] < tops[1] < tops[2], tops
     assert page.locator("a.skip-link").count() == 1
+
+
+def test_the_class_key_pressed_is_the_class_saved_when_classes_are_numbers(page, login, live_server, scientist):  # type: ignore[no-untyped-def]
+    from tests.factories import AssayFactory
+
+    assay = AssayFactory(task_type="classification", classes=["1", "2", "3"], units="")
+    item = LabelQueueItemFactory(model=MLModelFactory(assay=assay), prediction=0.0, probabilities=[0.6, 0.3, 0.1])
+    login(scientist)
+    page.goto(f"{live_server.url}/queue/label/{item.pk}/")
+    page.keyboard.press("2")  # the second radio, the class named "2"
+    assert page.locator("input[data-class-key='2']").is_checked()
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/queue/label/{item.pk}/" not in url)
+    item.refresh_from_db()
+    assert item.label == 1.0 and assay.format_value(item.label) == "2"
+
+
+def test_switching_to_a_classification_model_swaps_the_warm_ups_and_parameters(page, login, live_server, lead):  # type: ignore[no-untyped-def]
+    from tests.factories import AssayFactory
+
+    MLModelFactory(name="a regression model")
+    classes = MLModelFactory(name="b classes", assay=AssayFactory(task_type="classification", classes=["x", "y"]))
+    login(lead)
+    page.goto(f"{live_server.url}/cycles/select/")
+    assert page.locator("select[name=warmup] option[value=greedy_sampling]").count() == 1
+    assert page.locator("input[name=beta]").count() == 1
+    page.select_option("select[name=model]", str(classes.pk))
+    page.wait_for_selector("select[name=warmup] option[value=greedy_sampling]", state="detached")
+    assert page.locator("input[name=beta]").count() == 0 and page.locator("input[name=xi]").count() == 0
