@@ -162,6 +162,10 @@ def test_a_whole_cycle_driven_only_over_http_with_a_token(api_for: Any, trained:
     assert [(v["version"], v["status"]) for v in versions] == [(1, "superseded"), (2, "active")]
     assert sci.get(f"{AL}/queue/", {"status": "archived"}).json()["count"] == 5
     assert Job.objects.get().status == "succeeded"
+    # An integrator still holding v1's id is told where to go, by select as by claim-next.
+    for url, body in ((f"{AL}/select/", {"model": model_id, "batch_size": 2}), (f"{AL}/queue/claim-next/", {"model": model_id})):
+        stale = (lead if "select" in url else sci).post(url, body, format="json")
+        assert stale.status_code == 409 and stale.json()["active_model"] == stats["active_version"]["id"], stale.content
 
 
 @pytest.mark.django_db
