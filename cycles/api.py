@@ -159,9 +159,10 @@ class CycleSelectApi(APIView):
             score_components = serializers.DictField()
 
         class PoolErrorSerializer(serializers.Serializer):
-            row = serializers.IntegerField()
+            row = serializers.IntegerField(help_text="Line of the pasted list / position in compound_ids.")
             input = serializers.CharField()
-            reason = serializers.CharField()
+            reason = serializers.CharField(help_text="Unreadable, or why a listed compound is not in the pool.")
+            compound_id = serializers.IntegerField(allow_null=True, required=False, default=None)
 
         preview = serializers.BooleanField()
         strategy = serializers.CharField()

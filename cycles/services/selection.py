@@ -102,6 +102,7 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
     """The eligible pool: validation compounds, measured compounds and compounds already
     open for this model lineage are always excluded."""
     errors: list[dict[str, Any]] = []
+    listed: dict[int, tuple[int, str]] = {}  # compound id → (row, input) of an explicit list
     qs = Compound.objects.all()
     if pool.kind == "dataset":
         if not pool.dataset_id:
@@ -114,9 +115,12 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
             raise ValidationFailed("the compound list is empty", extra={"field": "compound_ids"})
         if len(pool.compound_ids) > MAX_POOL_LIST:
             raise ValidationFailed(f"at most {MAX_POOL_LIST} compounds per list", extra={"field": "compound_ids"})
-        qs = qs.filter(id__in=list(pool.compound_ids))
+        for row, pk in enumerate(pool.compound_ids, start=1):
+            listed.setdefault(int(pk), (row, str(pk)))
+        qs = qs.filter(id__in=list(listed))
     elif pool.kind == "smiles":
         ids, _new, errors = _register_pasted(pool.smiles)
+        listed = _pasted_rows(pool.smiles, ids, errors)
         qs = qs.filter(id__in=ids)
     elif pool.kind != "all":
         raise ValidationFailed("pool must be all, dataset, compounds or smiles", extra={"field": "pool"})
@@ -130,9 +134,56 @@ def pool_queryset(*, model: MLModel, pool: PoolSpec, user: Any = None) -> tuple[
         .exclude(Exists(open_items))
         .distinct()
     )
+    if listed:
+        errors = sorted(errors + _left_out(model=model, listed=listed, eligible=set(qs.values_list("id", flat=True))),
+                        key=lambda e: e["row"])
     if pool.substructure:
         qs = _containing(qs, pool.substructure)
     return qs, errors
+
+
+def _pasted_rows(smiles: tuple[str, ...], ids: list[int], errors: list[dict[str, Any]]) -> dict[int, tuple[int, str]]:
+    """Compound id → (line, text) of the pasted lines that registered (first line wins)."""
+    bad = {e["row"] for e in errors}
+    rows = [i for i in range(1, len(smiles) + 1) if i not in bad]
+    out: dict[int, tuple[int, str]] = {}
+    for row, pk in zip(rows, ids, strict=True):
+        out.setdefault(pk, (row, smiles[row - 1][:200]))
+    return out
+
+
+def _left_out(*, model: MLModel, listed: dict[int, tuple[int, str]], eligible: set[int]) -> list[dict[str, Any]]:
+    """Why each compound of an explicit list is not in the pool, so nothing vanishes silently."""
+    missing = [pk for pk in listed if pk not in eligible]
+    if not missing:
+        return []
+    known = set(Compound.objects.filter(id__in=missing).values_list("id", flat=True))
+    validation = set(
+        Compound.objects.filter(id__in=missing, validation_sets=model.validation_set_id).values_list("id", flat=True)
+    )
+    measured = set(
+        Measurement.objects.filter(assay_id=model.assay_id, compound_id__in=missing).values_list("compound_id", flat=True)
+    )
+    queued = set(
+        LabelQueueItem.objects.filter(
+            compound_id__in=missing, model__name=model.name, status__in=OPEN_STATUSES
+        ).values_list("compound_id", flat=True)
+    )
+    out = []
+    for pk in missing:
+        row, text = listed[pk]
+        if pk not in known:
+            reason = "no compound with this id"
+        elif pk in validation:
+            reason = "in the validation set (never labeled through the queue)"
+        elif pk in measured:
+            reason = f"already measured for {model.assay.name}"
+        elif pk in queued:
+            reason = "already in the label queue of this model"
+        else:
+            reason = "not eligible"
+        out.append({"row": row, "input": text, "reason": reason, "compound_id": pk if pk in known else None})
+    return sorted(out, key=lambda e: e["row"])
 
 
 def _register_pasted(smiles: tuple[str, ...]) -> tuple[list[int], set[int], list[dict[str, Any]]]:
@@ -172,7 +223,14 @@ def _preview_pasted(*, pool: PoolSpec, **kwargs: Any) -> SelectionResult:
         # Local scoring: helper processes would not see the uncommitted structures.
         result = cycle_select(pool=listed, preview=True, distributed=False, **kwargs)
         transaction.set_rollback(True)
-    result.pool_errors = errors + result.pool_errors
+    # The left-out rows of the id list are pasted lines: say which, with their text.
+    rows = _pasted_rows(pool.smiles, ids, errors)
+    for error in result.pool_errors:
+        pk = error.get("compound_id")
+        if pk in rows:
+            error["row"], error["input"] = rows[pk]
+            error["compound_id"] = None if pk in new else pk
+    result.pool_errors = sorted(errors + result.pool_errors, key=lambda e: e["row"])
     for candidate in result.candidates:
         if candidate.compound.pk in new:
             candidate.compound.pk = None

@@ -195,3 +195,35 @@ def test_a_preview_of_pasted_smiles_writes_nothing(api_for: Any, trained: dict[s
     assert Compound.objects.count() == before
     assert data["cycle"] is None and [e["row"] for e in data["pool_errors"]] == [3]
     assert [(c["registered"], c["compound"]["id"]) for c in data["candidates"]] == [(False, None), (False, None)]
+
+
+@pytest.mark.django_db
+def test_listed_compounds_left_out_of_the_pool_are_named_with_the_reason(api_for: Any, trained: dict[str, Any]) -> None:
+    from compounds.models import Compound, Measurement
+
+    model = trained["model"]
+    client = api_for(trained["lead"])
+    measured = (Measurement.objects.filter(assay=model.assay).exclude(compound_id__in=trained["validation_ids"])
+                .values_list("compound_id", flat=True).first())
+    free = trained["pool_ids"][:2]
+    ids = [free[0], trained["validation_ids"][0], 987_654_321, measured, free[1]]
+    body = {"model": model.pk, "batch_size": 5, "preview": True, "pool": {"kind": "compounds", "compound_ids": ids}}
+    response = client.post(f"{AL}/select/", body, format="json")
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["pool_size"] == 2 and {c["compound"]["id"] for c in data["candidates"]} == set(free)
+    reasons = {e["row"]: e["reason"] for e in data["pool_errors"]}
+    assert reasons[2].startswith("in the validation set") and reasons[3] == "no compound with this id"
+    assert reasons[4].startswith("already measured") and set(reasons) == {2, 3, 4}
+    # Pasted SMILES: the line and its text, for a measured structure as for an unreadable one.
+    smiles = Compound.objects.get(pk=measured).smiles
+    body = {"model": model.pk, "batch_size": 5, "preview": True,
+            "pool": {"kind": "smiles", "smiles": ["CCCCCCCCCCCCCCCCO", "not-a-smiles", smiles]}}
+    data = client.post(f"{AL}/select/", body, format="json").json()
+    errors = {e["row"]: e for e in data["pool_errors"]}
+    assert set(errors) == {2, 3} and errors[3]["input"] == smiles and errors[3]["reason"].startswith("already measured")
+    assert errors[3]["compound_id"] == measured and len(data["candidates"]) == 1
+    # Queued for real: the same reasons come back with the new cycle.
+    body["preview"] = False
+    created = client.post(f"{AL}/select/", body, format="json")
+    assert created.status_code == 201 and {e["row"] for e in created.json()["pool_errors"]} == {2, 3}

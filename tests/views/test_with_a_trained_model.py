@@ -92,7 +92,7 @@ def test_pasted_smiles_report_bad_lines(client_for, lead, trained):  # type: ign
             "strategy": "uncertainty", "batch_size": 2, "batch": "top", "action": "preview"}
     before = Compound.objects.count()
     body = client_for(lead).post(reverse("cycles:selection"), data, HTTP_HX_REQUEST="true").content.decode()
-    assert "1 pasted line could not be read" in body and "not-a-smiles" in body
+    assert "1 listed line left out of the pool" in body and "not-a-smiles" in body
     # The preview draws the new structures itself and registers nothing.
     assert Compound.objects.count() == before
     assert body.count("new structure: registered when the batch is added to the queue") == 2
