@@ -11,3 +11,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# runserver starts a thread per request and each thread keeps its own connection: with
+# persistent connections an idle dev server holds dozens of PostgreSQL connections until
+# the server runs out ("too many clients"). Production (gunicorn workers) keeps 60 s.
+if "conn_max_age" not in env.str("DATABASE_URL", default=""):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
