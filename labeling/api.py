@@ -253,7 +253,10 @@ class QueueItemLabelApi(APIView):
             ref_name = "QueueItemLabelInput"
 
         value = LabelValueField(help_text="A number; for classification a class name (a JSON string) or a class index (a JSON number).")
-        source = serializers.ChoiceField(choices=[s.value for s in services.HUMAN_SOURCES], default="experimental")
+        source = serializers.ChoiceField(
+            choices=[s.value for s in services.HUMAN_SOURCES], default="experimental",
+            help_text='Where the value comes from; "experimental" when left out (the web form\'s default too).',
+        )
         confidence = serializers.ChoiceField(
             choices=["", *LabelConfidence.values], required=False, allow_blank=True, default=""
         )

@@ -269,7 +269,7 @@ def queue_item_skip(*, item_id: Any, user: Any, reason: str = "") -> LabelQueueI
         item = _locked_item(item_id)
         _require_scientist(user)
         if item.status not in OPEN_STATUSES:
-            raise Conflict(f"Only pending items can be skipped (this one is {item.status}).", extra={"status": item.status})
+            raise Conflict(f"Only open (pending or claimed) items can be skipped (this one is {item.status}).", extra={"status": item.status})
         _check_may_label(item, user)
         item.status = QueueStatus.SKIPPED
         if reason:

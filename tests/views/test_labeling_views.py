@@ -137,7 +137,7 @@ def test_skip_moves_on_and_a_second_skip_is_a_message(client_for, scientist, ite
     items[0].refresh_from_db()
     assert items[0].status == QueueStatus.SKIPPED
     again = c.post(_item_url(items[0], "skip"), follow=True)
-    assert "Only pending items can be skipped" in again.content.decode()
+    assert "Only open (pending or claimed) items can be skipped" in again.content.decode()
 
 
 def test_viewers_cannot_label_or_skip(client_for, viewer, items):  # type: ignore[no-untyped-def]
