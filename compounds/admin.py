@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from compounds import services
+from compounds import selectors, services
 from compounds.models import Assay, Compound, Dataset, Measurement
 from config.exceptions import ValidationFailed
 
@@ -79,6 +79,21 @@ class CompoundAdmin(admin.ModelAdmin):
                     setattr(obj, field.attname, getattr(built, field.attname))
         super().save_model(request, obj, form, change)
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, list[str]]:
+        # Django shows "protected" objects instead of the confirm button, on the delete page
+        # and for "Delete selected" alike, and deletes nothing while there are any.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        compounds = list(objs)
+        blockers = selectors.compound_delete_blockers(compound_ids=[c.pk for c in compounds])
+        for compound in compounds:
+            for reason in blockers.get(compound.pk, []):
+                protected.append(f"Compound #{compound.pk} {compound.label} cannot be deleted: {reason}.")
+        if protected:
+            # The page shows missing permissions first (queue items are never deletable);
+            # the reasons above say more, and nothing is deleted either way.
+            perms_needed = set()
+        return deleted, counts, perms_needed, list(protected)
+
     @admin.display(description="Structure")
     def thumb(self, obj: Compound) -> str:
         return structure_thumb(obj)
@@ -107,11 +122,50 @@ class DatasetAdmin(admin.ModelAdmin):
     list_select_related = ("created_by",)
 
 
+class AssayForm(forms.ModelForm):
+    """Task type, classes and range checked by the same rule as the API's assay create."""
+
+    class Meta:
+        model = Assay
+        fields = ("name", "description", "task_type", "classes", "units", "direction", "min_value", "max_value")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        # A read-only field (an assay in use) is not in the form: its stored value counts.
+        current = {f: data[f] if f in data else getattr(self.instance, f) for f in ASSAY_MEANING_FIELDS}
+        try:
+            services.assay_settings_check(
+                task_type=current["task_type"], classes=current["classes"] or [],
+                min_value=data.get("min_value"), max_value=data.get("max_value"),
+            )
+        except ValidationFailed as exc:
+            field = exc.extra.get("field")
+            self.add_error(field if field in self.fields else None, exc.message)
+        return data
+
+
+# What every stored value of an assay means: a measurement of a classification assay is an
+# index into `classes`, a regression value is a number in `units`. Once measurements or
+# models exist, changing these would silently re-read them (a class label stored as
+# 1.0 becoming 1.0 logS), so they are fixed; a different meaning is a new assay.
+# The plausible range and direction stay editable: they gate new labels and steer the
+# selection, and never change what a stored value says.
+ASSAY_MEANING_FIELDS = ("task_type", "classes", "units")
+
+
 @admin.register(Assay)
 class AssayAdmin(admin.ModelAdmin):
     list_display = ("name", "task_type", "units", "direction", "plausible_range", "created_at")
     list_filter = ("task_type",)
     search_fields = ("name",)
+    form = AssayForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Assay | None = None) -> tuple[str, ...]:
+        if obj is not None and selectors.assay_in_use(assay=obj):
+            return (*ASSAY_MEANING_FIELDS, "created_at")
+        return ("created_at",)
 
     @admin.display(description="Plausible range")
     def plausible_range(self, obj: Assay) -> str:
@@ -160,3 +214,13 @@ class MeasurementAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, list[str]]:
+        # Shown instead of the confirm button (delete page and "Delete selected"): nothing is deleted.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        measurements = list(objs)
+        blockers = selectors.measurement_delete_blockers(measurement_ids=[m.pk for m in measurements])
+        for m in measurements:
+            if m.pk in blockers:
+                protected.append(f"Measurement “{m}” cannot be deleted: {blockers[m.pk]}.")
+        return deleted, counts, perms_needed, list(protected)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from compounds import chemistry
 from compounds.models import Compound, Measurement
@@ -283,3 +283,72 @@ def compound_labels(*, compound_ids: list[int], assay_id: int) -> dict[int, list
     for m in Measurement.objects.filter(assay_id=assay_id, compound_id__in=compound_ids).order_by("-created_at", "-id"):
         out[m.compound_id].append(m)
     return out
+
+
+# --- What a delete or an edit would break --------------------------------------------------
+
+
+def compound_delete_blockers(*, compound_ids: list[int]) -> dict[int, list[str]]:
+    """Why each of these compounds must stay, {compound id: reasons}; absent ids may go.
+
+    A compound is provenance once anything refers to it: a validation set keeps it as the
+    frozen yardstick every version of a lineage is compared on (deleting it shrinks the set
+    while its frozen values do not, so before/after metrics would be on different sets),
+    and its measurements and queue items are training data and label history.
+    """
+    from labeling.models import LabelQueueItem  # labeling depends on compounds, not the reverse
+
+    reasons: dict[int, list[str]] = {}
+    through = Compound.validation_sets.through
+    for cid, name in through.objects.filter(compound_id__in=compound_ids).values_list(
+        "compound_id", "validationset__name"
+    ):
+        reasons.setdefault(cid, []).append(
+            f"it is in the validation set “{name}”, the frozen yardstick its model versions are compared on"
+        )
+    counts = (
+        (Measurement.objects, "measurement", "training data"),
+        (LabelQueueItem.objects, "label-queue item", "selection and label history"),
+    )
+    for manager, noun, why in counts:
+        rows = manager.filter(compound_id__in=compound_ids).values("compound_id").annotate(n=Count("id"))
+        for cid, n in rows.values_list("compound_id", "n"):
+            reasons.setdefault(cid, []).append(f"it has {n} {noun}{'s' if n != 1 else ''} ({why})")
+    return reasons
+
+
+def measurement_delete_blockers(*, measurement_ids: list[int]) -> dict[int, str]:
+    """Why each of these measurements must stay, {measurement id: reason}; absent ids may go.
+
+    A queue item's label is corrected on its labeling page (the item, its measurement and
+    the audit trail change together). A measurement a trained version already learned is
+    part of that version's record: deleting it would silently shrink the next retrain's
+    training set with no trace; a wrong value is edited instead. A measurement no version
+    has trained on yet may be deleted (admin's own history logs who did it).
+    """
+    from mlmodels.models import MLModel  # mlmodels depends on compounds, not the reverse
+
+    reasons: dict[int, str] = {}
+    rows = Measurement.objects.filter(pk__in=measurement_ids).values_list("pk", "queue_item_id", "assay_id", "created_at")
+    for pk, item_id, assay_id, created_at in rows:
+        if item_id is not None:
+            reasons[pk] = (
+                "it is the label of a queue item: correct it with “Correct label” on the item's labeling page, "
+                "so the item and its audit history change with it"
+            )
+            continue
+        learned_by = (
+            MLModel.objects.filter(assay_id=assay_id, trained_at__gte=created_at).order_by("-trained_at").first()
+        )
+        if learned_by is not None:
+            reasons[pk] = (
+                f"{learned_by.name} v{learned_by.version} trained on it: deleting it would silently change the next "
+                "retrain's training set; edit its value instead"
+            )
+    return reasons
+
+
+def assay_in_use(*, assay: Any) -> bool:
+    """True once an assay has measurements or models: its task type, classes and units then
+    say what every stored value means, so changing them would re-interpret those values."""
+    return assay.measurements.exists() or assay.models.exists() or assay.validation_sets.exists()

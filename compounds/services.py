@@ -128,12 +128,17 @@ def compound_register(*, smiles: str, name: str = "", external_id: str = "") -> 
     return compound, True
 
 
-def _assay_settings_check(
-    *, task_type: str, classes: list[str], min_value: float | None, max_value: float | None
+def assay_settings_check(
+    *, task_type: str, classes: Any, min_value: float | None = None, max_value: float | None = None
 ) -> list[str]:
-    """The settings of a new assay, refused with the field to fix; returns the clean class names."""
+    """An assay's task type, classes and plausible range must agree (API, admin, import);
+    raises ValidationFailed naming the field, returns the clean class names. A measurement
+    of a classification assay stores an index into `classes`, so the list is what gives
+    every stored value its meaning."""
     if task_type not in TaskType.values:
         raise ValidationFailed(f"task type must be one of {', '.join(TaskType.values)}", extra={"field": "task_type"})
+    if not isinstance(classes, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes):
+        raise ValidationFailed("classes must be a list of names", extra={"field": "classes"})
     names = [str(name).strip() for name in classes]
     if task_type == TaskType.CLASSIFICATION:
         # Labels are stored as an index into this list: without classes nothing can be labeled.
@@ -171,7 +176,7 @@ def assay_resolve(
     existing = Assay.objects.filter(name=name).first()
     if existing is None:
         kind = task_type or TaskType.REGRESSION
-        names = _assay_settings_check(task_type=kind, classes=classes or [], min_value=min_value, max_value=max_value)
+        names = assay_settings_check(task_type=kind, classes=classes or [], min_value=min_value, max_value=max_value)
         assay, created = Assay.objects.get_or_create(
             name=name,
             defaults={

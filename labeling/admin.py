@@ -48,6 +48,11 @@ class LabelQueueItemAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # items come from a selection
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An item changes only through the audited actions: deleting one (even a pending,
+        # never-touched one) would leave its cycle's counts off and no trace in the history.
+        return False
+
     @admin.display(description="Structure")
     def thumb(self, obj: LabelQueueItem) -> str:
         return structure_thumb(obj.compound)
