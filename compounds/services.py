@@ -152,7 +152,8 @@ def assay_settings_check(
     elif names:
         raise ValidationFailed("a regression assay has no classes", extra={"field": "classes"})
     if min_value is not None and max_value is not None and not min_value < max_value:
-        raise ValidationFailed("max_value must be greater than min_value", extra={"field": "max_value"})
+        # The wording of the database constraint (models.Assay), which admin forms also show.
+        raise ValidationFailed("The lowest plausible value must be below the highest.", extra={"field": "max_value"})
     return names
 
 
