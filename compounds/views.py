@@ -2,7 +2,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -19,7 +18,7 @@ from compounds.forms import ImportForm, SearchForm, SearchMode
 from compounds.models import Compound, Dataset
 from config.csv_export import csv_response
 from config.exceptions import ApplicationError, ValidationFailed
-from config.roles import LEAD, role_required
+from config.roles import LEAD, VIEWER, role_required
 
 
 @dataclass
@@ -57,7 +56,7 @@ def _list_search(request: HttpRequest) -> _ListSearch:
     return _ListSearch(form, query, mode, threshold, search, error, results)
 
 
-@login_required
+@role_required(VIEWER)
 def compound_list(request: HttpRequest) -> HttpResponse:
     s = _list_search(request)
     context = {
@@ -75,7 +74,7 @@ def compound_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def compound_export(request: HttpRequest) -> HttpResponse:
     """What the list shows (every page), as CSV or (`format=sdf`) SDF with 2-D coordinates;
@@ -110,7 +109,7 @@ def _form_error(form: SearchForm) -> str:
     return ""
 
 
-@login_required
+@role_required(VIEWER)
 def compound_detail(request: HttpRequest, pk: int) -> HttpResponse:
     compound = get_object_or_404(Compound, pk=pk)
     context = {
@@ -136,7 +135,7 @@ def _detail_panels(compound: Compound) -> list[str]:
 
 
 @require_GET
-@login_required
+@role_required(VIEWER)
 def compound_structure(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         width = min(max(int(request.GET.get("w", 300)), 60), 1200)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
@@ -17,7 +16,7 @@ from django_htmx.http import HttpResponseStopPolling
 from compounds import chemistry
 from config import charts
 from config.exceptions import ApplicationError, NotFound
-from config.roles import LEAD, role_required
+from config.roles import LEAD, VIEWER, role_required
 from cycles import selectors, services
 from cycles.forms import GOALS, SelectionForm
 from cycles.models import Job
@@ -32,7 +31,7 @@ def _partial(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-@login_required
+@role_required(VIEWER)
 def history(request: HttpRequest) -> HttpResponse:
     model = selectors.lineage_model_get(model_id=request.GET.get("model"))
     if model is None:
@@ -85,7 +84,7 @@ def _learning_curve(stats: dict[str, Any]) -> str:
     )
 
 
-@login_required
+@role_required(VIEWER)
 def job_progress(request: HttpRequest, pk: Any) -> HttpResponse:
     """Progress fragment polled every second; status 286 stops the polling and the page reloads."""
     job = get_object_or_404(Job, pk=pk)

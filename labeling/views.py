@@ -7,7 +7,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -25,7 +24,7 @@ from compounds.models import Assay
 from config import charts
 from config.csv_export import csv_response
 from config.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
-from config.roles import LEAD, SCIENTIST, has_role, role_required, user_roles
+from config.roles import LEAD, SCIENTIST, VIEWER, has_role, role_required, user_roles
 from labeling import selectors, services
 from labeling.forms import BulkActionForm, CorrectLabelForm, LabelForm, QueueFilterForm, labelers
 from labeling.models import LabelQueueItem
@@ -61,7 +60,7 @@ def _filtered_queue(request: HttpRequest, *, default_status: str) -> tuple[Queue
     return form, f, items
 
 
-@login_required
+@role_required(VIEWER)
 def queue(request: HttpRequest) -> HttpResponse:
     """The label queue, filtered, sorted and paginated; htmx swaps only its rows.
 
@@ -139,7 +138,7 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-@login_required
+@role_required(VIEWER)
 def queue_export(request: HttpRequest) -> HttpResponse:
     """The filtered queue as CSV; cells are escaped so a spreadsheet never runs a formula."""
     _form, _f, items = _filtered_queue(request, default_status="all")
@@ -181,7 +180,7 @@ def _safe_next(request: HttpRequest, url: str | None, default: str) -> str:
     return default
 
 
-@login_required
+@role_required(VIEWER)
 def labeling(request: HttpRequest) -> HttpResponse:
     """The Labeling tab: a scientist gets their next item (claimed); others see the top open item."""
     model_id = _int(request.GET.get("model"))
@@ -210,14 +209,14 @@ def _int(value: str | None) -> int | None:
 
 
 def _get_item_for_user(request: HttpRequest, pk: Any) -> LabelQueueItem:
-    """Every signed-in role may read any item; acting on it is checked by the services."""
+    """Every role (viewer and up) may read any item; acting on it is checked by the services."""
     try:
         return selectors.queue_item_get(item_id=pk)
     except NotFound as exc:
         raise Http404(exc.message) from exc
 
 
-@login_required
+@role_required(VIEWER)
 def item_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     item = _get_item_for_user(request, pk)
     form = LabelForm(initial={"source": "experimental", "confidence": "high"})

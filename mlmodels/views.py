@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from compounds.models import Compound
 from config import charts
+from config.roles import VIEWER, role_required
 from mlmodels import selectors, services
 from mlmodels.ml.metrics import coverage_curve, primary_metric
 from mlmodels.models import MLModel
@@ -52,17 +52,17 @@ def metric_spec(model: MLModel) -> list[tuple[str, str, str | None]]:
     return CLASSIFICATION_METRICS if model.assay.is_classification else REGRESSION_METRICS
 
 
-@login_required
+@role_required(VIEWER)
 def model_list(request: HttpRequest) -> HttpResponse:
     return render(request, "mlmodels/list.html", {"lineages": selectors.model_lineages()})
 
 
 def _get_model_for_user(pk: int) -> MLModel:
-    """Every signed-in role may read every model; only the row must exist."""
+    """Every role (viewer and up) may read every model; only the row must exist."""
     return get_object_or_404(MLModel.objects.select_related("assay", "validation_set", "parent", "created_by"), pk=pk)
 
 
-@login_required
+@role_required(VIEWER)
 def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
     model = _get_model_for_user(pk)
     metrics = model.metrics or {}
@@ -135,7 +135,7 @@ def _reliability(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> str:
 
 
 @require_GET
-@login_required
+@role_required(VIEWER)
 def model_artifact(request: HttpRequest, pk: int) -> FileResponse:
     model = _get_model_for_user(pk)
     root = Path(settings.ARTIFACT_ROOT).resolve()
@@ -147,7 +147,7 @@ def model_artifact(request: HttpRequest, pk: int) -> FileResponse:
 
 
 @require_GET
-@login_required
+@role_required(VIEWER)
 def model_metrics_json(request: HttpRequest, pk: int) -> HttpResponse:
     model = _get_model_for_user(pk)
     payload = {
@@ -170,7 +170,7 @@ def _slug(model: MLModel) -> str:
 
 
 @require_GET
-@login_required
+@role_required(VIEWER)
 def model_explain(request: HttpRequest, pk: int, compound_pk: int) -> HttpResponse:
     """SHAP atom map fragment, loaded lazily so the page around it renders at once."""
     model = _get_model_for_user(pk)
@@ -197,7 +197,7 @@ def _explain_context(model: MLModel, compound: Compound, class_index: int | None
 
 
 @require_GET
-@login_required
+@role_required(VIEWER)
 def compound_predictions(request: HttpRequest, compound_pk: int) -> HttpResponse:
     """Fragment for the compound page: each relevant active model's prediction, then its atom map."""
     compound = get_object_or_404(Compound, pk=compound_pk)

@@ -1,4 +1,4 @@
-"""Every HTML view and admin × anonymous / viewer / scientist / lead / superuser; CSRF on every POST."""
+"""Every HTML view and admin × anonymous / no role / viewer / scientist / lead / superuser; CSRF on every POST."""
 
 import pytest
 from django.contrib.auth.models import Group
@@ -10,8 +10,9 @@ from tests.factories import LabelQueueItemFactory, MLModelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["anonymous", "viewer", "scientist", "lead", "superuser"]
-# Minimum role each page needs (None = any signed-in user).
+# "norole": signed in, in no role group; reads nothing, as over the API.
+ROLES = ["anonymous", "norole", "viewer", "scientist", "lead", "superuser"]
+# Minimum role each page needs (None = the viewer role).
 GET_PAGES = [
     ("labeling:queue", None),
     ("labeling:export", None),
@@ -21,12 +22,14 @@ GET_PAGES = [
     ("cycles:job_progress", None),
     ("cycles:selection", "lead"),
     ("compounds:list", None),
+    ("compounds:export", None),
     ("compounds:detail", None),
     ("compounds:structure", None),
     ("compounds:import", "lead"),
     ("mlmodels:list", None),
     ("mlmodels:detail", None),
     ("mlmodels:metrics_json", None),
+    ("mlmodels:explain", None),
     ("mlmodels:compound_predictions", None),
     ("admin:index", "lead"),
     ("admin:labeling_labelqueueitem_changelist", "lead"),
@@ -41,7 +44,7 @@ POST_ACTIONS = [
     ("cycles:selection", "lead"),
     ("compounds:import", "lead"),
 ]
-RANK = {"anonymous": -1, "viewer": 0, "scientist": 1, "lead": 2, "superuser": 3}
+RANK = {"anonymous": -2, "norole": -1, "viewer": 0, "scientist": 1, "lead": 2, "superuser": 3}
 
 
 @pytest.fixture
@@ -61,7 +64,8 @@ def _url(name: str, w: dict) -> str:  # type: ignore[type-arg]
         "cycles:job_progress": [w["job"].pk], "cycles:retrain": [w["cycle"].pk], "cycles:retry": [w["cycle"].pk],
         "compounds:detail": [w["item"].compound_id], "compounds:structure": [w["item"].compound_id],
         "mlmodels:detail": [w["model"].pk], "mlmodels:metrics_json": [w["model"].pk],
-        "mlmodels:compound_predictions": [w["item"].compound_id],
+        "mlmodels:compound_predictions": [w["item"].compound_id], "mlmodels:artifact": [w["model"].pk],
+        "mlmodels:explain": [w["model"].pk, w["item"].compound_id],
     }.get(name, [])
     return reverse(name, args=args)
 
@@ -95,6 +99,14 @@ def test_get_pages(world, role, name, needs):  # type: ignore[no-untyped-def]
         assert response.status_code == 302 and "login" in response["Location"]
     else:
         assert response.status_code == 403
+
+
+def test_a_user_without_a_role_gets_the_403_page_everywhere(world):  # type: ignore[no-untyped-def]
+    client = _client("norole")
+    for name in [n for n, _ in GET_PAGES if not n.startswith("admin:")] + ["mlmodels:artifact"]:
+        response = client.get(_url(name, world))
+        assert response.status_code == 403, name
+    assert "needs the viewer role" in client.get(reverse("compounds:list")).content.decode()
 
 
 @pytest.mark.parametrize("role", ROLES)
