@@ -29,6 +29,10 @@ from mlmodels.models import ModelStatus
 
 logger = logging.getLogger(__name__)
 
+# Notes, skip reasons and correction reasons: what forms and API fields accept, checked again
+# in the services so no caller can store more (the audit trail keeps a skip reason).
+NOTES_MAX_LENGTH = 5000
+
 # Sources a scientist may give; "imported" is reserved for file imports.
 HUMAN_SOURCES = (LabelSource.EXPERIMENTAL, LabelSource.LITERATURE, LabelSource.EXPERT_ESTIMATE)
 
@@ -195,7 +199,7 @@ def label_submit(
 ) -> LabelQueueItem:
     """Record a label and its Measurement; a second label is refused, never overwritten."""
     label_provenance_check(source=source, confidence=confidence, sources=HUMAN_SOURCES)
-    notes = (notes or "")[:5000]
+    notes = (notes or "")[:NOTES_MAX_LENGTH]
     with transaction.atomic():
         item = _locked_item(item_id)
         _require_scientist(user)
@@ -260,11 +264,19 @@ def label_correct(*, item_id: Any, user: Any, value: Any, notes: str = "") -> La
         # The labeler's notes stay; the reason for the correction goes into the history.
         item.save(update_fields=["label", "updated_at"])
         Measurement.objects.filter(queue_item=item).update(value=number)
-        audit(AuditAction.CORRECT, actor=user, item=item, old_value=old, new_value=number, notes=(notes or "")[:5000])
+        audit(AuditAction.CORRECT, actor=user, item=item, old_value=old, new_value=number, notes=(notes or "")[:NOTES_MAX_LENGTH])
     return item
 
 
 def queue_item_skip(*, item_id: Any, user: Any, reason: str = "") -> LabelQueueItem:
+    reason = reason or ""
+    if len(reason) > NOTES_MAX_LENGTH:
+        # Refused, not cut: the API refuses it too, and a silently shortened reason in the
+        # audit trail would read as what the scientist wrote.
+        raise ValidationFailed(
+            f"the reason is {len(reason):,} characters long; at most {NOTES_MAX_LENGTH:,} are kept",
+            extra={"field": "reason"},
+        )
     with transaction.atomic():
         item = _locked_item(item_id)
         _require_scientist(user)
@@ -273,7 +285,7 @@ def queue_item_skip(*, item_id: Any, user: Any, reason: str = "") -> LabelQueueI
         _check_may_label(item, user)
         item.status = QueueStatus.SKIPPED
         if reason:
-            item.notes = reason[:5000]
+            item.notes = reason
         item.save(update_fields=["status", "notes", "updated_at"])
         if item.cycle_id:
             type(item.cycle).objects.filter(pk=item.cycle_id).update(items_skipped=F("items_skipped") + 1)

@@ -253,7 +253,7 @@ def item_skip(request: HttpRequest, pk: Any) -> HttpResponse:
     item = _get_item_for_user(request, pk)
     try:
         services.queue_item_skip(item_id=item.pk, user=request.user, reason=request.POST.get("notes", "").strip())
-    except Conflict as exc:
+    except (Conflict, ValidationFailed) as exc:
         messages.error(request, exc.message)
         return _go(request, reverse("labeling:item", args=[item.pk]))
     except PermissionDenied as exc:

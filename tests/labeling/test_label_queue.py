@@ -165,6 +165,17 @@ def test_skip_then_skip_again_or_label_is_a_conflict(scientist):  # type: ignore
         services.label_submit(item_id=item.pk, user=scientist, value=1)
 
 
+def test_a_skip_reason_longer_than_the_notes_cap_is_refused_and_nothing_is_stored(scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    with pytest.raises(ValidationFailed, match="at most 5,000") as exc:
+        services.queue_item_skip(item_id=item.pk, user=scientist, reason="x" * 5001)
+    assert exc.value.extra["field"] == "reason"
+    item.refresh_from_db()
+    assert item.status == QueueStatus.PENDING and not AuditEvent.objects.filter(item=item).exists()
+    services.queue_item_skip(item_id=item.pk, user=scientist, reason="y" * 5000)
+    assert AuditEvent.objects.get(item=item, action="skip").data["reason"] == "y" * 5000
+
+
 def test_skipping_a_labeled_item_is_a_conflict(scientist):  # type: ignore[no-untyped-def]
     item = LabelQueueItemFactory()
     services.label_submit(item_id=item.pk, user=scientist, value=1)

@@ -140,6 +140,15 @@ def test_skip_moves_on_and_a_second_skip_is_a_message(client_for, scientist, ite
     assert "Only open (pending or claimed) items can be skipped" in again.content.decode()
 
 
+def test_a_skip_reason_over_5000_characters_is_refused_on_the_page_as_by_the_api(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    from labeling.models import AuditEvent
+
+    page = client_for(scientist).post(_item_url(items[0], "skip"), {"notes": "x" * 5_000_000}, follow=True)
+    assert "at most 5,000 are kept" in page.content.decode()
+    items[0].refresh_from_db()
+    assert items[0].status == QueueStatus.PENDING and not AuditEvent.objects.filter(item=items[0]).exists()
+
+
 def test_viewers_cannot_label_or_skip(client_for, viewer, items):  # type: ignore[no-untyped-def]
     c = client_for(viewer)
     assert c.post(_item_url(items[0], "submit"), {"value": "1", "source": "experimental"}).status_code == 403
