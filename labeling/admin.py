@@ -72,7 +72,7 @@ class LabelQueueItemAdmin(admin.ModelAdmin):
             except ApplicationError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
                 return None
-            self._report(request, f"Assigned to {assignee.username}", done, len(ids))
+            self._report(request, f"Assigned to {assignee.username}", done)
             return None
         context = {
             **self.admin_site.each_context(request),
@@ -88,7 +88,7 @@ class LabelQueueItemAdmin(admin.ModelAdmin):
     def skip_items(self, request: HttpRequest, queryset: QuerySet[LabelQueueItem]) -> None:
         ids = self._ids(queryset)
         try:
-            self._report(request, "Skipped", services.queue_items_skip(item_ids=ids, user=request.user), len(ids))
+            self._report(request, "Skipped", services.queue_items_skip(item_ids=ids, user=request.user))
         except ApplicationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
 
@@ -96,14 +96,14 @@ class LabelQueueItemAdmin(admin.ModelAdmin):
     def reset_items(self, request: HttpRequest, queryset: QuerySet[LabelQueueItem]) -> None:
         ids = self._ids(queryset)
         try:
-            self._report(request, "Reset to pending", services.queue_items_reset(item_ids=ids, user=request.user), len(ids))
+            self._report(request, "Reset to pending", services.queue_items_reset(item_ids=ids, user=request.user))
         except ApplicationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
 
-    def _report(self, request: HttpRequest, verb: str, done: int, total: int) -> None:
-        rest = total - done
-        note = f"; {rest} left unchanged (not in a state that allows it)" if rest else ""
-        self.message_user(request, f"{verb}: {done} of {total} items{note}.", messages.SUCCESS if done else messages.WARNING)
+    def _report(self, request: HttpRequest, verb: str, outcome: services.BulkOutcome) -> None:
+        note = f"; {outcome.refusals_text()}" if outcome.refused else ""
+        level = messages.SUCCESS if outcome.done else messages.WARNING
+        self.message_user(request, f"{verb}: {outcome.done} of {outcome.total} items{note}.", level)
 
 
 @admin.register(AuditEvent)

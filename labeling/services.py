@@ -50,6 +50,40 @@ class QueueEntry:
     score_components: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class BulkOutcome:
+    """What a bulk action did: how many items changed, and why the others did not (each
+    service refusal's own message, counted), so every caller reports the real reasons."""
+
+    total: int = 0
+    done: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def add(self, error: Conflict | NotFound | None = None) -> None:
+        self.total += 1
+        if error is None:
+            self.done += 1
+        else:
+            self.refused[error.message] = self.refused.get(error.message, 0) + 1
+
+    def refusals_text(self) -> str:
+        """ "2 left unchanged: <reason>; 1 left unchanged: <reason>", most frequent first."""
+        groups = sorted(self.refused.items(), key=lambda kv: -kv[1])
+        return "; ".join(f"{n} left unchanged: {reason.rstrip('.')}" for reason, n in groups)
+
+
+def _bulk(item_ids: Iterable[Any], action: Any) -> BulkOutcome:
+    outcome = BulkOutcome()
+    for item_id in item_ids:
+        try:
+            action(item_id)
+        except (Conflict, NotFound) as exc:
+            outcome.add(exc)
+        else:
+            outcome.add()
+    return outcome
+
+
 def _require_scientist(user: Any) -> None:
     if not has_role(user, SCIENTIST):
         raise PermissionDenied("Labeling needs the scientist or lead role.")
@@ -293,17 +327,10 @@ def queue_item_skip(*, item_id: Any, user: Any, reason: str = "") -> LabelQueueI
     return item
 
 
-def queue_items_skip(*, item_ids: Iterable[Any], user: Any) -> int:
-    """Bulk skip (lead): open items are skipped, the rest are left alone."""
+def queue_items_skip(*, item_ids: Iterable[Any], user: Any) -> BulkOutcome:
+    """Bulk skip (lead): open items are skipped, the rest are left alone with their reason."""
     _require_lead(user)
-    done = 0
-    for item_id in item_ids:
-        try:
-            queue_item_skip(item_id=item_id, user=user)
-            done += 1
-        except (Conflict, NotFound):
-            continue
-    return done
+    return _bulk(item_ids, lambda item_id: queue_item_skip(item_id=item_id, user=user))
 
 
 def queue_item_assign(*, item_id: Any, assignee_id: int | None, user: Any) -> LabelQueueItem:
@@ -337,16 +364,9 @@ def queue_item_assign(*, item_id: Any, assignee_id: int | None, user: Any) -> La
     return item
 
 
-def queue_items_assign(*, item_ids: Iterable[Any], assignee_id: int | None, user: Any) -> int:
+def queue_items_assign(*, item_ids: Iterable[Any], assignee_id: int | None, user: Any) -> BulkOutcome:
     _require_lead(user)
-    done = 0
-    for item_id in item_ids:
-        try:
-            queue_item_assign(item_id=item_id, assignee_id=assignee_id, user=user)
-            done += 1
-        except (Conflict, NotFound):
-            continue
-    return done
+    return _bulk(item_ids, lambda item_id: queue_item_assign(item_id=item_id, assignee_id=assignee_id, user=user))
 
 
 def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
@@ -374,13 +394,6 @@ def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
     return item
 
 
-def queue_items_reset(*, item_ids: Iterable[Any], user: Any) -> int:
+def queue_items_reset(*, item_ids: Iterable[Any], user: Any) -> BulkOutcome:
     _require_lead(user)
-    done = 0
-    for item_id in item_ids:
-        try:
-            queue_item_reset(item_id=item_id, user=user)
-            done += 1
-        except (Conflict, NotFound):
-            continue
-    return done
+    return _bulk(item_ids, lambda item_id: queue_item_reset(item_id=item_id, user=user))

@@ -159,18 +159,21 @@ def queue_bulk(request: HttpRequest) -> HttpResponse:
     try:
         if action in ("assign", "unassign"):
             assignee = data["assignee"] if action == "assign" else None
-            done = services.queue_items_assign(item_ids=ids, assignee_id=assignee.pk if assignee else None, user=request.user)
+            outcome = services.queue_items_assign(
+                item_ids=ids, assignee_id=assignee.pk if assignee else None, user=request.user
+            )
             verb = f"Assigned to {assignee.username}" if assignee else "Unassigned"
         elif action == "skip":
-            done, verb = services.queue_items_skip(item_ids=ids, user=request.user), "Skipped"
+            outcome, verb = services.queue_items_skip(item_ids=ids, user=request.user), "Skipped"
         else:
-            done, verb = services.queue_items_reset(item_ids=ids, user=request.user), "Reset to pending"
+            outcome, verb = services.queue_items_reset(item_ids=ids, user=request.user), "Reset to pending"
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect(back)
-    rest = len(ids) - done
-    note = f" {rest} left unchanged (not in a state that allows it)." if rest else ""
-    (messages.success if done else messages.warning)(request, f"{verb}: {done} item{'s' if done != 1 else ''}.{note}")
+    n = outcome.done
+    # The services' own reasons (e.g. "belongs to Solubility v1, which is superseded"), counted.
+    note = f" {outcome.refusals_text()}." if outcome.refused else ""
+    (messages.success if n else messages.warning)(request, f"{verb}: {n} item{'s' if n != 1 else ''}.{note}")
     return redirect(back)
 
 

@@ -250,3 +250,26 @@ def test_an_item_of_a_superseded_version_is_not_reset_into_the_live_queue(lead, 
         services.queue_item_reset(item_id=item.pk, user=lead)
     item.refresh_from_db()
     assert item.status == QueueStatus.SKIPPED
+
+
+def test_bulk_actions_count_each_refusal_under_the_services_own_reason(lead, scientist):  # type: ignore[no-untyped-def]
+    old = MLModelFactory(name="Solubility", version=1)
+    stale = [LabelQueueItemFactory(model=old) for _ in range(2)]
+    for item in stale:
+        services.queue_item_skip(item_id=item.pk, user=scientist)
+    type(old).objects.filter(pk=old.pk).update(status="superseded")
+    live = LabelQueueItemFactory()
+    services.queue_item_skip(item_id=live.pk, user=scientist)
+    pending = LabelQueueItemFactory()
+
+    outcome = services.queue_items_reset(item_ids=[*(i.pk for i in stale), live.pk, pending.pk, "nope"], user=lead)
+
+    assert (outcome.done, outcome.total) == (1, 5)
+    assert outcome.refused == {
+        "This item belongs to Solubility v1, which is superseded; select the compound again with the active version.": 2,
+        "Only skipped or in-progress items can be reset (this one is pending).": 1,
+        "No such queue item.": 1,
+    }
+    assert outcome.refusals_text().startswith("2 left unchanged: This item belongs to Solubility v1, which is superseded")
+    skipped = services.queue_items_skip(item_ids=[live.pk], user=lead)
+    assert skipped.done == 1 and not skipped.refused

@@ -48,7 +48,7 @@ def test_skip_and_reset_actions(client_for, lead, items):  # type: ignore[no-unt
     assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 3
     body = c.post(CHANGELIST, {"action": "reset_items", helpers.ACTION_CHECKBOX_NAME: [*ids, str(items[4].pk)]},
                   follow=True).content.decode()
-    assert "Reset to pending: 3 of 4 items; 1 left unchanged" in body
+    assert "Reset to pending: 3 of 4 items; 1 left unchanged: Only skipped or in-progress items can be reset (this one is pending)." in body
     assert not LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).exists()
 
 
@@ -88,3 +88,15 @@ def test_admin_cannot_bypass_the_services_on_items_cycles_and_models(client_for,
     cycle.refresh_from_db()
     model.refresh_from_db()
     assert (cycle.status, model.status) == ("labeling", "active")
+
+
+def test_reset_action_says_why_an_item_of_a_superseded_version_stayed(client_for, lead, items, model):  # type: ignore[no-untyped-def]
+    from labeling import services
+
+    services.queue_item_skip(item_id=items[0].pk, user=lead)
+    type(model).objects.filter(pk=model.pk).update(status="superseded")
+    body = client_for(lead).post(
+        CHANGELIST, {"action": "reset_items", helpers.ACTION_CHECKBOX_NAME: [str(items[0].pk)]}, follow=True
+    ).content.decode()
+    assert f"1 left unchanged: This item belongs to {model}, which is superseded; select the compound again" in body
+    assert "not in a state that allows it" not in body

@@ -172,7 +172,17 @@ def test_bulk_skip_and_reset(client_for, lead, items):  # type: ignore[no-untype
     assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 2
     body = c.post(reverse("labeling:bulk"), {"action": "reset", "items": [*ids, str(items[3].pk)]}, follow=True).content.decode()
     assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 0
-    assert "1 left unchanged" in body
+    assert "1 left unchanged: Only skipped or in-progress items can be reset (this one is pending)." in body
+
+
+def test_bulk_reset_names_the_superseded_version_it_refused(client_for, lead, items, model):  # type: ignore[no-untyped-def]
+    from labeling import services
+
+    services.queue_item_skip(item_id=items[0].pk, user=lead)
+    type(model).objects.filter(pk=model.pk).update(status="superseded")
+    body = client_for(lead).post(reverse("labeling:bulk"), {"action": "reset", "items": [str(items[0].pk)]},
+                                 follow=True).content.decode()
+    assert f"1 left unchanged: This item belongs to {model}, which is superseded" in body
 
 
 def test_bulk_assign_needs_an_assignee_and_items(client_for, lead, items):  # type: ignore[no-untyped-def]
