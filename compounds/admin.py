@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from compounds import selectors, services
+from compounds import chemistry, selectors, services
 from compounds.models import Assay, Compound, Dataset, Measurement
 from config.exceptions import ValidationFailed
 
@@ -44,6 +44,20 @@ class CompoundAddForm(forms.ModelForm):
         return data
 
 
+class CompoundChangeForm(forms.ModelForm):
+    """A renamed compound keeps a one-line name and external id, as every other way in."""
+
+    class Meta:
+        model = Compound
+        fields = ("name", "external_id")
+
+    def clean_name(self) -> str:
+        return chemistry.single_line(self.cleaned_data.get("name") or "")
+
+    def clean_external_id(self) -> str:
+        return chemistry.single_line(self.cleaned_data.get("external_id") or "")
+
+
 # The structure and everything derived from it is read-only once stored: editing the
 # SMILES alone would leave the InChIKey, fingerprint and features describing another molecule.
 STRUCTURE_FIELDS = (
@@ -59,8 +73,7 @@ class CompoundAdmin(admin.ModelAdmin):
     list_per_page = 50
 
     def get_form(self, request: HttpRequest, obj: Compound | None = None, **kwargs: Any) -> Any:
-        if obj is None:
-            kwargs["form"] = CompoundAddForm
+        kwargs["form"] = CompoundAddForm if obj is None else CompoundChangeForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Compound | None = None) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import codecs
 import csv
 import enum
 import io
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -450,6 +451,29 @@ def depict_svg(
     return svg.split("?>", 1)[-1].strip()
 
 
+# --- Text fields ------------------------------------------------------------
+
+# C0 and C1 control characters (NUL, line breaks, tabs, escape, DEL, …).
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def single_line(text: object) -> str:
+    """Text for a one-line field (a compound name or external id, an SDF title or data
+    line): control characters and line breaks become spaces, runs of whitespace one space.
+
+    A name is an identifier shown in tables, CSV cells and SDF title lines; a line break
+    in it could end an SDF record early (a `$$$$` line) or fake a data field there.
+    """
+    # NUL goes (it cannot be stored in PostgreSQL text and never separates words).
+    return " ".join(_CONTROL_CHARACTERS.sub(" ", str(text).replace("\x00", "")).split())
+
+
+def _sdf_line(value: object) -> str:
+    line = single_line(value)
+    # A line that starts with "$$$$" ends a record for every SDF reader, whatever field it is in.
+    return " " + line if line.startswith("$$$$") else line
+
+
 # --- File writers -----------------------------------------------------------
 
 
@@ -462,14 +486,14 @@ def sdf_records(records: Iterable[tuple[str, dict[str, object]]]) -> Iterator[st
         if mol is None:
             continue
         rdDepictor.Compute2DCoords(mol)
-        # The title line is one line: a name with line breaks would shift the atom block.
-        mol.SetProp("_Name", " ".join(str(fields.get("name") or fields.get("id") or "").split()))
+        # Every line we write is one line: a name with line breaks would shift the atom block
+        # (title), end the field early or write a fake "$$$$" / data header (data values).
+        mol.SetProp("_Name", _sdf_line(fields.get("name") or fields.get("id") or ""))
         block = [Chem.MolToMolBlock(mol)]
         for key, value in fields.items():
-            if value is not None and value != "":
-                # A data value may not hold an empty line: it would end the field.
-                text = "\n".join(line for line in str(value).splitlines() if line.strip())
-                block.append(f">  <{key}>\n{text}\n\n")
+            text = _sdf_line(value) if value is not None else ""
+            if text:
+                block.append(f">  <{single_line(key)}>\n{text}\n\n")
         block.append("$$$$\n")
         yield "".join(block)
 
@@ -602,7 +626,7 @@ def _read_delimited(
         yield InputRow(
             row=i,
             smiles=fields[s_i].strip(),
-            name=(fields[n_i].strip() if n_i is not None and n_i < len(fields) else "")[:200],
+            name=single_line(fields[n_i] if n_i is not None and n_i < len(fields) else "")[:200],
             value=(fields[v_i].strip() if v_i is not None and v_i < len(fields) else None),
         )
 
@@ -616,7 +640,7 @@ def _read_smi(stream: IO[bytes]) -> Iterator[InputRow]:
         parts = line.split(None, 1)
         if i == 1 and parts[0].lower() == "smiles":
             continue  # a header line
-        yield InputRow(row=i, smiles=parts[0], name=(parts[1].strip() if len(parts) > 1 else "")[:200], value=None)
+        yield InputRow(row=i, smiles=parts[0], name=single_line(parts[1] if len(parts) > 1 else "")[:200], value=None)
 
 
 def _read_sdf(stream: IO[bytes], name_column: str | None, value_column: str | None) -> Iterator[InputRow]:
@@ -635,7 +659,7 @@ def _read_sdf(stream: IO[bytes], name_column: str | None, value_column: str | No
         except Exception:  # noqa: BLE001 - RDKit raises several exception types here
             yield InputRow(row=i, smiles=None, name=name, value=None, error="unreadable SDF record")
             continue
-        yield InputRow(row=i, smiles=smiles, name=name.strip()[:200], value=value)
+        yield InputRow(row=i, smiles=smiles, name=single_line(name)[:200], value=value)
 
 
 def csv_safe(value: object) -> str:

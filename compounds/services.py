@@ -96,7 +96,8 @@ def _compound_from_record(rec: chemistry.StandardizedCompound, *, name: str = ""
         smiles=rec.smiles.replace("\x00", ""),
         canonical_smiles=rec.canonical_smiles,
         inchikey=rec.inchikey,
-        name=name.replace("\x00", "")[:200],
+        # One line, whichever way it came in (API, admin, import): see chemistry.single_line.
+        name=chemistry.single_line(name)[:200],
         fingerprint=rec.fingerprint,
         **rec.properties(),
     )
@@ -108,8 +109,8 @@ def compound_build(*, smiles: str, name: str = "", external_id: str = "") -> Com
         rec = chemistry.process_smiles(smiles)
     except chemistry.ChemistryError as exc:
         raise ValidationFailed(f"Invalid structure: {exc}", extra={"field": "smiles"}) from exc
-    compound = _compound_from_record(rec, name=name[:200])
-    compound.external_id = external_id[:100]
+    compound = _compound_from_record(rec, name=name)
+    compound.external_id = chemistry.single_line(external_id)[:100]
     return compound
 
 

@@ -129,3 +129,12 @@ def test_measurements_are_filtered_created_and_validated(api_for: Any, scientist
         assert response.status_code == 400 and response.json()["field"] == field
     assert Measurement.objects.filter(assay=assay).count() == 1
     assert Compound.objects.count() >= 6
+
+
+def test_a_compound_name_is_stored_on_one_line(api_for: Any, scientist: Any) -> None:
+    response = api_for(scientist).post(
+        "/api/compounds/", {"smiles": "CCCCCO", "name": "SDF evil\n$$$$\nINJECTED", "external_id": "X\t1"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert (response.json()["name"], response.json()["external_id"]) == ("SDF evil $$$$ INJECTED", "X 1")

@@ -23,6 +23,8 @@ from compounds.chemistry import (
     process_smiles,
     process_smiles_batch,
     read_rows,
+    sdf_records,
+    single_line,
     standardize,
     tanimoto,
     top_k_similar,
@@ -335,3 +337,19 @@ def test_detect_format() -> None:
 )
 def test_csv_safe(value: object, expected: str) -> None:
     assert csv_safe(value) == expected
+
+
+def test_sdf_records_write_every_field_on_one_line_so_a_name_cannot_inject_records() -> None:
+    evil = "SDF evil\n$$$$\nINJECTED\n>  <inchikey>\nFAKE"
+    text = "".join(sdf_records([("CCO", {"id": 1, "name": evil, "inchikey": "REAL"}), ("C", {"id": 2, "name": "$$$$"})]))
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(text)
+    mols = list(supplier)
+    assert len(mols) == 2 and all(m is not None for m in mols)
+    assert mols[0].GetProp("_Name") == mols[0].GetProp("name") == "SDF evil $$$$ INJECTED > <inchikey> FAKE"
+    assert mols[0].GetProp("inchikey") == "REAL"
+    assert [line for line in text.splitlines() if line.startswith("$$$$")] == ["$$$$", "$$$$"]
+
+
+def test_single_line_turns_breaks_and_control_characters_into_single_spaces() -> None:
+    assert single_line("  a\tb\r\nc\x1b[31m\x85d\u2028e\x00f  ") == "a b c [31m d ef"

@@ -141,8 +141,9 @@ def test_non_finite_or_non_numeric_values_are_refused(value):  # type: ignore[no
         services.parse_measurement_value(assay, value)
 
 
-def test_names_with_tabs_newlines_backslashes_and_nul_survive():
-    data = b'smiles,name\nCCO,"a\tb\\c\nd\x00e"\n'
+def test_names_with_tabs_newlines_backslashes_and_nul_are_stored_on_one_line():
+    # A name is one line (an SDF title, a table cell): breaks and tabs become spaces, NUL goes.
+    data = b'smiles,name\nCCO,"a\tb\\c\nd\x00e"\nCCCO,"\r\n$$$$\n"\n'
     report = _import(data, dataset_name="odd")
-    assert report.created == 1
-    assert Compound.objects.get().name == "a\tb\\c\nde"
+    assert report.created == 2
+    assert list(Compound.objects.order_by("id").values_list("name", flat=True)) == ["a b\\c de", "$$$$"]

@@ -311,6 +311,17 @@ def test_the_sdf_download_reads_back_into_rdkit_with_its_fields(
     assert len(names) == 8 and names[-1] == "two lines"
 
 
+def test_a_stored_name_with_line_breaks_cannot_inject_an_sdf_record(client_for: Any, viewer: Any) -> None:
+    # Stored before names were made one line at input (the factory writes the row as given).
+    CompoundFactory(smiles="CCCCO", name="SDF evil\n$$$$\nINJECTED\n>  <inchikey>\nFAKE")
+    body = b"".join(client_for(viewer).get(reverse("compounds:export"), {"format": "sdf"}).streaming_content).decode()
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(body)
+    mols = list(supplier)
+    assert len(mols) == 1 and mols[0].GetProp("inchikey") != "FAKE"
+    assert mols[0].GetProp("name") == "SDF evil $$$$ INJECTED > <inchikey> FAKE"
+
+
 def test_an_sdf_download_over_its_cap_is_refused_with_the_way_out(
     client_for: Any, viewer: Any, library: dict[str, Any], settings: Any
 ) -> None:

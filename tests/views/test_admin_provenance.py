@@ -153,3 +153,13 @@ def test_queue_items_are_never_deleted_in_admin(client_for, lead):  # type: igno
     c.post(changelist, {"action": "delete_selected", helpers.ACTION_CHECKBOX_NAME: [str(item.pk)], "post": "yes"})
     assert c.post(reverse("admin:labeling_labelqueueitem_delete", args=[item.pk]), {"post": "yes"}).status_code == 403
     assert LabelQueueItem.objects.filter(pk=item.pk).exists()
+
+
+def test_a_compound_renamed_in_admin_keeps_a_one_line_name(client_for, lead):  # type: ignore[no-untyped-def]
+    compound = CompoundFactory(name="plain")
+    client_for(lead).post(
+        reverse("admin:compounds_compound_change", args=[compound.pk]),
+        {"name": "two\r\nlines\x1b", "external_id": "A\tB"},
+    )
+    compound.refresh_from_db()
+    assert (compound.name, compound.external_id) == ("two lines", "A B")
