@@ -66,3 +66,56 @@ def test_a_real_fifty_megabyte_upload_is_refused_cleanly_and_writes_nothing(clie
     assert response.status_code == 200
     assert "the limit is 50.0" in body
     assert not Compound.objects.exists()
+
+
+NUL_FILTERS = [
+    "/admin/labeling/labelqueueitem/?status__exact=%00",
+    "/admin/labeling/auditevent/?action__exact=%00",
+    "/admin/compounds/measurement/?source__exact=%00",
+    "/admin/compounds/assay/?task_type__exact=%00",
+    "/admin/cycles/job/?status__exact=%00",
+    "/admin/mlmodels/mlmodel/?status__exact=%00",
+    "/admin/compounds/compound/?name=%00",
+    "/admin/auth/user/?username=%00",
+    "/admin/compounds/compound/?q=a%00b",
+    "/compounds/?q=%00",
+    "/queue/?status=%00",
+]
+
+
+@pytest.mark.parametrize("url", NUL_FILTERS)
+def test_a_nul_character_in_a_filter_is_a_400_not_a_500(client_for, lead, url):  # type: ignore[no-untyped-def]
+    response = client_for(lead).get(url)
+    assert response.status_code == 400
+    assert "contains a NUL character" in response.content.decode()
+
+
+def test_a_nul_character_in_a_form_field_is_a_400_and_nothing_is_written(client_for, scientist):  # type: ignore[no-untyped-def]
+    from labeling.models import QueueStatus
+
+    item = LabelQueueItemFactory()
+    response = client_for(scientist).post(reverse("labeling:skip", args=[item.pk]), {"notes": "a\x00b"})
+    assert response.status_code == 400
+    item.refresh_from_db()
+    assert item.status == QueueStatus.PENDING
+
+
+def test_the_api_answers_a_nul_in_its_query_with_its_json_error_contract(api_for, viewer):  # type: ignore[no-untyped-def]
+    response = api_for(viewer).get("/api/compounds/?search=%00")
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The parameter 'search' contains a NUL character.",
+        "field": "search",
+        "errors": {"search": ["The parameter 'search' contains a NUL character."]},
+    }
+
+
+@pytest.mark.parametrize(("name", "bad"), [("labeling_labelqueueitem", "not-a-uuid"), ("compounds_compound", "x1")])
+def test_an_admin_action_on_a_malformed_id_is_a_400(client_for, lead, name, bad):  # type: ignore[no-untyped-def]
+    from django.contrib.admin import helpers
+
+    action = "skip_items" if name.startswith("labeling") else "delete_selected"
+    response = client_for(lead).post(
+        reverse(f"admin:{name}_changelist"), {"action": action, helpers.ACTION_CHECKBOX_NAME: [bad]}
+    )
+    assert response.status_code == 400 and "is not the id of a" in response.content.decode()
