@@ -138,8 +138,11 @@ def test_a_lead_previews_queues_assigns_and_retrains(page, login, live_server, l
     finally:
         output = worker.communicate(timeout=150)[0]
     assert worker.returncode == 0, output
-    cycle = ActiveLearningCycle.objects.get()
+    cycle = ActiveLearningCycle.objects.get(cycle_number=1)
     assert cycle.status == "complete" and cycle.result_model.version == 2
+    # The two items left unlabeled go on as cycle #2 on v2.
+    carried = ActiveLearningCycle.objects.get(cycle_number=2)
+    assert (carried.status, carried.model_id, carried.items_selected) == ("labeling", cycle.result_model_id, 2)
     assert page.locator("li.timeline-item.complete").inner_text().count("v2") >= 1
     screenshot(page, "cycle-history")
 
