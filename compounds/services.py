@@ -138,9 +138,13 @@ def assay_settings_check(
     every stored value its meaning."""
     if task_type not in TaskType.values:
         raise ValidationFailed(f"task type must be one of {', '.join(TaskType.values)}", extra={"field": "task_type"})
-    if not isinstance(classes, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes):
-        raise ValidationFailed("classes must be a list of names", extra={"field": "classes"})
-    names = [str(name).strip() for name in classes]
+    # Names, not numbers: a label is matched to a class by its name (a JSON number is an index).
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ValidationFailed(
+            "a classification assay needs two or more distinct, non-empty classes, given as a list of names",
+            extra={"field": "classes"},
+        )
+    names = [name.strip() for name in classes]
     if task_type == TaskType.CLASSIFICATION:
         # Labels are stored as an index into this list: without classes nothing can be labeled.
         if len(names) < 2 or len(set(names)) != len(names) or not all(names):

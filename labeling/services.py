@@ -348,6 +348,9 @@ def queue_item_assign(*, item_id: Any, assignee_id: int | None, user: Any) -> La
         if item.status not in OPEN_STATUSES:
             raise Conflict(f"Only open items can be assigned (this one is {item.status}).", extra={"status": item.status})
         previous = item.assigned_to_id
+        if previous == (assignee.pk if assignee else None):
+            return item  # already so: no write, no audit event that says nothing happened
+        previous_username = item.assigned_to.username if item.assigned_to_id else None
         item.assigned_to = assignee
         item.assigned_at = timezone.now() if assignee else None
         if item.status == QueueStatus.IN_PROGRESS and previous != (assignee.pk if assignee else None):
@@ -359,7 +362,9 @@ def queue_item_assign(*, item_id: Any, assignee_id: int | None, user: Any) -> La
             actor=user,
             item=item,
             previous=previous,
+            previous_username=previous_username,
             assignee=assignee.pk if assignee else None,
+            assignee_username=assignee.username if assignee else None,
         )
     return item
 
@@ -384,13 +389,18 @@ def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
                 extra={"status": item.status},
             )
         was_skipped = item.status == QueueStatus.SKIPPED
+        # The skip's reason would otherwise sit in the labeling form's notes as if it were
+        # a note on the label; the audit trail keeps it (the skip event and this one).
+        skip_reason = item.notes if was_skipped else ""
         item.status = QueueStatus.PENDING
-        item.save(update_fields=["status", "updated_at"])
+        if was_skipped:
+            item.notes = ""
+        item.save(update_fields=["status", "notes", "updated_at"])
         if was_skipped and item.cycle_id:
             type(item.cycle).objects.filter(pk=item.cycle_id, items_skipped__gt=0).update(
                 items_skipped=F("items_skipped") - 1
             )
-        audit(AuditAction.RESET, actor=user, item=item)
+        audit(AuditAction.RESET, actor=user, item=item, **({"skip_reason": skip_reason} if skip_reason else {}))
     return item
 
 

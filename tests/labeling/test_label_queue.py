@@ -193,18 +193,25 @@ def test_only_leads_assign_and_only_to_people_who_can_label(lead, scientist, vie
     services.queue_item_assign(item_id=item.pk, assignee_id=scientist.pk, user=lead)
     item.refresh_from_db()
     assert item.assigned_to == scientist
+    services.queue_item_assign(item_id=item.pk, assignee_id=scientist.pk, user=lead)  # already so: no event
     services.queue_item_assign(item_id=item.pk, assignee_id=None, user=lead)
     item.refresh_from_db()
     assert item.assigned_to is None
-    assert [e.action for e in selectors.queue_item_events(item=item)] == ["unassign", "assign"]
+    events = selectors.queue_item_events(item=item)
+    assert [e.action for e in events] == ["unassign", "assign"]
+    # The history names people, not only ids.
+    assert events[1].data["assignee_username"] == scientist.username
+    assert events[0].data["previous_username"] == scientist.username and events[0].data["assignee_username"] is None
 
 
 def test_lead_resets_a_skipped_item_and_corrects_a_label_keeping_history(lead, scientist):  # type: ignore[no-untyped-def]
     skipped = LabelQueueItemFactory()
-    services.queue_item_skip(item_id=skipped.pk, user=scientist)
+    services.queue_item_skip(item_id=skipped.pk, user=scientist, reason="no sample left")
     services.queue_item_reset(item_id=skipped.pk, user=lead)
     skipped.refresh_from_db()
-    assert skipped.status == QueueStatus.PENDING
+    # Back in the queue without the skip's reason in its notes; the history keeps it.
+    assert (skipped.status, skipped.notes) == (QueueStatus.PENDING, "")
+    assert AuditEvent.objects.get(item=skipped, action="reset").data == {"skip_reason": "no sample left"}
 
     labeled = LabelQueueItemFactory()
     services.label_submit(item_id=labeled.pk, user=scientist, value=1.0)
