@@ -291,9 +291,18 @@ class CompoundImportApi(APIView):
             ref_name = "CompoundImportOutput"
 
         class IssueSerializer(serializers.Serializer):
-            row = serializers.IntegerField()
+            row = serializers.IntegerField(
+                help_text="CSV/TSV/SMI: the line in the file where the row starts (the header is line 1); "
+                "SDF: the record number."
+            )
             input = serializers.CharField()
             reason = serializers.CharField()
+            kind = enum_field(
+                ["rejected", "duplicate", "value_skipped", "note"],
+                help_text="rejected: the row was not imported; duplicate: the structure was already in the file "
+                "(registered once, its value kept as a replicate); value_skipped: registered without a value; "
+                "note: something to check about an imported row.",
+            )
 
         dataset_id = serializers.IntegerField(allow_null=True)
         dataset_name = serializers.CharField()
@@ -304,6 +313,10 @@ class CompoundImportApi(APIView):
         duplicates_in_file = serializers.IntegerField()
         invalid = serializers.IntegerField()
         measurements_created = serializers.IntegerField()
+        values_skipped = serializers.IntegerField(
+            help_text="Rows registered without a value: an empty or NA cell, a censored value ('>10'), a range or "
+            "units in the cell (each is a row issue of kind value_skipped). Not counted in `invalid`."
+        )
         issues = IssueSerializer(many=True)
         issues_truncated = serializers.BooleanField()
         non_utf8_bytes = serializers.IntegerField(

@@ -10,16 +10,18 @@ import codecs
 import csv
 import enum
 import io
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import IO
+from html import escape
+from typing import IO, Any
 
 import numpy as np
 import scipy.sparse as sp
-from rdkit import Chem, DataStructs, RDLogger
+from rdkit import Chem, DataStructs, RDLogger, rdBase
 from rdkit.Chem import rdDepictor, rdFingerprintGenerator, rdMolDescriptors
 from rdkit.Chem.Draw import rdMolDraw2D
 from rdkit.Chem.MolStandardize import rdMolStandardize
@@ -75,10 +77,52 @@ def parse_smiles(smiles: str) -> Chem.Mol:
         raise ChemistryError(f"SMILES longer than {MAX_SMILES_LENGTH} characters")
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
-        raise ChemistryError("unparseable SMILES")
+        raise ChemistryError(f"unparseable SMILES: {smiles_problem(smiles)}")
     if mol.GetNumAtoms() == 0:
         raise ChemistryError("no atoms")
     return mol
+
+
+_LOG_TIMESTAMP = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
+
+
+def smiles_problem(smiles: str) -> str:
+    """RDKit's own reason a SMILES does not parse (syntax, unclosed ring, valence, aromaticity).
+
+    Only called for a SMILES that failed: it parses again without sanitising, so a
+    syntax error comes from RDKit's log and a chemistry error from the sanitisation step.
+    """
+    with rdBase.CaptureErrorLog() as log:
+        mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    if mol is None:
+        return _parser_message(log.messages) or "syntax error"
+    return _sanitize_problem(mol) or "not a valid structure"
+
+
+def _parser_message(messages: str) -> str:
+    lines = [_LOG_TIMESTAMP.sub("", line).strip() for line in messages.splitlines()]
+    lines = [line.removeprefix("SMILES Parse Error: ") for line in lines if line]
+    if not lines:
+        return ""
+    first = lines[0].split(" for input:", 1)[0]
+    where = next((line for line in lines if line.startswith("check for mistakes around position")), "").rstrip(":")
+    return f"{first} ({where})" if where else first
+
+
+def _sanitize_problem(mol: Chem.Mol) -> str:
+    """The first sanitisation problem of an unsanitised molecule, in words, or ""."""
+    for problem in Chem.DetectChemistryProblems(mol):
+        kind, message = problem.GetType(), problem.Message()
+        if kind == "AtomValenceException":
+            return f"valence error: {message[0].lower()}{message[1:]}"
+        if kind in ("KekulizeException", "AtomKekulizeException"):
+            atoms = message.replace("Can't kekulize mol.", "").strip()
+            return (
+                f"kekulization failed ({atoms}): an aromatic ring that cannot be written with "
+                "alternating single and double bonds (often a missing [nH])"
+            )
+        return message
+    return ""
 
 
 def standardize(mol: Chem.Mol, *, canonical_tautomer: bool = False) -> Chem.Mol:
@@ -95,17 +139,81 @@ def standardize(mol: Chem.Mol, *, canonical_tautomer: bool = False) -> Chem.Mol:
 _CHARGED_ATOM = Chem.MolFromSmarts("[!+0]")
 
 
+# Metals (everything but the non-metals, metalloids and noble gases), by atomic number.
+_NON_METALS = frozenset({1, 2, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 32, 33, 34, 35, 36, 51, 52, 53, 54, 85, 86})
+METALS = frozenset(range(1, 119)) - _NON_METALS
+# Alkali and alkaline-earth metals: as a lone ion ([Na+], [Ca+2]) they are a salt's counterion,
+# dropped with the other counterions; any other metal, or one bonded to anything, is refused.
+SALT_METALS = frozenset({3, 11, 19, 37, 55, 12, 20, 38, 56})
+_METAL_ATOM = Chem.MolFromSmarts("[" + ",".join(f"#{n}" for n in sorted(METALS)) + "]")
+_CARBON = Chem.MolFromSmarts("[#6]")
+
+
+def _refuse_metals(mol: Chem.Mol) -> None:
+    """Metal complexes and organometallics have no parent the salt rules could choose:
+    ferrocene's largest organic fragment is cyclopentadiene and cisplatin's is ammonia.
+    A wrong parent is worse than a refusal, so they are refused (README, "Registration")."""
+    for atom in mol.GetAtoms():
+        number = atom.GetAtomicNum()
+        if number not in METALS or (number in SALT_METALS and atom.GetDegree() == 0):
+            continue
+        symbol = atom.GetSymbol()
+        if number in SALT_METALS:
+            raise ChemistryError(
+                f"{symbol} is bonded to the molecule: write a salt as separate ions "
+                f"(e.g. CC(=O)[O-].[{symbol}+]) or give the parent structure"
+            )
+        raise ChemistryError(
+            f"metal-containing structure ({symbol}): metal complexes and organometallics are not "
+            "registered (only Li, Na, K, Rb, Cs, Mg, Ca, Sr and Ba as separate counterions)"
+        )
+
+
+def _drop_uncertain_stereo(mol: Chem.Mol) -> tuple[Chem.Mol, list[int]]:
+    """Racemic (AND) and relative (OR) stereo groups say the drawn configuration is not
+    the one in the bottle: those centres become undefined, so a racemate is never
+    registered as the pure enantiomer drawn. Returns the molecule and the atoms changed."""
+    groups = mol.GetStereoGroups()
+    if not groups:
+        return mol, []
+    uncertain = [g for g in groups if g.GetGroupType() != Chem.StereoGroupType.STEREO_ABSOLUTE]
+    if not uncertain:
+        return mol, []
+    rw = Chem.RWMol(mol)
+    atoms = sorted({a.GetIdx() for g in uncertain for a in g.GetAtoms()})
+    for idx in atoms:
+        rw.GetAtomWithIdx(idx).SetChiralTag(Chem.ChiralType.CHI_UNSPECIFIED)
+    for group in uncertain:
+        for bond in group.GetBonds():
+            rw.GetBondWithIdx(bond.GetIdx()).SetStereo(Chem.BondStereo.STEREONONE)
+    rw.SetStereoGroups([g for g in groups if g.GetGroupType() == Chem.StereoGroupType.STEREO_ABSOLUTE])
+    return rw.GetMol(), atoms
+
+
 def _standardize(mol: Chem.Mol, *, canonical_tautomer: bool, maybe_multi: bool) -> Chem.Mol:
     n_heavy = mol.GetNumHeavyAtoms()
     if n_heavy > MAX_HEAVY_ATOMS:
         raise ChemistryError(f"molecule too large ({n_heavy} heavy atoms > {MAX_HEAVY_ATOMS})")
+    # One C++ substructure search each (~2 µs): the Python work runs only for the rare hit.
+    if mol.HasSubstructMatch(_METAL_ATOM):
+        _refuse_metals(mol)
+    mol, _ = _drop_uncertain_stereo(mol)
     # The caller passes maybe_multi=False only when the SMILES text has no ".",
     # which guarantees a single connected component; GetMolFrags builds a tuple
     # per atom just to be counted.
     if maybe_multi and len(Chem.GetMolFrags(mol)) > 1:
         mol = _fragment_chooser.choose(mol)
+    if not mol.HasSubstructMatch(_CARBON):
+        # [Na+].[Cl-] would otherwise be registered as HCl and [NH4+].[Cl-] as ammonia.
+        raise ChemistryError("inorganic structure (no carbon atom): not registered")
     if mol.HasSubstructMatch(_CHARGED_ATOM):
         mol = _uncharger.uncharge(mol)
+        # The uncharger changes charges and hydrogen counts but keeps the old aromaticity
+        # flags: the cyclopentadienyl anion came out as "c1cccc1", which RDKit cannot read
+        # back. Sanitising again re-perceives them; on an ordinary molecule it changes nothing.
+        problem = Chem.SanitizeMol(mol, catchErrors=True)
+        if problem != Chem.SanitizeFlags.SANITIZE_NONE:
+            raise ChemistryError(f"the neutralised structure is not valid ({problem.name})")
     if canonical_tautomer:
         global _tautomer_enumerator
         if _tautomer_enumerator is None:
@@ -198,7 +306,16 @@ _NO_PROPERTIES = (None, None, None, None, None, None)
 
 def process_mol(mol: Chem.Mol, *, submitted: str, with_properties: bool = True) -> StandardizedCompound:
     canonical = Chem.MolToSmiles(mol)
-    inchikey = Chem.MolToInchiKey(mol)
+    # The registry's invariant: the stored canonical SMILES reads back, and to the stored
+    # InChIKey. Taking the key from the re-read SMILES makes it hold by construction (one
+    # extra parse, ~5 % of a registration, instead of a second InChI): a row whose SMILES
+    # could not be drawn, exported, fingerprinted or scored by id is never written.
+    again = Chem.MolFromSmiles(canonical)
+    if again is None:
+        raise ChemistryError(
+            f"the standardised structure {canonical!r} does not read back ({smiles_problem(canonical)}): not registered"
+        )
+    inchikey = Chem.MolToInchiKey(again)
     if not inchikey:
         raise ChemistryError("InChIKey could not be computed")
     props = _property_values(mol) if with_properties else (*_NO_PROPERTIES, mol.GetNumHeavyAtoms())
@@ -451,6 +568,15 @@ def depict_svg(
     return svg.split("?>", 1)[-1].strip()
 
 
+def placeholder_svg(message: str, *, width: int = 300, height: int = 220) -> str:
+    """An SVG that says in words why there is no drawing (a stored SMILES that does not parse)."""
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(message)}">'
+        f'<text x="50%" y="50%" text-anchor="middle" font-size="12" fill="#a33">{escape(message)}</text></svg>'
+    )
+
+
 # --- Text fields ------------------------------------------------------------
 
 # C0 and C1 control characters (NUL, line breaks, tabs, escape, DEL, …).
@@ -479,13 +605,16 @@ def _sdf_line(value: object) -> str:
 
 def sdf_records(records: Iterable[tuple[str, dict[str, object]]]) -> Iterator[str]:
     """One SDF record (2-D coordinates, data fields) per (SMILES, fields), lazily, for a
-    streamed download. A SMILES RDKit cannot read again is skipped: the stored canonical
-    SMILES were written by RDKit, so this only guards against hand-edited rows."""
+    streamed download. A SMILES RDKit cannot read (a row stored before registration
+    checked that it reads back) still gets its record, with no atoms and a
+    `structure_error` field, so the download has every compound the list shows."""
     for smiles, fields in records:
         mol = Chem.MolFromSmiles(smiles)
         if mol is None:
-            continue
-        rdDepictor.Compute2DCoords(mol)
+            mol = Chem.Mol()
+            fields = {**fields, "structure_error": f"the stored SMILES does not parse ({smiles_problem(smiles)})"}
+        else:
+            rdDepictor.Compute2DCoords(mol)
         # Every line we write is one line: a name with line breaks would shift the atom block
         # (title), end the field early or write a fake "$$$$" / data header (data values).
         mol.SetProp("_Name", _sdf_line(fields.get("name") or fields.get("id") or ""))
@@ -503,11 +632,14 @@ def sdf_records(records: Iterable[tuple[str, dict[str, object]]]) -> Iterator[st
 
 @dataclass(slots=True)
 class InputRow:
-    row: int  # 1-based data row number (CSV: line after header; SDF: record index)
+    # CSV/TSV/SMI: the physical line in the file where the row starts (the header is line 1);
+    # SDF: the record number (1 = the first record).
+    row: int
     smiles: str | None
     name: str
     value: str | None
     error: str | None = None  # set when the row could not even be read
+    note: str | None = None  # something the report should say about a row that is read
 
 
 SMILES_COLUMN_CANDIDATES = ("smiles", "SMILES", "Smiles", "canonical_smiles", "structure")
@@ -529,14 +661,20 @@ def read_rows(
     smiles_column: str | None = None,
     name_column: str | None = None,
     value_column: str | None = None,
+    sdf_fields: set[str] | None = None,
 ) -> Iterator[InputRow]:
-    """Stream rows from a CSV/TSV/SMILES/SDF file without loading it whole."""
+    """Stream rows from a CSV/TSV/SMILES/SDF file without loading it whole.
+
+    Blank lines (and CSV rows whose cells are all empty) are skipped: they are not rows.
+    For SDF, `sdf_fields` collects the data field names seen in any record, so the
+    caller can tell a value field that no record has from one that some records lack.
+    """
     if fmt in ("csv", "tsv"):
-        yield from _read_delimited(stream, "\t" if fmt == "tsv" else ",", smiles_column, name_column, value_column)
+        yield from _read_delimited(stream, fmt, smiles_column, name_column, value_column)
     elif fmt == "smi":
         yield from _read_smi(stream)
     elif fmt == "sdf":
-        yield from _read_sdf(stream, name_column, value_column)
+        yield from _read_sdf(stream, name_column, value_column, set() if sdf_fields is None else sdf_fields)
     else:
         raise ChemistryError(f"unsupported format {fmt!r}")
 
@@ -578,10 +716,35 @@ def counting_decode_fallbacks() -> Iterator[DecodeFallbacks]:
         DECODE_FALLBACKS.reset(token)
 
 
+class _Prefixed(io.RawIOBase):
+    """A byte stream with its first bytes put back (read to look for a byte order mark)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _text(stream: IO[bytes]) -> io.TextIOWrapper:
-    # utf-8-sig strips a BOM; bytes that are not UTF-8 are read as Windows-1252, so one
-    # bad row cannot abort the file and legacy exports keep their accented names.
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="chemloop-windows-1252", newline="")
+    # A UTF-16 byte order mark (Excel's "Unicode text", some Windows tools) means UTF-16;
+    # otherwise utf-8-sig strips a UTF-8 BOM, and bytes that are not UTF-8 are read as
+    # Windows-1252, so one bad row cannot abort the file and legacy exports keep their
+    # accented names.
+    head = stream.read(2)
+    buffered = io.BufferedReader(_Prefixed(head, stream))
+    if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return io.TextIOWrapper(buffered, encoding="utf-16", newline="")
+    return io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="chemloop-windows-1252", newline="")
 
 
 def _pick(columns: Iterable[str], wanted: str | None, candidates: Sequence[str], what: str) -> str | None:
@@ -599,14 +762,34 @@ def _pick(columns: Iterable[str], wanted: str | None, candidates: Sequence[str],
     return None
 
 
+def _delimiter(fmt: str, header_line: str) -> str:
+    """Tab for TSV; for CSV a comma, unless the header has none and has semicolons or tabs
+    (a spreadsheet saved with a decimal-comma locale writes "smiles;name;pIC50")."""
+    if fmt == "tsv":
+        return "\t"
+    if "," in header_line:
+        return ","
+    for candidate in (";", "\t"):
+        if candidate in header_line:
+            return candidate
+    return ","
+
+
 def _read_delimited(
-    stream: IO[bytes], delimiter: str, smiles_column: str | None, name_column: str | None, value_column: str | None
+    stream: IO[bytes], fmt: str, smiles_column: str | None, name_column: str | None, value_column: str | None
 ) -> Iterator[InputRow]:
-    reader = csv.reader(_text(stream), delimiter=delimiter)
+    text = _text(stream)
+    first_line = text.readline()
+    if not first_line:
+        raise ChemistryError("the file is empty")
+    delimiter = _delimiter(fmt, first_line)
+    reader = csv.reader(itertools.chain([first_line], text), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         raise ChemistryError("the file is empty") from None
+    except csv.Error as exc:
+        raise ChemistryError(f"line 1 (the header): {_csv_problem(exc)}") from None
     header = [h.strip() for h in header]
     s_col = _pick(header, smiles_column, SMILES_COLUMN_CANDIDATES, "SMILES")
     if s_col is None:
@@ -616,26 +799,44 @@ def _read_delimited(
     s_i = header.index(s_col)
     n_i = header.index(n_col) if n_col else None
     v_i = header.index(v_col) if v_col else None
-    for i, fields in enumerate(reader, start=1):
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ChemistryError(f"row at line {start}: {_csv_problem(exc)}") from None
         if not fields or all(not f.strip() for f in fields):
-            yield InputRow(row=i, smiles=None, name="", value=None, error="empty line")
             continue
+        note = None
+        if reader.line_num > start and any("\n" in f or "\r" in f for f in fields):
+            note = f"a quoted cell runs from line {start} to line {reader.line_num}: check for a missing closing quote"
         if len(fields) <= s_i:
-            yield InputRow(row=i, smiles=None, name="", value=None, error="missing SMILES field")
+            yield InputRow(row=start, smiles=None, name="", value=None, error="missing SMILES field", note=note)
             continue
         yield InputRow(
-            row=i,
+            row=start,
             smiles=fields[s_i].strip(),
             name=single_line(fields[n_i] if n_i is not None and n_i < len(fields) else "")[:200],
             value=(fields[v_i].strip() if v_i is not None and v_i < len(fields) else None),
+            note=note,
         )
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return (
+            f"a cell is longer than {csv.field_size_limit():,} characters "
+            "(is a quote never closed, so that the rest of the file became one cell?)"
+        )
+    return f"not readable as CSV ({exc})"
 
 
 def _read_smi(stream: IO[bytes]) -> Iterator[InputRow]:
     for i, line in enumerate(_text(stream), start=1):
         line = line.strip()
         if not line:
-            yield InputRow(row=i, smiles=None, name="", value=None, error="empty line")
             continue
         parts = line.split(None, 1)
         if i == 1 and parts[0].lower() == "smiles":
@@ -643,23 +844,67 @@ def _read_smi(stream: IO[bytes]) -> Iterator[InputRow]:
         yield InputRow(row=i, smiles=parts[0], name=single_line(parts[1] if len(parts) > 1 else "")[:200], value=None)
 
 
-def _read_sdf(stream: IO[bytes], name_column: str | None, value_column: str | None) -> Iterator[InputRow]:
-    """SDF records become SMILES rows; a broken block is reported and the next one read."""
-    supplier = Chem.ForwardSDMolSupplier(stream, sanitize=True, removeHs=True)
-    for i, mol in enumerate(supplier, start=1):
+def _sdf_blocks(stream: IO[bytes]) -> Iterator[str]:
+    """The text of each SDF record (without its $$$$ line); a last record without one counts."""
+    lines: list[str] = []
+    for line in _text(stream):
+        if line.startswith("$$$$"):
+            yield "".join(lines)
+            lines = []
+        else:
+            lines.append(line)
+    if any(line.strip() for line in lines):
+        yield "".join(lines)
+
+
+_SDF_FIELD = re.compile(r"^>.*?<([^>\r\n]+)>", re.MULTILINE)
+_RDKIT_NOISE = ("moving to the beginning of the next molecule", "Could not sanitize molecule ending on line")
+
+
+def _rdkit_reason(messages: str) -> str:
+    for line in messages.splitlines():
+        line = _LOG_TIMESTAMP.sub("", line).strip().removeprefix("ERROR: ")
+        if line and not any(noise in line for noise in _RDKIT_NOISE):
+            return line
+    return ""
+
+
+def _read_sdf(
+    stream: IO[bytes], name_column: str | None, value_column: str | None, fields_seen: set[str]
+) -> Iterator[InputRow]:
+    """SDF records become SMILES rows; a broken block is reported (its number, title and
+    RDKit's reason) and the next one read."""
+    supplier = Chem.SDMolSupplier()
+    for i, block in enumerate(_sdf_blocks(stream), start=1):
+        fields_seen.update(f.strip() for f in _SDF_FIELD.findall(block))
+        title = single_line(block.split("\n", 1)[0])[:200]
+        label = f"SDF record {i}" + (f" ({title!r})" if title else "")
+        with rdBase.CaptureErrorLog() as log:
+            supplier.SetData(block, sanitize=True, removeHs=True)
+            mol = supplier[0] if len(supplier) else None
         if mol is None:
-            yield InputRow(row=i, smiles=None, name="", value=None, error="unreadable SDF record")
+            reason = _rdkit_reason(log.messages) or "not a molfile"
+            yield InputRow(row=i, smiles=None, name=title, value=None, error=f"unreadable {label}: {reason}")
+            continue
+        if mol.GetNumAtoms() == 0:
+            yield InputRow(row=i, smiles=None, name=title, value=None, error=f"{label} has no atoms")
             continue
         name = mol.GetProp(name_column) if name_column and mol.HasProp(name_column) else (
             mol.GetProp("_Name") if mol.HasProp("_Name") else ""
         )
         value = mol.GetProp(value_column) if value_column and mol.HasProp(value_column) else None
+        mol, undefined = _drop_uncertain_stereo(mol)
+        note = (
+            f"racemic or relative stereo (an AND/OR stereo group) at atom(s) {', '.join(str(a + 1) for a in undefined)}: "
+            "registered with those stereocentres undefined, not as the enantiomer drawn"
+            if undefined else None
+        )
         try:
             smiles = Chem.MolToSmiles(mol)
-        except Exception:  # noqa: BLE001 - RDKit raises several exception types here
-            yield InputRow(row=i, smiles=None, name=name, value=None, error="unreadable SDF record")
+        except Exception as exc:  # noqa: BLE001 - RDKit raises several exception types here
+            yield InputRow(row=i, smiles=None, name=title, value=None, error=f"unreadable {label}: {exc}")
             continue
-        yield InputRow(row=i, smiles=smiles, name=single_line(name)[:200], value=value)
+        yield InputRow(row=i, smiles=smiles, name=single_line(name)[:200], value=value, note=note)
 
 
 def csv_safe(value: object) -> str:

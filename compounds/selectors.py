@@ -242,7 +242,12 @@ def compound_svg(*, compound_id: int, width: int = 300, height: int = 220) -> st
     row = Compound.objects.filter(pk=compound_id).values_list("canonical_smiles", flat=True).first()
     if row is None:
         return None
-    return chemistry.depict_svg(row, width=width, height=height)
+    try:
+        return chemistry.depict_svg(row, width=width, height=height)
+    except chemistry.ChemistryError:
+        # A row stored before registration checked that its SMILES reads back (README,
+        # "Registration"): the page shows why there is no drawing instead of a 500.
+        return chemistry.placeholder_svg("structure cannot be drawn (stored SMILES does not parse)", width=width, height=height)
 
 
 # --- Reads for the API ---------------------------------------------------------------

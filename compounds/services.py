@@ -42,11 +42,20 @@ PARALLEL_THRESHOLD = 4000
 MAX_REPORTED_ISSUES = 100_000
 
 
+# What a row issue is: a rejected row (not imported), or a note about a row that was
+# imported (a duplicate, a value that was not stored, a warning about the file).
+ISSUE_REJECTED = "rejected"
+ISSUE_DUPLICATE = "duplicate"
+ISSUE_VALUE_SKIPPED = "value_skipped"
+ISSUE_NOTE = "note"
+
+
 @dataclass(slots=True)
 class RowIssue:
     row: int
     input: str
     reason: str
+    kind: str = ISSUE_REJECTED
 
 
 @dataclass
@@ -59,6 +68,9 @@ class ImportReport:
     duplicates_in_file: int = 0
     invalid: int = 0
     measurements_created: int = 0
+    # Rows whose structure was registered without a value: an empty / "NA" cell, a censored
+    # value (">10"), a range or a value with units in the cell. Not rejected rows.
+    values_skipped: int = 0
     # The import's new assay was not kept: not one value of the file could be read.
     assay_removed: bool = False
     issues: list[RowIssue] = field(default_factory=list)
@@ -76,11 +88,15 @@ class ImportReport:
         """Rows that ended up in the dataset (new or already registered)."""
         return self.created + self.existing
 
-    def add_issue(self, row: int, text: str | None, reason: str) -> None:
-        if reason != "duplicate in file":
+    def add_issue(self, row: int, text: str | None, reason: str, kind: str = ISSUE_REJECTED) -> None:
+        """Report a row: a rejection counts in `invalid`, a skipped value in `values_skipped`
+        (duplicates are counted by the caller, which knows the structure was seen)."""
+        if kind == ISSUE_REJECTED:
             self.invalid += 1
+        elif kind == ISSUE_VALUE_SKIPPED:
+            self.values_skipped += 1
         if len(self.issues) < MAX_REPORTED_ISSUES:
-            self.issues.append(RowIssue(row=row, input=(text or "")[:200], reason=reason))
+            self.issues.append(RowIssue(row=row, input=(text or "")[:200], reason=reason, kind=kind))
         else:
             self.issues_truncated = True
 
@@ -126,6 +142,7 @@ def compound_register(*, smiles: str, name: str = "", external_id: str = "") -> 
     except IntegrityError:
         # A concurrent registration of the same structure won the race.
         return Compound.objects.get(inchikey=compound.inchikey), False
+    import_followups_on_commit()
     return compound, True
 
 
@@ -235,6 +252,8 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 # Models train on 32-bit floats (float32 max ≈ 3.4e38): a larger label would make every
 # later retrain of the assay fail, so it is refused here, where the person typing it can fix it.
 MAX_ABS_VALUE = 1e38
+# "1,234": one to three digits, then groups of three after commas.
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+", re.ASCII)
 
 
 def _parse_number(raw: Any) -> float:
@@ -242,7 +261,14 @@ def _parse_number(raw: Any) -> float:
         raise ValidationFailed("value is not numeric", extra={"field": "value"})
     if isinstance(raw, (int, float)):
         return float(raw)
-    text = str(raw).strip()
+    # U+2212 MINUS SIGN is what word processors and some instruments write: it can only mean "-".
+    text = str(raw).strip().replace("\u2212", "-")
+    if _THOUSANDS.fullmatch(text):
+        raise ValidationFailed(
+            f"value {text!r}: the comma could be a decimal comma ({text.replace(',', '.', 1)}) or a thousands "
+            f"separator ({text.replace(',', '')}); write the number with a decimal point and no separators",
+            extra={"field": "value"},
+        )
     if "," in text and _NUMBER.fullmatch(text.replace(",", ".", 1)):
         raise ValidationFailed(
             f"value {text!r}: use a decimal point (e.g. {text.replace(',', '.', 1)}), not a comma",
@@ -355,6 +381,99 @@ def measurement_create(
 
 # --- Bulk import ------------------------------------------------------------
 
+# Cells that say "not measured": the compound belongs in the pool, without a value.
+_NO_VALUE_MARKERS = frozenset({"na", "n/a", "n.a.", "nan", "nd", "n.d.", "not determined", "not tested", "-", "?", "none", "null"})
+_NUM = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"
+_CENSORED = re.compile(rf"(>=|<=|=>|=<|[<>≤≥~≈])\s*{_NUM}")
+_RANGE = re.compile(rf"{_NUM}\s*(?:-|–|—|to)\s*{_NUM}")
+_WITH_UNITS = re.compile(rf"{_NUM}\s*[^\d\s.,+-].*")
+
+
+def import_value(assay: Assay, raw: str | None) -> tuple[float | None, str]:
+    """A file cell's value for `assay`, or (None, why) when the cell holds no storable
+    measurement but the structure should still be registered: empty or "NA", censored
+    (">10"), a range, units in the cell. A value that is simply wrong (text, a decimal
+    comma, out of the assay's range) raises ValidationFailed: that row is rejected, so the
+    file gets fixed rather than the compound registered with nothing said.
+    """
+    text = "" if raw is None else str(raw).strip()
+    if assay.is_classification and text in assay.classes:
+        return parse_class_value(assay, text), ""
+    if text.lower() in _NO_VALUE_MARKERS or not text:
+        shown = "empty cell" if raw is not None and not text else ("no value" if raw is None else f"{text!r}")
+        return None, f"no value ({shown}): the compound is registered without a value"
+    try:
+        return parse_measurement_value(assay, text), ""
+    except ValidationFailed:
+        if assay.is_classification:
+            raise
+        plain = text.replace("\u2212", "-")
+        if _CENSORED.fullmatch(plain):
+            return None, f"censored value {text!r}: qualifiers are not stored, the compound is registered without a value"
+        if _RANGE.fullmatch(plain):
+            return None, f"range {text!r} is not a single value: the compound is registered without a value"
+        if _WITH_UNITS.fullmatch(plain):
+            return None, (
+                f"value {text!r} has units in the cell: give the number only (the assay has the units); "
+                "the compound is registered without a value"
+            )
+        raise
+
+
+@dataclass
+class _FileState:
+    """What one import remembers across chunks: where each structure first appeared and
+    how often each (structure, value) pair has been seen, so replicates are stored."""
+
+    first_row: dict[int, int] = field(default_factory=dict)  # hash(InChIKey) → first row
+    occurrences: dict[tuple[int, float], int] = field(default_factory=dict)
+
+    def occurrence(self, inchikey: str, value: float) -> int:
+        key = (hash(inchikey), value)
+        self.occurrences[key] = self.occurrences.get(key, 0) + 1
+        return self.occurrences[key]
+
+
+def _read_row(
+    row: chemistry.InputRow, res: Any, inchikey: str | None, *, assay: Assay | None, expect_values: bool,
+    report: ImportReport, state: _FileState,
+) -> tuple[bool, float | None, int]:
+    """The report's view of one row: (register it?, its value or None, the value's occurrence
+    in the file). Shared by both write paths so they report alike."""
+    report.total_rows += 1
+    if row.note:
+        report.add_issue(row.row, row.smiles, row.note, kind=ISSUE_NOTE)
+    if row.error:
+        report.add_issue(row.row, row.smiles, row.error)
+        return False, None, 0
+    if isinstance(res, str) or inchikey is None:
+        report.add_issue(row.row, row.smiles, str(res))
+        return False, None, 0
+    value: float | None = None
+    if assay is not None and expect_values:
+        try:
+            value, skipped = import_value(assay, row.value)
+        except ValidationFailed as exc:
+            report.add_issue(row.row, row.smiles, f"{exc.message} ({row.value!r})")
+            return False, None, 0
+        if skipped:
+            report.add_issue(row.row, row.smiles, skipped, kind=ISSUE_VALUE_SKIPPED)
+    occurrence = state.occurrence(inchikey, value) if value is not None else 0
+    first = state.first_row.get(hash(inchikey))
+    if first is not None:
+        report.duplicates_in_file += 1
+        report.add_issue(
+            row.row, row.smiles,
+            f"duplicate in file (same structure as row {first}): registered once"
+            + ("; this row's value is stored as a replicate" if value is not None else ""),
+            kind=ISSUE_DUPLICATE,
+        )
+        return False, value, occurrence
+    state.first_row[hash(inchikey)] = row.row
+    return True, value, occurrence
+
+
+
 
 def _process_chunk(
     smiles: list[str | None], copy_mode: bool = False, with_properties: bool = True
@@ -459,6 +578,7 @@ def compounds_import(
     use_copy: bool | None = None,
     properties: str = "auto",
     enqueue_enrichment: bool = True,
+    enqueue_followups: bool | None = None,
 ) -> ImportReport:
     """Import a CSV/TSV/SMI/SDF file into a dataset, with a per-row report.
 
@@ -473,6 +593,11 @@ def compounds_import(
 
     `new_assay` (keyword arguments of `assay_get_or_create`) creates the assay the values
     go to inside the import's transaction, so an import that fails creates no assay.
+
+    `enqueue_enrichment` queues the deferred properties' jobs after commit;
+    `enqueue_followups` (default: the same) the CHEMLOOP_IMPORT_FOLLOWUPS of new compounds
+    (stored features, substructure screen). The command computes properties itself but
+    still queues the follow-ups.
     """
     try:
         fmt = chemistry.detect_format(filename)
@@ -495,6 +620,7 @@ def compounds_import(
             smiles_column=smiles_column, name_column=name_column, user=user, processes=processes,
             chunk_size=chunk_size, progress=progress, use_copy=use_copy, properties=properties,
             enqueue_enrichment=enqueue_enrichment, dataset_name=dataset_name,
+            enqueue_followups=enqueue_enrichment if enqueue_followups is None else enqueue_followups,
         )
 
 
@@ -517,10 +643,13 @@ def _import_rows(
     use_copy: bool | None,
     properties: str,
     enqueue_enrichment: bool,
+    enqueue_followups: bool,
 ) -> ImportReport:
+    sdf_fields: set[str] = set()
     try:
         rows = chemistry.read_rows(
-            stream, fmt, smiles_column=smiles_column, name_column=name_column, value_column=value_column
+            stream, fmt, smiles_column=smiles_column, name_column=name_column, value_column=value_column,
+            sdf_fields=sdf_fields,
         )
         first = list(islice(rows, chunk_size))
     except chemistry.ChemistryError as exc:
@@ -539,7 +668,8 @@ def _import_rows(
         raise ValidationFailed("properties must be auto, inline or deferred", extra={"field": "properties"})
     with_properties = properties == "inline" or (properties == "auto" and len(first) < chunk_size)
 
-    seen_keys: set[int] = set()  # hashes of InChIKeys seen in this file
+    state = _FileState()
+    expect_values = bool(value_column)
     # COPY on PostgreSQL; the portable ORM path elsewhere (SQLite for `make run`).
     copy_mode = connection.vendor == "postgresql" if use_copy is None else use_copy
     assay_created = False
@@ -555,16 +685,19 @@ def _import_rows(
             _copy_prepare()
         try:
             for chunk, results in _chemistry_results(all_chunks(), processes, copy_mode, with_properties):
-                if copy_mode:
-                    _copy_chunk(chunk, results, dataset=dataset, assay=assay, report=report, seen_keys=seen_keys)
-                else:
-                    _import_chunk(chunk, results, dataset=dataset, assay=assay, report=report, seen_keys=seen_keys)
+                write = _copy_chunk if copy_mode else _import_chunk
+                write(
+                    chunk, results, dataset=dataset, assay=assay, expect_values=expect_values, report=report,
+                    state=state,
+                )
                 if progress:
                     progress(len(chunk))
         except chemistry.ChemistryError as exc:
             raise ValidationFailed(str(exc), extra={"field": "file"}) from exc
         except (OSError, EOFError) as exc:
             raise ValidationFailed(f"the file could not be decompressed ({exc})", extra={"field": "file"}) from exc
+        if fmt == "sdf":
+            _sdf_fields_check(sdf_fields, value_column=value_column, name_column=name_column)
         report.properties_deferred = not with_properties and report.created > 0
         report.non_utf8_bytes = fallbacks.count
         if dataset_created and report.imported == 0:
@@ -578,14 +711,35 @@ def _import_rows(
             report.assay_removed = True
         if report.properties_deferred and enqueue_enrichment:
             transaction.on_commit(_followup(compounds_enrich_enqueue, report))
-        if report.created and enqueue_enrichment:
-            for path in settings.CHEMLOOP_IMPORT_FOLLOWUPS:
-                # e.g. the model features backfill: configured, so this app never imports mlmodels.
-                transaction.on_commit(_followup(import_string(path), report))
+        if report.created and enqueue_followups:
+            import_followups_on_commit(report)
     return report
 
 
-def _followup(enqueue: Callable[[], Any], report: ImportReport) -> Callable[[], None]:
+def _sdf_fields_check(fields: set[str], *, value_column: str | None, name_column: str | None) -> None:
+    """A data field that no record has is a misspelt name (PIC50 for pIC50), as a missing
+    CSV column is: refused (rolling the import back), listing the fields the file has."""
+    for column, what in ((value_column, "value"), (name_column, "name")):
+        if not column or column in fields:
+            continue
+        seen = ", ".join(sorted(fields)) if fields else "none"
+        near = [f for f in fields if f.lower() == column.lower()]
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValidationFailed(
+            f"{what} field {column!r} is in no SDF record{hint}; the records' data fields are: {seen}",
+            extra={"field": f"{what}_column"},
+        )
+
+
+def import_followups_on_commit(report: ImportReport | None = None) -> None:
+    """Queue the CHEMLOOP_IMPORT_FOLLOWUPS (stored features, substructure screen) after the
+    current transaction commits: every path that registers compounds calls this."""
+    for path in settings.CHEMLOOP_IMPORT_FOLLOWUPS:
+        # e.g. the model features backfill: configured, so this app never imports mlmodels.
+        transaction.on_commit(_followup(import_string(path), report))
+
+
+def _followup(enqueue: Callable[[], Any], report: ImportReport | None) -> Callable[[], None]:
     """An after-commit enqueue that cannot turn a committed import into an error.
 
     With Redis unreachable the rows are in; what is missing (properties, stored features,
@@ -598,7 +752,8 @@ def _followup(enqueue: Callable[[], Any], report: ImportReport) -> Callable[[], 
             enqueue()
         except Exception:  # see the docstring: the import committed
             logger.warning("import follow-up %s not queued", getattr(enqueue, "__name__", enqueue), exc_info=True)
-            report.background_jobs_not_queued = True
+            if report is not None:
+                report.background_jobs_not_queued = True
 
     return run
 
@@ -609,43 +764,30 @@ def _import_chunk(
     *,
     dataset: Dataset,
     assay: Assay | None,
+    expect_values: bool,
     report: ImportReport,
-    seen_keys: set[int],
+    state: _FileState,
 ) -> None:
-    good: list[tuple[chemistry.InputRow, chemistry.StandardizedCompound, float | None]] = []
+    good: list[tuple[chemistry.InputRow, chemistry.StandardizedCompound]] = []
+    values: list[tuple[str, float, int]] = []  # (InChIKey, value, occurrence in the file)
     for row, res in zip(chunk, results, strict=True):
-        report.total_rows += 1
-        if row.error:
-            report.add_issue(row.row, row.smiles, row.error)
-            continue
-        if isinstance(res, str):
-            report.add_issue(row.row, row.smiles, res)
-            continue
-        value: float | None = None
-        if assay is not None and row.value is not None:
-            try:
-                value = parse_measurement_value(assay, row.value)
-            except ValidationFailed as exc:
-                report.add_issue(row.row, row.smiles, f"{exc.message} ({row.value!r})")
-                continue
-        key = hash(res.inchikey)
-        if key in seen_keys:
-            report.duplicates_in_file += 1
-            report.add_issue(row.row, row.smiles, "duplicate in file")
-            continue
-        seen_keys.add(key)
-        good.append((row, res, value))
-    if not good:
+        inchikey = None if isinstance(res, str) else res.inchikey
+        register, value, occurrence = _read_row(
+            row, res, inchikey, assay=assay, expect_values=expect_values, report=report, state=state
+        )
+        if register:
+            good.append((row, res))
+        if value is not None and inchikey is not None:
+            values.append((inchikey, value, occurrence))
+    if not good and not values:
         return
 
-    keys = [rec.inchikey for _, rec, _ in good]
+    keys = [rec.inchikey for _, rec in good]
     existing = dict(Compound.objects.filter(inchikey__in=keys).values_list("inchikey", "id"))
-    new_objs = [
-        _compound_from_record(rec, name=row.name) for row, rec, _ in good if rec.inchikey not in existing
-    ]
+    new_objs = [_compound_from_record(rec, name=row.name) for row, rec in good if rec.inchikey not in existing]
     Compound.objects.bulk_create(new_objs, batch_size=2000, ignore_conflicts=True)
-    ids = dict(Compound.objects.filter(inchikey__in=keys).values_list("inchikey", "id"))
-    report.created += len(ids) - len(existing)
+    ids = dict(Compound.objects.filter(inchikey__in=keys + [k for k, _, _ in values]).values_list("inchikey", "id"))
+    report.created += len(keys) - len(existing)
     report.existing += len(existing)
 
     DatasetMembership.objects.bulk_create(
@@ -653,26 +795,27 @@ def _import_chunk(
         batch_size=5000,
         ignore_conflicts=True,
     )
-    if assay is not None:
-        pairs = [(ids[rec.inchikey], value) for _, rec, value in good if value is not None]
-        if pairs:
-            have = set(
-                Measurement.objects.filter(assay=assay, compound_id__in=[c for c, _ in pairs]).values_list(
-                    "compound_id", "value"
-                )
-            )
-            fresh = [
-                Measurement(compound_id=c, assay=assay, value=v, source=LabelSource.IMPORTED)
-                for c, v in pairs
-                if (c, v) not in have
-            ]
-            Measurement.objects.bulk_create(fresh, batch_size=5000)
-            report.measurements_created += len(fresh)
+    if assay is not None and values:
+        # The n-th occurrence of a (compound, value) pair in the file is stored unless the
+        # assay already holds n of them: replicates in one file are all kept, and a re-import
+        # of the same file adds nothing.
+        stored: dict[tuple[int, float], int] = {}
+        for pair in Measurement.objects.filter(assay=assay, compound_id__in=[ids[k] for k, _, _ in values]).values_list(
+            "compound_id", "value"
+        ):
+            stored[pair] = stored.get(pair, 0) + 1
+        fresh = [
+            Measurement(compound_id=ids[k], assay=assay, value=v, source=LabelSource.IMPORTED)
+            for k, v, occurrence in values
+            if occurrence > stored.get((ids[k], v), 0)
+        ]
+        Measurement.objects.bulk_create(fresh, batch_size=5000)
+        report.measurements_created += len(fresh)
 
 
 _COPY_NULL = "\\N"
 _COPY_COLUMNS = (
-    "row_no", "name", "value", "smiles", "canonical_smiles", "inchikey", "mw", "clogp", "tpsa",
+    "row_no", "name", "value", "dup", "occurrence", "smiles", "canonical_smiles", "inchikey", "mw", "clogp", "tpsa",
     "hbd", "hba", "rotatable_bonds", "heavy_atoms", "fingerprint",
 )
 
@@ -682,7 +825,8 @@ def _copy_prepare() -> None:
         cur.execute(
             """
             CREATE TEMP TABLE IF NOT EXISTS chemloop_import (
-                row_no integer, name text, value double precision, smiles text, canonical_smiles text,
+                row_no integer, name text, value double precision, dup boolean, occurrence integer,
+                smiles text, canonical_smiles text,
                 inchikey varchar(27), mw double precision, clogp double precision, tpsa double precision,
                 hbd smallint, hba smallint, rotatable_bonds smallint, heavy_atoms smallint, fingerprint bytea
             ) ON COMMIT DROP
@@ -696,38 +840,29 @@ def _copy_chunk(
     *,
     dataset: Dataset,
     assay: Assay | None,
+    expect_values: bool,
     report: ImportReport,
-    seen_keys: set[int],
+    state: _FileState,
 ) -> None:
     """PostgreSQL path: COPY the chunk into a temp table, then three set-based INSERTs.
 
     The database does the deduplication (ON CONFLICT on the InChIKey), so this
-    process only streams text; the chemistry happened in the workers.
+    process only streams text; the chemistry happened in the workers. A duplicate row
+    of the file is in the table only for its value (`dup`).
     """
     lines: list[str] = []
+    registered = 0
     for row, res in zip(chunk, results, strict=True):
-        report.total_rows += 1
-        if row.error:
-            report.add_issue(row.row, row.smiles, row.error)
-            continue
-        if isinstance(res, str):
-            report.add_issue(row.row, row.smiles, res)
-            continue
-        inchikey, line = res
-        value = ""
-        if assay is not None and row.value is not None:
-            try:
-                value = repr(parse_measurement_value(assay, row.value))
-            except ValidationFailed as exc:
-                report.add_issue(row.row, row.smiles, f"{exc.message} ({row.value!r})")
-                continue
-        key = hash(inchikey)
-        if key in seen_keys:
-            report.duplicates_in_file += 1
-            report.add_issue(row.row, row.smiles, "duplicate in file")
-            continue
-        seen_keys.add(key)
-        lines.append(f"{row.row}\t{_copy_escape(row.name)}\t{value or _COPY_NULL}\t{line}\n")
+        inchikey, line = (None, "") if isinstance(res, str) else res
+        register, value, occurrence = _read_row(
+            row, res, inchikey, assay=assay, expect_values=expect_values, report=report, state=state
+        )
+        registered += register
+        if register or value is not None:
+            lines.append(
+                f"{row.row}\t{_copy_escape(row.name)}\t{_COPY_NULL if value is None else repr(value)}\t"
+                f"{'f' if register else 't'}\t{occurrence}\t{line}\n"
+            )
     if not lines:
         return
     with connection.cursor() as cur:
@@ -741,17 +876,18 @@ def _copy_chunk(
                 hbd, hba, rotatable_bonds, heavy_atoms, fingerprint, feature_set, created_at)
             SELECT smiles, canonical_smiles, inchikey, left(name, 200), '', mw, clogp, tpsa, hbd, hba,
                 rotatable_bonds, heavy_atoms, fingerprint, '', now()
-            FROM chemloop_import ORDER BY row_no
+            FROM chemloop_import WHERE NOT dup ORDER BY row_no
             ON CONFLICT (inchikey) DO NOTHING
             """
         )
         created = cur.rowcount
         report.created += created
-        report.existing += len(lines) - created
+        report.existing += registered - created
         cur.execute(
             """
             INSERT INTO compounds_datasetmembership (dataset_id, compound_id)
             SELECT %s, c.id FROM chemloop_import t JOIN compounds_compound c ON c.inchikey = t.inchikey
+            WHERE NOT t.dup
             ON CONFLICT DO NOTHING
             """,
             [dataset.pk],
@@ -762,8 +898,9 @@ def _copy_chunk(
                 INSERT INTO compounds_measurement (compound_id, assay_id, value, source, confidence, notes, created_at)
                 SELECT c.id, %s, t.value, 'imported', '', '', now()
                 FROM chemloop_import t JOIN compounds_compound c ON c.inchikey = t.inchikey
-                WHERE t.value IS NOT NULL AND NOT EXISTS (
-                    SELECT 1 FROM compounds_measurement m
+                WHERE t.value IS NOT NULL AND t.occurrence > (
+                    -- the n-th occurrence in the file is stored unless the assay holds n already
+                    SELECT count(*) FROM compounds_measurement m
                     WHERE m.compound_id = c.id AND m.assay_id = %s AND m.value = t.value
                 )
                 """,

@@ -183,7 +183,8 @@ def compound_import(request: HttpRequest) -> HttpResponse:
                 messages.success(
                     request,
                     f"Imported {report.imported} compound{pluralize(report.imported)} into “{report.dataset_name}” "
-                    f"({report.created} new, {report.existing} already registered, {report.invalid} rows rejected).",
+                    f"({report.created} new, {report.existing} already registered, {report.invalid} rows rejected, "
+                    f"{report.values_skipped} registered without a value).",
                 )
             else:
                 messages.error(request, f"Nothing imported: none of the {report.total_rows} rows could be read (see below).")

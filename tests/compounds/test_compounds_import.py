@@ -40,19 +40,24 @@ def test_it_imports_valid_rows_and_reports_each_bad_row():
     assay = AssayFactory(name="logS")
     report = _import(CSV, dataset_name="first", assay=assay, value_column="logS")
 
-    assert report.total_rows == 7
+    assert report.total_rows == 6  # the ",," line is blank, not a row
     assert report.created == 3  # ethanol, benzene, acetic acid
     assert report.duplicates_in_file == 1
+    # Rows are lines of the file, the header being line 1.
     reasons = {issue.row: issue.reason for issue in report.issues}
-    assert reasons[3] == "duplicate in file"
-    assert reasons[4] == "unparseable SMILES"
-    assert reasons[5] == "empty line"
-    assert reasons[7].startswith("value is not numeric")
-    assert report.invalid == 3
+    assert reasons[4] == "duplicate in file (same structure as row 3): registered once; this row's value is stored as a replicate"
+    assert reasons[5] == "unparseable SMILES: syntax error while parsing: not-a-smiles (check for mistakes around position 3)"
+    assert 6 not in reasons
+    assert reasons[8].startswith("value is not numeric")
+    assert report.invalid == 2
     assert Compound.objects.count() == 3
     # The salt was stripped and the acid neutralised.
     assert Compound.objects.filter(canonical_smiles="CC(=O)O").exists()
-    assert Measurement.objects.filter(assay=assay).count() == 3
+    # Benzene's two rows (Kekulé and aromatic) are one compound with two measurements.
+    assert Measurement.objects.filter(assay=assay).count() == 4
+    assert sorted(Measurement.objects.filter(compound__canonical_smiles="c1ccccc1").values_list("value", flat=True)) == [
+        -1.6, -1.6
+    ]
 
 
 def test_a_reimport_adds_nothing():
@@ -91,7 +96,8 @@ def test_smi_and_sdf_files_are_read():
     report = _import(sdf, filename="x.sdf", dataset_name="sdf")
     assert report.existing + report.created == 1
     assert report.invalid == 1
-    assert report.issues[0].reason == "unreadable SDF record"
+    assert report.issues[0].row == 2  # SDF rows are record numbers
+    assert report.issues[0].reason.startswith("unreadable SDF record 2 ('broken'): ")
 
 
 def test_a_file_without_smiles_column_is_refused_and_writes_nothing():

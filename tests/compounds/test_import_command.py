@@ -12,7 +12,7 @@ def test_the_command_imports_with_values_and_prints_the_report(tmp_path, capsys)
     call_command("import_compounds", str(f), "--dataset", "d", "--assay", "logS", "--value-column", "logS")
     out = capsys.readouterr().out
     assert "1 new" in out and "1 rejected" in out
-    assert "row 2: unparseable SMILES" in out
+    assert "line 3: unparseable SMILES: syntax error while parsing: xx" in out
     assert Measurement.objects.get().value == 1.1
 
 

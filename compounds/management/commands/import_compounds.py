@@ -1,8 +1,10 @@
 import re
+import threading
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
+from tqdm._monitor import TMonitor
 
 from compounds import services
 from compounds.models import TaskType
@@ -61,6 +63,7 @@ class Command(BaseCommand):
         elif opts["value_column"]:
             raise CommandError("--value-column needs --assay")
         bar = tqdm(unit=" rows", disable=not self.stdout.isatty() and opts["verbosity"] < 2)
+        threads_before = set(threading.enumerate())
         try:
             report = services.compounds_import_path(
                 path=path,
@@ -72,7 +75,10 @@ class Command(BaseCommand):
                 processes=opts["processes"],  # type: ignore[arg-type]
                 progress=bar.update,
                 properties=str(opts["properties"]),
+                # Deferred properties are this command's own business (--enrich); the follow-ups
+                # of new compounds (stored features, substructure screen) are queued like any import's.
                 enqueue_enrichment=False,
+                enqueue_followups=True,
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
@@ -83,8 +89,16 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{report.total_rows} rows: {report.created} new, {report.existing} already registered, "
             f"{report.duplicates_in_file} duplicates in file, {report.invalid} rejected, "
-            f"{report.measurements_created} measurements added → dataset {report.dataset_name!r}"
+            f"{report.measurements_created} measurements added, {report.values_skipped} registered without a value "
+            f"→ dataset {report.dataset_name!r}"
         )
+        if report.assay_removed:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"no value of the file could be stored, so the new assay {new_assay['name']!r} was not created "  # type: ignore[index]
+                    "(see the row issues)"
+                )
+            )
         if report.non_utf8_bytes:
             self.stdout.write(
                 self.style.WARNING(
@@ -96,14 +110,19 @@ class Command(BaseCommand):
         if report.properties_deferred:
             self._enrich(str(opts["enrich"]))
         for issue in report.issues[: int(opts["max_issues"])]:  # type: ignore[call-overload]
-            self.stdout.write(f"  row {issue.row}: {issue.reason}: {issue.input}")
+            where = "record" if Path(path.name.lower().removesuffix(".gz")).suffix in (".sdf", ".sd") else "line"
+            self.stdout.write(f"  {where} {issue.row}: {issue.reason}: {issue.input}")
         if len(report.issues) > int(opts["max_issues"]):  # type: ignore[call-overload]
             self.stdout.write(f"  … {len(report.issues) - int(opts['max_issues'])} more issues")  # type: ignore[call-overload]
+        # Without Redis the follow-ups run in daemon threads of this process (config.jobs):
+        # wait for them, or the command's exit would cut them off.
+        for thread in set(threading.enumerate()) - threads_before:
+            if not isinstance(thread, TMonitor):  # tqdm's own watcher lives until exit
+                thread.join()
 
     def _enrich(self, mode: str) -> None:
         from django.conf import settings
         from django.db.models import Max, Min
-        from django.utils.module_loading import import_string
 
         from compounds.models import Compound
 
@@ -114,8 +133,6 @@ class Command(BaseCommand):
         elif mode == "jobs":
             n = services.compounds_enrich_enqueue()
             self.stdout.write(f"properties: {n} enrichment job(s) enqueued for the RQ workers")
-            for path in settings.CHEMLOOP_IMPORT_FOLLOWUPS:
-                import_string(path)()
         else:
             bounds = Compound.objects.filter(mw__isnull=True).aggregate(lo=Min("id"), hi=Max("id"))
             if bounds["lo"] is None:
