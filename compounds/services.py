@@ -733,10 +733,20 @@ def _sdf_fields_check(fields: set[str], *, value_column: str | None, name_column
 
 def import_followups_on_commit(report: ImportReport | None = None) -> None:
     """Queue the CHEMLOOP_IMPORT_FOLLOWUPS (stored features, substructure screen) after the
-    current transaction commits: every path that registers compounds calls this."""
+    current transaction commits: every path that registers compounds calls this.
+
+    Each follow-up covers every compound still missing its data, so one per transaction is
+    enough: a pasted pool registering 1,000 SMILES in one transaction queues them once.
+    """
+    connection = transaction.get_connection()
+    pending = {getattr(func, "chemloop_followup", None) for _, func, _ in connection.run_on_commit}
     for path in settings.CHEMLOOP_IMPORT_FOLLOWUPS:
+        if path in pending and report is None:
+            continue
         # e.g. the model features backfill: configured, so this app never imports mlmodels.
-        transaction.on_commit(_followup(import_string(path), report))
+        run = _followup(import_string(path), report)
+        run.chemloop_followup = path  # type: ignore[attr-defined]
+        transaction.on_commit(run)
 
 
 def _followup(enqueue: Callable[[], Any], report: ImportReport | None) -> Callable[[], None]:

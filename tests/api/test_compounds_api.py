@@ -63,7 +63,7 @@ def test_import_reports_rows_and_enforces_the_size_limit(api_for: Any, lead: Any
     assert response.status_code == 200, response.content
     report = response.json()
     assert (report["total_rows"], report["created"], report["invalid"], report["measurements_created"]) == (3, 1, 2, 1)
-    assert [i["row"] for i in report["issues"]] == [2, 3]  # data rows, 1-based
+    assert [i["row"] for i in report["issues"]] == [3, 4]  # lines of the file, the header is line 1
     assert client.post("/api/compounds/import/", {"dataset": "x"}, format="multipart").json()["field"] == "file"
     bad_ext = client.post("/api/compounds/import/", {"file": SimpleUploadedFile("a.xls", b"x"), "dataset": "d"}, format="multipart")
     assert bad_ext.status_code == 400 and bad_ext.json()["field"] == "file"

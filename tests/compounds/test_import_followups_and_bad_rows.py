@@ -103,3 +103,16 @@ def test_an_old_unreadable_row_is_in_the_sdf_download_with_the_reason(client_for
     body = b"".join(response.streaming_content).decode()
     assert body.count("$$$$") == 2
     assert "old ferrocene" in body and ">  <structure_error>" in body
+
+
+def test_many_registrations_in_one_transaction_queue_the_followups_once(rq_queue, settings, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+    from django.db import transaction
+
+    from compounds import services
+
+    settings.CHEMLOOP_IMPORT_FOLLOWUPS = SCREEN
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        for smiles in ("CCOc1ccccc1", "CCCOc1ccccc1", "CCCCOc1ccccc1"):
+            services.compound_register(smiles=smiles)
+    assert sum(1 for c in callbacks if getattr(c, "chemloop_followup", None)) == 1
+    assert _jobs(rq_queue) == ["compounds.jobs.patterns_range"]

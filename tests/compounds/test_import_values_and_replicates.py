@@ -36,7 +36,7 @@ Nc1ccc(cc1)C(=O)Nc1ccccc1,nanilide,NA
 COc1ccc(cc1)C(=O)Nc1ccccc1,moanilide,n.d.
 CCc1ccc(cc1)C(=O)Nc1ccccc1,eanilide,"5,5"
 CCCc1ccc(cc1)C(=O)Nc1ccccc1,panilide,1.5e-3
-CCCCc1ccc(cc1)C(=O)Nc1ccccc1,banilide, 7.25 
+CCCCc1ccc(cc1)C(=O)Nc1ccccc1,banilide," 7.25 "
 CSc1ccc(cc1)C(=O)Nc1ccccc1,msanilide,-inf
 N#Cc1ccc(cc1)C(=O)Nc1ccccc1,cnanilide,≥ 6
 """.encode()
