@@ -400,7 +400,7 @@ def import_value(assay: Assay, raw: str | None) -> tuple[float | None, str]:
     if assay.is_classification and text in assay.classes:
         return parse_class_value(assay, text), ""
     if text.lower() in _NO_VALUE_MARKERS or not text:
-        shown = "empty cell" if raw is not None and not text else ("no value" if raw is None else f"{text!r}")
+        shown = "no such cell or field" if raw is None else ("empty cell" if not text else repr(text))
         return None, f"no value ({shown}): the compound is registered without a value"
     try:
         return parse_measurement_value(assay, text), ""
@@ -425,6 +425,7 @@ class _FileState:
     """What one import remembers across chunks: where each structure first appeared and
     how often each (structure, value) pair has been seen, so replicates are stored."""
 
+    unit: str = "line"  # what a row number counts: a line of the file, or an SDF record
     first_row: dict[int, int] = field(default_factory=dict)  # hash(InChIKey) → first row
     occurrences: dict[tuple[int, float], int] = field(default_factory=dict)
 
@@ -464,7 +465,7 @@ def _read_row(
         report.duplicates_in_file += 1
         report.add_issue(
             row.row, row.smiles,
-            f"duplicate in file (same structure as row {first}): registered once"
+            f"duplicate in file (same structure as {state.unit} {first}): registered once"
             + ("; this row's value is stored as a replicate" if value is not None else ""),
             kind=ISSUE_DUPLICATE,
         )
@@ -668,7 +669,7 @@ def _import_rows(
         raise ValidationFailed("properties must be auto, inline or deferred", extra={"field": "properties"})
     with_properties = properties == "inline" or (properties == "auto" and len(first) < chunk_size)
 
-    state = _FileState()
+    state = _FileState(unit="record" if fmt == "sdf" else "line")
     expect_values = bool(value_column)
     # COPY on PostgreSQL; the portable ORM path elsewhere (SQLite for `make run`).
     copy_mode = connection.vendor == "postgresql" if use_copy is None else use_copy

@@ -45,7 +45,7 @@ def test_it_imports_valid_rows_and_reports_each_bad_row():
     assert report.duplicates_in_file == 1
     # Rows are lines of the file, the header being line 1.
     reasons = {issue.row: issue.reason for issue in report.issues}
-    assert reasons[4] == "duplicate in file (same structure as row 3): registered once; this row's value is stored as a replicate"
+    assert reasons[4] == "duplicate in file (same structure as line 3): registered once; this row's value is stored as a replicate"
     assert reasons[5] == "unparseable SMILES: syntax error while parsing: not-a-smiles (check for mistakes around position 3)"
     assert 6 not in reasons
     assert reasons[8].startswith("value is not numeric")

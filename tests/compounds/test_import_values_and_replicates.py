@@ -84,7 +84,10 @@ def test_an_sdf_record_without_the_field_and_one_with_it_empty_are_both_register
     assay = AssayFactory(name="pIC50")
     report = _import(data.encode(), use_copy, filename="x.sdf", dataset_name="sdf", assay=assay, value_column="pIC50")
     assert (report.created, report.invalid, report.values_skipped, report.measurements_created) == (3, 0, 2, 1)
-    assert [i.row for i in report.issues] == [2, 3]
+    assert [(i.row, i.reason) for i in report.issues] == [
+        (2, "no value (empty cell): the compound is registered without a value"),
+        (3, "no value (no such cell or field): the compound is registered without a value"),
+    ]
 
 
 def test_an_sdf_value_field_that_no_record_has_is_refused_listing_the_fields(use_copy):  # type: ignore[no-untyped-def]
@@ -115,7 +118,7 @@ def test_every_duplicate_rows_value_is_stored_and_a_reimport_adds_none(use_copy)
     duplicate = next(i for i in report.issues if i.row == 4)
     assert duplicate.kind == "duplicate"
     assert duplicate.reason == (
-        "duplicate in file (same structure as row 2): registered once; this row's value is stored as a replicate"
+        "duplicate in file (same structure as line 2): registered once; this row's value is stored as a replicate"
     )
 
     again = _import(data, use_copy, dataset_name="d", assay=assay, value_column="pIC50", chunk_size=2)
