@@ -32,18 +32,36 @@ def has_role(user: Any, role: str) -> bool:
     return role in user_roles(user)
 
 
+def login_redirect(request: Any) -> Any:
+    """Send an anonymous user (or one whose session expired) to login, and back afterwards.
+
+    An htmx request would follow a plain 302 and swap the login page into its target
+    (and "back" would be a POST-only URL): it gets an HX-Redirect to login with next= the
+    page the browser shows instead, so the whole window goes there and comes back.
+    """
+    from django.contrib.auth.views import redirect_to_login
+    from django_htmx.http import HttpResponseClientRedirect
+
+    htmx = getattr(request, "htmx", None)
+    if htmx:
+        page = htmx.current_url_abs_path  # None when the page is on another origin
+        if page is None and request.method == "GET":
+            page = request.get_full_path()
+        return HttpResponseClientRedirect(redirect_to_login(page or "/")["Location"])
+    return redirect_to_login(request.get_full_path())
+
+
 def role_required(role: str):  # type: ignore[no-untyped-def]
     """View decorator: anonymous users go to login, users without the role get 403."""
     from functools import wraps
 
-    from django.contrib.auth.views import redirect_to_login
     from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 
     def decorator(view):  # type: ignore[no-untyped-def]
         @wraps(view)
         def wrapper(request, *args, **kwargs):  # type: ignore[no-untyped-def]
             if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
+                return login_redirect(request)
             if not has_role(request.user, role):
                 raise DjangoPermissionDenied(f"This needs the {role} role.")
             return view(request, *args, **kwargs)

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.messages import get_messages
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -17,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -183,6 +183,7 @@ def _safe_next(request: HttpRequest, url: str | None, default: str) -> str:
     return default
 
 
+@never_cache
 @role_required(VIEWER)
 def labeling(request: HttpRequest) -> HttpResponse:
     """The Labeling tab: a scientist gets their next item (claimed); others see the top open item."""
@@ -219,6 +220,10 @@ def _get_item_for_user(request: HttpRequest, pk: Any) -> LabelQueueItem:
         raise Http404(exc.message) from exc
 
 
+# Item pages and their fragments are never stored: Back after a save or skip would
+# otherwise show the item's old page (bfcache or HTTP cache) with a form that still
+# looks editable. no-store makes the browser ask again and get the item as it is now.
+@never_cache
 @role_required(VIEWER)
 def item_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     item = _get_item_for_user(request, pk)
@@ -226,12 +231,14 @@ def item_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     return render(request, "labeling/item.html", _item_context(request, item, form))
 
 
+@never_cache
 @require_POST
 @role_required(SCIENTIST)
 def item_submit(request: HttpRequest, pk: Any) -> HttpResponse:
     item = _get_item_for_user(request, pk)
     form = LabelForm(request.POST)
     if form.is_valid():
+        typed = form.cleaned_data["value"]
         try:
             done = services.label_submit(item_id=item.pk, user=request.user, **form.cleaned_data)
             messages.success(request, f"Saved {done.model.assay.format_value(done.label)} for {item.compound.label}.")
@@ -240,16 +247,48 @@ def item_submit(request: HttpRequest, pk: Any) -> HttpResponse:
             form.add_error(exc.extra.get("field") if exc.extra.get("field") in form.fields else None, exc.message)
         except Conflict as exc:
             # Someone else got there first: say so on the item's page, which now shows their label.
-            messages.error(request, exc.message)
-            return _go(request, reverse("labeling:item", args=[item.pk]))
+            messages.error(request, f"{exc.message} {_not_saved(typed, sentence=True)}")
+            return _go(request, _with_model(reverse("labeling:item", args=[item.pk]), _model_filter(request)))
         except PermissionDenied as exc:
-            raise DjangoPermissionDenied(exc.message) from exc
+            # Taken or reassigned while the page was open: answer in the label panel, where the
+            # scientist is looking, with what happened to their value and where to go next.
+            item = _get_item_for_user(request, pk)
+            return _refused(request, item, f"{_taken_text(item, exc.message)}; {_not_saved(typed)}")
     context = _item_context(request, item, form)
     if _partial(request):
         return render(request, "labeling/item.html#label_form", context)
     return render(request, "labeling/item.html", context, status=400)
 
 
+def _not_saved(typed: str, *, sentence: bool = False) -> str:
+    text = f"your value {typed} was not saved." if typed else "nothing was saved."
+    return text[:1].upper() + text[1:] if sentence else text
+
+
+def _taken_text(item: LabelQueueItem, fallback: str) -> str:
+    """Who holds the item now and how they got it, from its latest history event."""
+    if item.assigned_to_id is None:
+        return fallback.rstrip(".")
+    holder = item.assigned_to.username
+    last = selectors.queue_item_events(item=item).first()
+    if last is not None and last.action == "assign" and last.actor is not None and last.actor_id != item.assigned_to_id:
+        return f"{last.actor.username} assigned this item to {holder} while you had it open"
+    if last is not None and last.action == "claim" and last.actor_id == item.assigned_to_id:
+        return f"{holder} took this item while you had it open"
+    return f"This item is assigned to {holder} now"
+
+
+def _refused(request: HttpRequest, item: LabelQueueItem, text: str) -> HttpResponse:
+    """The label panel with a refusal in it. htmx gets the fragment as a 200, as for form
+    errors (it swaps no 4xx); a plain form post gets the page with its real status."""
+    context = _item_context(request, item, LabelForm())
+    context["refusal"] = text
+    if _partial(request):
+        return render(request, "labeling/item.html#label_form", context)
+    return render(request, "labeling/item.html", context, status=403)
+
+
+@never_cache
 @require_POST
 @role_required(SCIENTIST)
 def item_skip(request: HttpRequest, pk: Any) -> HttpResponse:
@@ -258,9 +297,11 @@ def item_skip(request: HttpRequest, pk: Any) -> HttpResponse:
         services.queue_item_skip(item_id=item.pk, user=request.user, reason=request.POST.get("notes", "").strip())
     except (Conflict, ValidationFailed) as exc:
         messages.error(request, exc.message)
-        return _go(request, reverse("labeling:item", args=[item.pk]))
+        return _go(request, _with_model(reverse("labeling:item", args=[item.pk]), _model_filter(request)))
     except PermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from exc
+        item = _get_item_for_user(request, pk)
+        messages.error(request, f"{_taken_text(item, exc.message)}; your skip was not recorded.")
+        return _go(request, _with_model(reverse("labeling:item", args=[item.pk]), _model_filter(request)))
     messages.info(request, f"Skipped {item.compound.label}.")
     return _go(request, _with_model(reverse("labeling:labeling"), _model_filter(request)))
 
@@ -327,6 +368,7 @@ def _item_context(
         "why": _why_selected(item),
         "next_item": _next_item(request, item, _model_filter(request)),
         "model_filter": _model_filter(request),
+        "next_url": _with_model(reverse("labeling:labeling"), _model_filter(request)),
         "may_correct": item.label is not None and has_role(user, LEAD),
         "correct_form": correct_form or CorrectLabelForm(initial={"value": _initial_value(assay, item.label)}),
         "events": selectors.queue_item_events(item=item)[:8],

@@ -162,8 +162,67 @@ def test_a_scientist_cannot_label_an_item_assigned_to_someone_else(client_for, s
     c = client_for(scientist)
     body = c.get(_item_url(items[0])).content.decode()
     assert "assigned to olga-scientist" in body and 'id="label-form"' not in body
-    assert c.post(_item_url(items[0], "submit"), {"value": "1", "source": "experimental"}).status_code == 403
-    assert c.post(_item_url(items[0], "skip")).status_code == 403
+    refused = c.post(_item_url(items[0], "submit"), {"value": "1", "source": "experimental"})
+    assert refused.status_code == 403
+    assert "This item is assigned to olga-scientist now; your value 1 was not saved." in refused.content.decode()
+    skipped = c.post(_item_url(items[0], "skip"), follow=True)
+    assert "your skip was not recorded" in skipped.content.decode()
+    items[0].refresh_from_db()
+    assert items[0].status == QueueStatus.PENDING and items[0].label is None
+
+
+def test_an_htmx_save_of_an_item_taken_meanwhile_answers_in_the_label_panel(client_for, scientist, other_scientist, lead, items):  # type: ignore[no-untyped-def]
+    c = client_for(scientist)
+    services.queue_item_claim_next(user=other_scientist)  # items[0], open on the scientist's screen
+    taken = c.post(_item_url(items[0], "submit"), {"value": "-3.3", "source": "experimental", "model": items[0].model_id},
+                   HTTP_HX_REQUEST="true")
+    body = taken.content.decode()
+    # A 200 fragment, as for form errors: htmx swaps no 4xx, and a silent refusal is the defect.
+    assert taken.status_code == 200 and body.lstrip().startswith('<article class="card" id="label-panel">')
+    assert "olga-scientist took this item while you had it open; your value -3.3 was not saved." in body
+    assert f'href="{LABELING}?model={items[0].model_id}">Your next item' in body
+    services.queue_item_assign(item_id=items[1].pk, assignee_id=other_scientist.pk, user=lead)
+    moved = c.post(_item_url(items[1], "submit"), {"value": "2", "source": "experimental"}, HTTP_HX_REQUEST="true")
+    assert "lea-lead assigned this item to olga-scientist while you had it open; your value 2 was not saved." in moved.content.decode()
+    assert not Measurement.objects.exists()
+
+
+def test_a_conflict_keeps_the_model_filter(client_for, scientist, lead, items):  # type: ignore[no-untyped-def]
+    services.label_submit(item_id=items[0].pk, user=lead, value=1.0)
+    c = client_for(scientist)
+    data = {"value": "2", "source": "experimental", "model": items[0].model_id}
+    response = c.post(_item_url(items[0], "submit"), data, HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"] == f"{_item_url(items[0])}?model={items[0].model_id}"
+    page = c.get(response["HX-Redirect"]).content.decode()
+    assert "already labeled by lea-lead. Your value 2 was not saved." in page
+
+
+@pytest.mark.parametrize("name", ["item", "submit", "skip", "labeling"])
+def test_item_pages_and_fragments_are_never_stored_by_the_browser(client_for, scientist, items, name):  # type: ignore[no-untyped-def]
+    # Back after a save must ask the server again, not show the old editable form.
+    c = client_for(scientist)
+    if name == "labeling":
+        response = c.get(LABELING)
+    elif name == "item":
+        response = c.get(_item_url(items[0]))
+    else:
+        response = c.post(_item_url(items[0], name), {"value": "x", "source": "experimental"}, HTTP_HX_REQUEST="true")
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_an_expired_session_sends_htmx_to_login_and_back_to_the_page_shown(client, items):  # type: ignore[no-untyped-def]
+    page = _item_url(items[0])
+    response = client.post(
+        _item_url(items[0], "submit"), {"value": "1"}, HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{page}"
+    )
+    # Not a 302 that htmx would follow and swap the login page into the label panel.
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/accounts/login/?next={page}"
+    elsewhere = client.post(_item_url(items[0], "submit"), {}, HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="https://evil.example/x")
+    assert elsewhere["HX-Redirect"] == "/accounts/login/?next=/"
+    rows = client.get(reverse("labeling:queue") + "?status=all", HTTP_HX_REQUEST="true")
+    assert rows["HX-Redirect"] == "/accounts/login/?next=/queue/%3Fstatus%3Dall"
+    assert client.get(page)["Location"] == f"/accounts/login/?next={page}"  # plain pages as before
 
 
 def test_labeled_items_show_their_label_read_only(client_for, scientist, lead, items):  # type: ignore[no-untyped-def]
