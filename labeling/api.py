@@ -121,6 +121,8 @@ def _detail(item_id: Any) -> dict[str, Any]:
 
 # The API sorts as Django and DRF do ("-uncertainty": most uncertain first). The queue
 # page's sort keys are its column toggles (first click: best first), hence the mapping.
+# "-priority" (the default) is the serving order of claim-next: earlier selection
+# batches first, each by descending priority score; "priority" is its reverse.
 API_ORDERINGS = {
     "-priority": "priority",
     "priority": "-priority",
@@ -154,7 +156,8 @@ class QueueItemListApi(GenericAPIView):
             choices=list(API_ORDERINGS),
             required=False,
             default="-priority",
-            help_text='A field, ascending, or "-field", descending (Django/DRF convention); default "-priority", best first.',
+            help_text='A field, ascending, or "-field", descending (Django/DRF convention); default "-priority", '
+            "the order claim-next serves: earlier selection batches first, each by descending priority score.",
         )
 
     OutputSerializer = QueueItemSerializer

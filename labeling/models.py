@@ -65,7 +65,7 @@ class LabelQueueItem(models.Model):
 
     class Meta:
         db_table = "label_queue"
-        ordering = ["-priority_score", "created_at"]
+        ordering = ["selection_batch", "-priority_score", "created_at"]
         constraints = [
             # P1 FIX: the same compound is never selected twice into one batch of a model.
             models.UniqueConstraint(
@@ -88,9 +88,10 @@ class LabelQueueItem(models.Model):
             models.Index(fields=["assigned_to", "status"], name="ix_label_queue_assignee_status"),
             # Ordering the open queue by priority.
             models.Index(fields=["model", "status", "-priority_score"], name="ix_label_queue_priority"),
-            # The queue page's default view: open items of a model, best first, without a sort.
+            # The queue page's default view and claim-next: open items of a model in serving
+            # order (earlier batches first, each best first), without a sort.
             models.Index(
-                fields=["model", "-priority_score", "created_at"],
+                fields=["model", "selection_batch", "-priority_score", "created_at"],
                 condition=Q(status__in=["pending", "in_progress"]),
                 name="ix_label_queue_open_priority",
             ),

@@ -14,9 +14,15 @@ from compounds.models import Assay
 from config.exceptions import NotFound
 from labeling.models import OPEN_STATUSES, AuditEvent, LabelQueueItem, QueueStatus
 
+# "priority" is the order work is served in (claim-next, Next, the queue's default):
+# batches in the order they were selected, each best first. Strategies score on scales
+# that do not compare (an uncertainty cycle's std ~0.3–0.5, a random cycle's uniform
+# 0–1), so ranking one batch's scores against another's would serve a later random
+# batch before an earlier uncertainty one. "-priority" is that order reversed.
+SERVE_ORDER = ("selection_batch", "-priority_score", "created_at", "id")
 ORDERINGS = {
-    "priority": ("-priority_score", "created_at", "id"),
-    "-priority": ("priority_score", "created_at"),
+    "priority": SERVE_ORDER,
+    "-priority": ("-selection_batch", "priority_score", "-created_at", "-id"),
     "uncertainty": ("-uncertainty", "created_at"),
     "-uncertainty": ("uncertainty", "created_at"),
     "created": ("created_at", "id"),
@@ -73,8 +79,8 @@ def queue_pending_items(*, user: Any = None, model_id: int | None = None, limit:
 
 
 def queue_next_item(*, after: LabelQueueItem, user: Any = None, model_id: int | None = None) -> LabelQueueItem | None:
-    """The open item that follows `after` in priority order (for a user: theirs or
-    unassigned), wrapping round to the top at the end; never `after` itself.
+    """The open item that follows `after` in serving order (SERVE_ORDER; for a user:
+    theirs or unassigned), wrapping round to the top at the end; never `after` itself.
 
     "Next" walks down the queue this way: taking the best *other* item instead would
     bounce between two items whenever the user holds a claimed item near the top.
@@ -82,9 +88,12 @@ def queue_next_item(*, after: LabelQueueItem, user: Any = None, model_id: int | 
     qs = queue_items_list(status="open", model_id=model_id).exclude(pk=after.pk)
     if user is not None:
         qs = qs.filter(Q(assigned_to=user) | Q(assigned_to__isnull=True))
-    p, c = after.priority_score, after.created_at
+    b, p, c = after.selection_batch, after.priority_score, after.created_at
     later = qs.filter(
-        Q(priority_score__lt=p) | Q(priority_score=p, created_at__gt=c) | Q(priority_score=p, created_at=c, id__gt=after.pk)
+        Q(selection_batch__gt=b)
+        | Q(selection_batch=b, priority_score__lt=p)
+        | Q(selection_batch=b, priority_score=p, created_at__gt=c)
+        | Q(selection_batch=b, priority_score=p, created_at=c, id__gt=after.pk)
     )
     return later.first() or qs.first()
 

@@ -24,7 +24,7 @@ from compounds.services import label_provenance_check, parse_measurement_value
 from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, SCIENTIST, has_role
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
-from labeling.selectors import QUEUE_LIST_DEFERRED, QUEUE_VERSION_KEY
+from labeling.selectors import QUEUE_LIST_DEFERRED, QUEUE_VERSION_KEY, SERVE_ORDER
 from mlmodels.models import ModelStatus
 
 logger = logging.getLogger(__name__)
@@ -179,7 +179,8 @@ def queue_items_add(
 
 
 def queue_item_claim_next(*, user: Any, model_id: int | None = None) -> LabelQueueItem | None:
-    """Give the scientist their next item: their own open work first, then the best unassigned.
+    """Give the scientist their next item: their own open work first, then the next
+    unassigned one in serving order (earlier batches first, each best first: SERVE_ORDER).
 
     `skip_locked` makes concurrent callers pass over rows another transaction is
     claiming, so two scientists never receive the same item.
@@ -201,7 +202,7 @@ def queue_item_claim_next(*, user: Any, model_id: int | None = None) -> LabelQue
                     output_field=IntegerField(),
                 )
             )
-            .order_by("mine", "-priority_score", "created_at", "id")
+            .order_by("mine", *SERVE_ORDER)
             .first()
         )
         if item is None:

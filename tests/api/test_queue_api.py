@@ -43,6 +43,17 @@ def test_the_queue_is_paginated_filtered_and_ordered_without_n_plus_1(api_for: A
     assert client.get(Q, {"ordering": "-prediction"}).status_code == 200
 
 
+def test_the_api_lists_the_queue_in_serving_order_earlier_batches_first(api_for, viewer):  # type: ignore[no-untyped-def]
+    model = MLModelFactory()
+    old = LabelQueueItemFactory(model=model, selection_batch=1, priority_score=0.4)
+    new = LabelQueueItemFactory(model=model, selection_batch=2, priority_score=0.9)
+    client = api_for(viewer)
+    ids = [r["id"] for r in client.get(Q, {"model": model.pk}).json()["results"]]
+    assert ids == [str(old.pk), str(new.pk)]  # default "-priority": the order claim-next serves
+    ids = [r["id"] for r in client.get(Q, {"model": model.pk, "ordering": "priority"}).json()["results"]]
+    assert ids == [str(new.pk), str(old.pk)]
+
+
 @pytest.mark.parametrize("params", [{"status": "bogus"}, {"assigned_to": "someone"}, {"model": "x"}, {"cycle": "not-a-uuid"}, {"ordering": "name"}])
 def test_bad_filters_are_400_naming_the_parameter(api_for: Any, viewer: Any, params: dict[str, str]) -> None:
     response = api_for(viewer).get(Q, params)

@@ -280,3 +280,35 @@ def test_bulk_actions_count_each_refusal_under_the_services_own_reason(lead, sci
     assert outcome.refusals_text().startswith("2 left unchanged: This item belongs to Solubility v1, which is superseded")
     skipped = services.queue_items_skip(item_ids=[live.pk], user=lead)
     assert skipped.done == 1 and not skipped.refused
+
+
+def test_batches_are_served_in_the_order_they_were_selected(scientist):  # type: ignore[no-untyped-def]
+    # An uncertainty cycle's std values (~0.3–0.5) and a later random cycle's uniform
+    # draws (0–1) are not on one scale: the earlier batch is served first, each batch
+    # best first by its own score.
+    model = MLModelFactory()
+    first = [LabelQueueItemFactory(model=model, selection_batch=1, selection_strategy="uncertainty", priority_score=s)
+             for s in (0.31, 0.48)]
+    later = [LabelQueueItemFactory(model=model, selection_batch=2, selection_strategy="random", priority_score=s)
+             for s in (0.97, 0.12)]
+    served = [first[1], first[0], later[0], later[1]]
+    assert list(selectors.queue_items_list(status="open", model_id=model.pk)) == served
+    assert list(selectors.queue_items_list(status="open", model_id=model.pk, ordering="-priority")) == served[::-1]
+    walk = [served[0]]
+    for _ in range(4):
+        walk.append(selectors.queue_next_item(after=walk[-1], user=scientist, model_id=model.pk))
+    assert walk == [*served, served[0]]  # Next walks the same order and wraps round
+    claimed = [services.queue_item_claim_next(user=other) for other in _scientists(4)]
+    assert claimed == served
+
+
+def _scientists(n: int) -> list:  # type: ignore[type-arg]
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    group = Group.objects.get_or_create(name="scientist")[0]
+    users = [UserFactory(username=f"batch-scientist-{i}") for i in range(n)]
+    for user in users:
+        user.groups.add(group)
+    return users
