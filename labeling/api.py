@@ -284,10 +284,12 @@ class QueueItemLabelApi(APIView):
 
 
 class QueueItemCorrectApi(APIView):
-    """A lead corrects a stored label (labeled or archived items); the stored measurement
-    changes with it and the old value stays in the item's history."""
+    """Correct a stored label; the stored measurement changes with it and the old value
+    and the reason stay in the item's history. A lead corrects any labeled or archived
+    item; the scientist who labeled an item corrects it while it is `labeled` on the
+    active version (before a retrain learned it); anyone else gets a 403."""
 
-    permission_classes = [IsLead]
+    permission_classes = [IsScientist]
     parser_classes = JSON
 
     class InputSerializer(serializers.Serializer):
@@ -306,7 +308,7 @@ class QueueItemCorrectApi(APIView):
         operation_id="queue_correct",
         parameters=[ITEM_ID],
         request=InputSerializer,
-        responses={200: QueueItemSerializer, **error_responses(400, 404, 409)},
+        responses={200: QueueItemSerializer, **error_responses(400, 403, 404, 409)},
     )
     def post(self, request: Request, item_id: str) -> Response:
         pk = parse_uuid(item_id, what="queue item")

@@ -12,7 +12,9 @@ from django.db.models import Q, QuerySet
 
 from compounds.models import Assay
 from config.exceptions import NotFound
-from labeling.models import OPEN_STATUSES, AuditEvent, LabelQueueItem, QueueStatus
+from config.roles import LEAD, SCIENTIST, has_role
+from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
+from mlmodels.models import ModelStatus
 
 # "priority" is the order work is served in (claim-next, Next, the queue's default):
 # batches in the order they were selected, each best first. Strategies score on scales
@@ -96,6 +98,33 @@ def queue_next_item(*, after: LabelQueueItem, user: Any = None, model_id: int | 
         | Q(selection_batch=b, priority_score=p, created_at=c, id__gt=after.pk)
     )
     return later.first() or qs.first()
+
+
+def label_correct_allowed(*, item: LabelQueueItem, user: Any) -> bool:
+    """May `user` correct the item's label? Leads always (labeled or archived); the
+    scientist who labeled it while it is `labeled` on the active version, i.e. before a
+    retrain has learned it (labeling.services.label_correct enforces this)."""
+    if item.label is None or item.status not in (QueueStatus.LABELED, QueueStatus.ARCHIVED):
+        return False
+    if has_role(user, LEAD):
+        return True
+    return (
+        has_role(user, SCIENTIST)
+        and item.labeled_by_id == user.pk
+        and item.status == QueueStatus.LABELED
+        and item.model.status == ModelStatus.ACTIVE
+    )
+
+
+def queue_item_unskip_allowed(*, item: LabelQueueItem, user: Any) -> bool:
+    """May `user` undo this skip? The scientist whose skip it was (its latest skip event),
+    while the item's version is active; leads reset any skipped item anyway."""
+    if item.status != QueueStatus.SKIPPED or not has_role(user, SCIENTIST):
+        return False
+    if item.model.status != ModelStatus.ACTIVE:
+        return False
+    skip = item.events.filter(action=AuditAction.SKIP).order_by("-created_at", "-id").first()
+    return skip is not None and skip.actor_id == user.pk
 
 
 def queue_item_get(*, item_id: Any) -> LabelQueueItem:

@@ -23,6 +23,7 @@ from compounds.models import LabelSource, Measurement
 from compounds.services import label_provenance_check, parse_measurement_value
 from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, SCIENTIST, has_role
+from labeling import selectors
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
 from labeling.selectors import QUEUE_LIST_DEFERRED, QUEUE_VERSION_KEY, SERVE_ORDER
 from mlmodels.models import ModelStatus
@@ -279,12 +280,22 @@ def label_submit(
 
 
 def label_correct(*, item_id: Any, user: Any, value: Any, notes: str = "") -> LabelQueueItem:
-    """A lead corrects a label; the old value stays in the audit history."""
-    _require_lead(user)
+    """Correct a stored label; the old value and the reason stay in the audit history.
+
+    A lead corrects any label. The scientist who gave a label corrects it while it is
+    still `labeled` on the active version, i.e. before a retrain has learned it: a
+    typo is theirs to fix, a model's training data is the lead's.
+    """
+    _require_scientist(user)
     with transaction.atomic():
         item = _locked_item(item_id)
         if item.status not in (QueueStatus.LABELED, QueueStatus.ARCHIVED):
             raise Conflict("Only labeled items can be corrected.", extra={"status": item.status})
+        if not selectors.label_correct_allowed(item=item, user=user):
+            raise PermissionDenied(
+                "Only the scientist who labeled it or a lead can correct this label, and the labeler only "
+                "until a retrain has learned it."
+            )
         number = parse_measurement_value(item.model.assay, value)
         if number == item.label:
             raise ValidationFailed(
@@ -376,12 +387,18 @@ def queue_items_assign(*, item_ids: Iterable[Any], assignee_id: int | None, user
 
 
 def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
-    """A lead returns a skipped or stuck in-progress item to the pending queue."""
-    _require_lead(user)
+    """Return a skipped or stuck in-progress item to the pending queue.
+
+    Leads reset any; the scientist who skipped an item may undo their own skip (a stray
+    S), while its version is active.
+    """
+    _require_scientist(user)
     with transaction.atomic():
         item = _locked_item(item_id)
         if item.status not in (QueueStatus.SKIPPED, QueueStatus.IN_PROGRESS):
             raise Conflict(f"Only skipped or in-progress items can be reset (this one is {item.status}).")
+        if not has_role(user, LEAD) and not selectors.queue_item_unskip_allowed(item=item, user=user):
+            raise PermissionDenied("Only the scientist who skipped it or a lead can put this item back in the queue.")
         if item.model.status != ModelStatus.ACTIVE:
             # Its prediction and priority are an old version's; the live queue is the active one's.
             raise Conflict(

@@ -12,4 +12,5 @@ urlpatterns = [
     path("label/<uuid:pk>/submit/", views.item_submit, name="submit"),
     path("label/<uuid:pk>/skip/", views.item_skip, name="skip"),
     path("label/<uuid:pk>/correct/", views.item_correct, name="correct"),
+    path("label/<uuid:pk>/unskip/", views.item_unskip, name="unskip"),
 ]

@@ -302,14 +302,37 @@ def item_skip(request: HttpRequest, pk: Any) -> HttpResponse:
         item = _get_item_for_user(request, pk)
         messages.error(request, f"{_taken_text(item, exc.message)}; your skip was not recorded.")
         return _go(request, _with_model(reverse("labeling:item", args=[item.pk]), _model_filter(request)))
+    # The next page offers to undo it (a stray S is one key away from Save).
+    request.session[_LAST_SKIP] = str(item.pk)
     messages.info(request, f"Skipped {item.compound.label}.")
     return _go(request, _with_model(reverse("labeling:labeling"), _model_filter(request)))
 
 
+_LAST_SKIP = "labeling:last-skip"
+
+
+@never_cache
 @require_POST
-@role_required(LEAD)
+@role_required(SCIENTIST)
+def item_unskip(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Undo a skip (the scientist who skipped it, or a lead): the item is pending again."""
+    item = _get_item_for_user(request, pk)
+    try:
+        services.queue_item_reset(item_id=item.pk, user=request.user)
+    except (Conflict, PermissionDenied) as exc:
+        messages.error(request, exc.message)
+    else:
+        request.session.pop(_LAST_SKIP, None)
+        messages.success(request, f"Skip undone: {item.compound.label} is back in the queue.")
+    return _go(request, _with_model(reverse("labeling:item", args=[item.pk]), _model_filter(request)))
+
+
+@never_cache
+@require_POST
+@role_required(SCIENTIST)
 def item_correct(request: HttpRequest, pk: Any) -> HttpResponse:
-    """A lead corrects a stored label; the old value stays in the item's history."""
+    """Correct a stored label (a lead, or its labeler before a retrain learned it); the
+    old value and the reason stay in the item's history."""
     item = _get_item_for_user(request, pk)
     form = CorrectLabelForm(request.POST)
     if form.is_valid():
@@ -321,7 +344,7 @@ def item_correct(request: HttpRequest, pk: Any) -> HttpResponse:
             return _go(request, reverse("labeling:item", args=[item.pk]))
         except ValidationFailed as exc:
             form.add_error("notes" if exc.extra.get("field") == "notes" else "value", exc.message)
-        except Conflict as exc:
+        except (Conflict, PermissionDenied) as exc:
             messages.error(request, exc.message)
             return _go(request, reverse("labeling:item", args=[item.pk]))
     context = _item_context(request, item, LabelForm(), correct_form=form)
@@ -369,10 +392,24 @@ def _item_context(
         "next_item": _next_item(request, item, _model_filter(request)),
         "model_filter": _model_filter(request),
         "next_url": _with_model(reverse("labeling:labeling"), _model_filter(request)),
-        "may_correct": item.label is not None and has_role(user, LEAD),
+        "may_correct": selectors.label_correct_allowed(item=item, user=user),
+        "may_unskip": selectors.queue_item_unskip_allowed(item=item, user=user),
+        "last_skip": _last_skip(request, item),
         "correct_form": correct_form or CorrectLabelForm(initial={"value": _initial_value(assay, item.label)}),
         "events": selectors.queue_item_events(item=item)[:8],
     }
+
+
+def _last_skip(request: HttpRequest, shown: LabelQueueItem) -> LabelQueueItem | None:
+    """The item this user skipped last in this session, while they may still undo it."""
+    pk = request.session.get(_LAST_SKIP)
+    if not pk or pk == str(shown.pk):
+        return None
+    try:
+        skipped = selectors.queue_item_get(item_id=pk)
+    except NotFound:
+        return None
+    return skipped if selectors.queue_item_unskip_allowed(item=skipped, user=request.user) else None
 
 
 def _prediction_chart(item: LabelQueueItem) -> str:

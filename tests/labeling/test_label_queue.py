@@ -215,8 +215,6 @@ def test_lead_resets_a_skipped_item_and_corrects_a_label_keeping_history(lead, s
 
     labeled = LabelQueueItemFactory()
     services.label_submit(item_id=labeled.pk, user=scientist, value=1.0)
-    with pytest.raises(PermissionDenied):
-        services.label_correct(item_id=labeled.pk, user=scientist, value=2.0)
     with pytest.raises(ValidationFailed, match="say why the label changed") as err:
         services.label_correct(item_id=labeled.pk, user=lead, value=2.0)
     assert err.value.extra == {"field": "notes"}
@@ -312,3 +310,45 @@ def _scientists(n: int) -> list:  # type: ignore[type-arg]
     for user in users:
         user.groups.add(group)
     return users
+
+
+def test_the_labeler_corrects_their_own_label_until_a_retrain_learns_it(scientist, other_scientist, lead):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    services.label_submit(item_id=item.pk, user=scientist, value=1.0)
+    with pytest.raises(PermissionDenied, match="Only the scientist who labeled it or a lead"):
+        services.label_correct(item_id=item.pk, user=other_scientist, value=2.0, notes="looks off")
+    with pytest.raises(ValidationFailed, match="say why"):
+        services.label_correct(item_id=item.pk, user=scientist, value=2.0)
+    services.label_correct(item_id=item.pk, user=scientist, value=2.0, notes="typo")
+    item.refresh_from_db()
+    assert item.label == 2.0 and Measurement.objects.get(queue_item=item).value == 2.0
+    assert AuditEvent.objects.get(item=item, action="correct").actor == scientist
+    # Archived (a retrain learned it): the labeler's own window is closed; a lead's is not.
+    LabelQueueItem.objects.filter(pk=item.pk).update(status=QueueStatus.ARCHIVED)
+    with pytest.raises(PermissionDenied, match="a retrain has learned it"):
+        services.label_correct(item_id=item.pk, user=scientist, value=3.0, notes="again")
+    services.label_correct(item_id=item.pk, user=lead, value=3.0, notes="re-measured")
+
+
+def test_the_labeler_cannot_correct_a_label_of_a_superseded_version(scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    services.label_submit(item_id=item.pk, user=scientist, value=1.0)
+    type(item.model).objects.filter(pk=item.model_id).update(status="superseded")
+    with pytest.raises(PermissionDenied):
+        services.label_correct(item_id=item.pk, user=scientist, value=2.0, notes="typo")
+
+
+def test_the_scientist_who_skipped_an_item_may_undo_the_skip(scientist, other_scientist):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory()
+    assert services.queue_item_claim_next(user=scientist) == item
+    services.queue_item_skip(item_id=item.pk, user=scientist, reason="stray key")
+    with pytest.raises(PermissionDenied, match="Only the scientist who skipped it or a lead"):
+        services.queue_item_reset(item_id=item.pk, user=other_scientist)
+    services.queue_item_reset(item_id=item.pk, user=scientist)
+    item.refresh_from_db()
+    assert item.status == QueueStatus.PENDING and item.notes == ""
+    assert AuditEvent.objects.filter(item=item, action="reset", actor=scientist).exists()
+    # A scientist resets nothing else (a stuck claim is a lead's call).
+    services.queue_item_claim_next(user=scientist)
+    with pytest.raises(PermissionDenied):
+        services.queue_item_reset(item_id=item.pk, user=scientist)

@@ -39,6 +39,9 @@ POST_ACTIONS = [
     ("labeling:bulk", "lead"),
     ("labeling:submit", "scientist"),
     ("labeling:skip", "scientist"),
+    # Scientists reach these; the services then allow only their own label or skip.
+    ("labeling:correct", "scientist"),
+    ("labeling:unskip", "scientist"),
     ("cycles:retrain", "lead"),
     ("cycles:retry", "lead"),
     ("cycles:selection", "lead"),
@@ -61,6 +64,7 @@ def world():  # type: ignore[no-untyped-def]
 def _url(name: str, w: dict) -> str:  # type: ignore[type-arg]
     args = {
         "labeling:item": [w["item"].pk], "labeling:submit": [w["item"].pk], "labeling:skip": [w["item"].pk],
+        "labeling:correct": [w["item"].pk], "labeling:unskip": [w["item"].pk],
         "cycles:job_progress": [w["job"].pk], "cycles:retrain": [w["cycle"].pk], "cycles:retry": [w["cycle"].pk],
         "compounds:detail": [w["item"].compound_id], "compounds:structure": [w["item"].compound_id],
         "mlmodels:detail": [w["model"].pk], "mlmodels:metrics_json": [w["model"].pk],

@@ -101,13 +101,15 @@ def test_assay_ranges_over_the_api(api_for, lead, client_for):  # type: ignore[n
 # --- corrections -------------------------------------------------------------------------
 
 
-def test_a_lead_corrects_a_label_on_the_page_and_the_history_shows_it(client_for, lead, scientist):  # type: ignore[no-untyped-def]
+def test_a_lead_corrects_a_label_on_the_page_and_the_history_shows_it(client_for, lead, scientist, other_scientist):  # type: ignore[no-untyped-def]
     item = LabelQueueItemFactory(model=MLModelFactory(assay=AssayFactory(name="logS c", units="log mol/L")))
     services.label_submit(item_id=item.pk, user=scientist, value="-35", notes="from the ELN")
     page = client_for(lead).get(_item_url(item)).content.decode()
     assert "Correct this label" in page
-    assert "Correct this label" not in client_for(scientist).get(_item_url(item)).content.decode()
-    assert client_for(scientist).post(_item_url(item, "correct"), {"value": "-3.5"}).status_code == 403
+    assert "Correct this label" not in client_for(other_scientist).get(_item_url(item)).content.decode()
+    refused = client_for(other_scientist).post(_item_url(item, "correct"), {"value": "-3.5", "notes": "x"}, follow=True)
+    assert "Only the scientist who labeled it or a lead can correct this label" in refused.content.decode()
+    assert client_for(_viewer()).post(_item_url(item, "correct"), {"value": "-3.5", "notes": "x"}).status_code == 403
 
     bad = client_for(lead).post(_item_url(item, "correct"), {"value": "-3,5", "notes": "typo"})
     assert bad.status_code == 400 and "use a decimal point" in bad.content.decode()
@@ -123,12 +125,13 @@ def test_a_lead_corrects_a_label_on_the_page_and_the_history_shows_it(client_for
     assert event.data == {"old_value": -35.0, "new_value": -3.5, "notes": "typo: one digit"} and event.actor == lead
 
 
-def test_corrections_over_the_api(api_for, lead, scientist):  # type: ignore[no-untyped-def]
+def test_corrections_over_the_api(api_for, lead, scientist, other_scientist):  # type: ignore[no-untyped-def]
     item = LabelQueueItemFactory()
     url = f"/api/active-learning/queue/{item.pk}/correct/"
     assert api_for(lead).post(url, {"value": 1.0, "notes": "x"}, format="json").status_code == 409  # not labeled yet
     services.label_submit(item_id=item.pk, user=scientist, value=2.0)
-    assert api_for(scientist).post(url, {"value": 1.0, "notes": "x"}, format="json").status_code == 403
+    assert api_for(other_scientist).post(url, {"value": 1.0, "notes": "x"}, format="json").status_code == 403
+    assert api_for(_viewer()).post(url, {"value": 1.0, "notes": "x"}, format="json").status_code == 403
     bad = api_for(lead).post(url, {"value": "1e400", "notes": "x"}, format="json")
     assert bad.status_code == 400 and bad.json()["field"] == "value"
     unexplained = api_for(lead).post(url, {"value": 1.25}, format="json")
@@ -274,3 +277,33 @@ def test_the_labeling_tab_follows_a_filter_on_a_replaced_version(client_for, sci
     moved = c.get(reverse("labeling:labeling"), {"model": old.pk})
     assert moved["Location"] == f"{reverse('labeling:labeling')}?model={new.pk}"
     assert c.get(moved["Location"])["Location"] == f"{_item_url(item)}?model={new.pk}"
+
+
+def _viewer():  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(username="corrections-viewer")
+    user.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    return user
+
+
+def test_the_labeler_fixes_their_own_typo_on_the_page_and_undoes_a_stray_skip(client_for, scientist):  # type: ignore[no-untyped-def]
+    model = MLModelFactory(assay=AssayFactory(name="logS own", units="log mol/L"))
+    labeled, skipped, _ = (LabelQueueItemFactory(model=model, priority_score=9 - i) for i in range(3))
+    c = client_for(scientist)
+    c.post(_item_url(labeled, "submit"), {"value": "-33", "source": "experimental"})
+    # Back on the item just labeled: the labeler may correct it (a reason is still required).
+    assert "Correct this label" in c.get(_item_url(labeled)).content.decode()
+    done = c.post(_item_url(labeled, "correct"), {"value": "-3.3", "notes": "typo"}, follow=True)
+    assert "-33 → -3.3" in done.content.decode()
+    assert AuditEvent.objects.get(item=labeled, action="correct").actor == scientist
+
+    next_page = c.post(_item_url(skipped, "skip"), follow=True).content.decode()
+    assert reverse("labeling:unskip", args=[skipped.pk]) in next_page  # the page after offers the undo
+    assert "Undo skip" in c.get(_item_url(skipped)).content.decode()
+    undone = c.post(reverse("labeling:unskip", args=[skipped.pk]), follow=True)
+    assert "Skip undone" in undone.content.decode() and 'id="label-form"' in undone.content.decode()
+    skipped.refresh_from_db()
+    assert skipped.status == "pending"
