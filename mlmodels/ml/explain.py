@@ -13,6 +13,15 @@ What cannot be put on atoms is reported separately:
 So: prediction = base_value + sum(atom_weights) + descriptor_contribution
 + absent_bits_contribution (exactly, up to float error).
 
+Colours: `compounds.chemistry.depict_svg` scales the shading to the molecule's
+largest atom weight, so on its own it paints near-zero weights in full red/blue.
+The atoms are therefore shaded only when the largest of them reaches
+ATOM_COLOUR_MIN_SHARE of the explanation's magnitude (|atoms| + |descriptors| +
+|absent substructures|); below that the structure is drawn plain and the page says
+the atoms carry (almost) none of the prediction. An absolute colour scale (full
+colour at a fixed reference) needs depict_svg to take a scale; it re-normalises
+whatever it is given.
+
 Regression members with a smooth part (weight BootstrapEnsemble.smooth_share: a
 kernel ridge on the non-binary columns and/or one with a MinMax kernel on the count
 fingerprints, see mlmodels.ml.smooth) are explained as
@@ -49,6 +58,19 @@ class FeatureContribution:
     contribution: float  # mean SHAP value over members
 
 
+# Share of the explanation's magnitude the largest atom weight needs before atoms are
+# shaded (depict_svg itself leaves atoms under 5 % of its own scale unshaded).
+ATOM_COLOUR_MIN_SHARE = 0.05
+
+
+def atoms_worth_colouring(atom_weights: Any, other: float) -> bool:
+    """Whether the largest atom weight is a visible part of the explanation, whose
+    magnitude is sum |atom weights| + |other| (descriptors and absent substructures)."""
+    w = np.abs(np.asarray(atom_weights, dtype=float))
+    magnitude = float(w.sum()) + abs(other)
+    return bool(w.size) and magnitude > 0 and float(w.max()) >= ATOM_COLOUR_MIN_SHARE * magnitude
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     smiles: str  # canonical SMILES; atom indices refer to this string's atom order
@@ -61,13 +83,34 @@ class Explanation:
     top_features: list[FeatureContribution] = field(default_factory=list)
     svg: str = ""
     smooth_contribution: float = 0.0  # part of descriptor_contribution from the kernel ridge half
+    atoms_coloured: bool = False  # whether svg shades the atoms (atoms_worth_colouring)
 
     @property
     def non_atom_contribution(self) -> float:
         return self.descriptor_contribution + self.absent_bits_contribution
 
+    @property
+    def atoms_total(self) -> float:
+        """What the atoms add to the prediction together (their signed sum)."""
+        return float(sum(self.atom_weights))
+
+    @property
+    def atom_share(self) -> float:
+        """The atoms' part of the explanation's magnitude: sum |w| / (sum |w| + |descriptors| + |absent|)."""
+        atoms = float(np.abs(np.asarray(self.atom_weights, dtype=float)).sum())
+        magnitude = atoms + abs(self.descriptor_contribution) + abs(self.absent_bits_contribution)
+        return atoms / magnitude if magnitude > 0 else 0.0
+
+    @property
+    def largest_atom_weight(self) -> float:
+        return float(np.abs(np.asarray(self.atom_weights, dtype=float)).max()) if self.atom_weights else 0.0
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"non_atom_contribution": self.non_atom_contribution}
+        return asdict(self) | {
+            "non_atom_contribution": self.non_atom_contribution,
+            "atoms_total": self.atoms_total,
+            "atom_share": self.atom_share,
+        }
 
 
 def _member_shap(
@@ -159,11 +202,11 @@ def explain_smiles(
     top = [FeatureContribution(names[i], float(x[0, i]), float(contrib[i])) for i in order if contrib[i] != 0]
     prediction = base_value + float(contrib.sum()) + smooth_part
     target = "value" if class_index is None else f"log-odds of class {class_index}"
-    svg = (
-        depict_svg(canonical, width=width, height=height, atom_weights=atom_weights.tolist())
-        if with_svg
-        else ""
-    )
+    coloured = atoms_worth_colouring(atom_weights, descriptor_part + float(absent))
+    svg = ""
+    if with_svg:
+        shading = atom_weights.tolist() if coloured else None
+        svg = depict_svg(canonical, width=width, height=height, atom_weights=shading)
     return Explanation(
         smiles=canonical,
         target=target,
@@ -175,4 +218,5 @@ def explain_smiles(
         top_features=top,
         svg=svg,
         smooth_contribution=smooth_part,
+        atoms_coloured=coloured,
     )

@@ -119,6 +119,9 @@ def test_explanations_and_predictions_of_a_trained_model(client_for, viewer, tra
     c = client_for(viewer)
     explain = c.get(reverse("mlmodels:explain", args=[model.pk, compound_id]), HTTP_HX_REQUEST="true").content.decode()
     assert "<svg" in explain and "Top feature" in explain
+    # The atoms' total and share are stated, and the legend says what the colour scale is.
+    assert "Atoms (total)" in explain and "of the explanation)" in explain
+    assert "relative to this molecule's largest atom weight" in explain or "Atoms not coloured" in explain
     fragment = c.get(reverse("mlmodels:compound_predictions", args=[compound_id])).content.decode()
     assert "Predicted <strong>" in fragment and "95% interval" in fragment
     detail = c.get(reverse("mlmodels:detail", args=[model.pk])).content.decode()

@@ -68,3 +68,27 @@ def test_mlp_members_cannot_be_explained(logs: np.ndarray) -> None:
     )
     with pytest.raises(ValueError, match="tree members"):
         explain_smiles(model, spec, "CCO")
+
+
+def test_near_zero_atom_weights_are_not_painted_as_if_they_mattered() -> None:
+    from mlmodels.ml.explain import atoms_worth_colouring
+
+    # 2-methylpteridine as found in QA: atoms sum to -0.005 (largest 0.003), descriptors +2.04.
+    weights = [0.003, -0.002, -0.001, -0.002, -0.001, -0.001, 0.0, -0.001, 0.0, 0.0, 0.0]
+    assert not atoms_worth_colouring(weights, 2.04)
+    assert atoms_worth_colouring([0.4, -0.1, 0.0], 0.5)
+    assert not atoms_worth_colouring([0.0, 0.0], 0.0)
+
+
+def test_the_explanation_states_the_atoms_share_and_shades_only_when_it_counts(regression_model: BootstrapEnsemble) -> None:
+    from compounds.chemistry import depict_svg
+    from mlmodels.ml.explain import atoms_worth_colouring
+
+    ex = explain_smiles(regression_model, SPEC, "CC(=O)Nc1ccc(O)cc1")
+    w = np.abs(ex.atom_weights)
+    magnitude = w.sum() + abs(ex.descriptor_contribution) + abs(ex.absent_bits_contribution)
+    assert ex.atom_share == pytest.approx(w.sum() / magnitude)
+    assert ex.atoms_total == pytest.approx(sum(ex.atom_weights))
+    assert ex.atoms_coloured == atoms_worth_colouring(ex.atom_weights, ex.non_atom_contribution)
+    plain = depict_svg(ex.smiles, width=360, height=260)
+    assert (ex.svg != plain) == ex.atoms_coloured
