@@ -90,20 +90,29 @@ def test_save_and_next_records_the_label_and_moves_on(client_for, scientist, ite
         _item_url(items[0], "submit"),
         {"value": "-3.25", "source": "literature", "confidence": "medium", "notes": "Yalkowsky"},
     )
-    assert response["Location"] == LABELING
+    # Straight to the next item, claimed in the same request (no hop through the Labeling tab).
+    assert response["Location"] == _item_url(items[1])
     items[0].refresh_from_db()
     assert items[0].status == QueueStatus.LABELED and items[0].label == -3.25
     m = Measurement.objects.get(queue_item=items[0])
     assert (m.source, m.confidence, m.notes, m.created_by) == ("literature", "medium", "Yalkowsky", scientist)
-    follow = c.get(LABELING)
-    assert follow["Location"] == _item_url(items[1])
+    items[1].refresh_from_db()
+    assert items[1].status == QueueStatus.IN_PROGRESS and items[1].assigned_to == scientist
+
+
+def test_the_last_save_goes_to_the_labeling_tab_which_says_the_queue_is_empty(client_for, scientist, model):  # type: ignore[no-untyped-def]
+    only = LabelQueueItemFactory(model=model)
+    c = client_for(scientist)
+    response = c.post(_item_url(only, "submit"), {"value": "1", "source": "experimental"}, HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"] == LABELING
+    assert "Nothing to label" in c.get(LABELING).content.decode()
 
 
 def test_htmx_submit_redirects_the_whole_page(client_for, scientist, items):  # type: ignore[no-untyped-def]
     response = client_for(scientist).post(
         _item_url(items[0], "submit"), {"value": "1.5", "source": "experimental"}, HTTP_HX_REQUEST="true"
     )
-    assert response["HX-Redirect"] == LABELING
+    assert response["HX-Redirect"] == _item_url(items[1])
 
 
 def test_a_bad_value_is_shown_inline_and_nothing_is_saved(client_for, scientist, items):  # type: ignore[no-untyped-def]
@@ -133,7 +142,7 @@ def test_a_label_given_by_someone_else_first_is_a_message_not_a_crash(client_for
 def test_skip_moves_on_and_a_second_skip_is_a_message(client_for, scientist, items):  # type: ignore[no-untyped-def]
     c = client_for(scientist)
     response = c.post(_item_url(items[0], "skip"))
-    assert response["Location"] == LABELING
+    assert response["Location"] == _item_url(items[1])
     items[0].refresh_from_db()
     assert items[0].status == QueueStatus.SKIPPED
     again = c.post(_item_url(items[0], "skip"), follow=True)
