@@ -148,13 +148,27 @@ def queue_cache_version() -> int:
     return cache.get_or_set(QUEUE_VERSION_KEY, time.time_ns(), timeout=None)
 
 
-def queue_counts(*, model_id: int | None = None, lineage: str | None = None) -> dict[str, int]:
-    """Items by status, for one model version, one lineage (every version of a name) or all."""
+def queue_counts(
+    *,
+    model_id: int | None = None,
+    lineage: str | None = None,
+    assigned_to: int | str | None = None,
+    cycle_id: Any = None,
+) -> dict[str, int]:
+    """Items by status, for one model version, one lineage (every version of a name) or
+    all; `assigned_to` and `cycle_id` narrow them as in queue_items_list, so the queue
+    page's badges count what its filters show."""
     from django.db.models import Count
 
     qs = LabelQueueItem.objects.all()
     if model_id:
         qs = qs.filter(model_id=model_id)
+    if assigned_to == "none":
+        qs = qs.filter(assigned_to__isnull=True)
+    elif assigned_to not in (None, ""):
+        qs = qs.filter(assigned_to_id=assigned_to)
+    if cycle_id:
+        qs = qs.filter(cycle_id=cycle_id)
     if lineage:
         qs = qs.filter(model__name=lineage)
     counts = {s: 0 for s in QueueStatus.values}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 from django.conf import settings
@@ -134,7 +135,11 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
         "cycle_id": f.get("cycle"),
         "models": MLModel.objects.select_related("assay").order_by("name", "-version"),
         "labelers": labelers(),
-        "counts": selectors.queue_counts(model_id=f.get("model")),
+        "counts": selectors.queue_counts(
+            model_id=f.get("model"),
+            assigned_to=request.user.pk if f["assigned"] == "me" else (f["assigned"] or None),
+            cycle_id=f.get("cycle"),
+        ),
     }
 
 
@@ -250,6 +255,9 @@ def item_detail(request: HttpRequest, pk: Any) -> HttpResponse:
 def item_submit(request: HttpRequest, pk: Any) -> HttpResponse:
     item = _get_item_for_user(request, pk)
     form = LabelForm(request.POST)
+    if form.is_valid() and item.model.assay.is_classification and not form.cleaned_data["value"]:
+        # No radio checked posts no value: the service's "value is empty" would not say what to do.
+        form.add_error("value", "pick a class")
     if form.is_valid():
         typed = form.cleaned_data["value"]
         try:
@@ -385,6 +393,11 @@ def _item_context(
         item.assigned_to_id in (None, user.pk) or has_role(user, LEAD)
     )
     classes = list(enumerate(assay.classes)) if assay.is_classification else []
+    # Classification items store the entropy of the mean probabilities in nats; the
+    # selection's "uncertainty" component is the same entropy divided by ln K (0–1).
+    entropy_share = None
+    if classes and len(classes) > 1 and item.uncertainty is not None:
+        entropy_share = item.uncertainty / math.log(len(classes))
     predicted_class = None
     if item.probabilities:
         predicted_class = max(range(len(item.probabilities)), key=lambda i: item.probabilities[i])
@@ -396,6 +409,7 @@ def _item_context(
         "classes": classes,
         "may_act": may_act,
         "predicted_class": predicted_class,
+        "entropy_share": entropy_share,
         "prediction_chart": _prediction_chart(item),
         "coverage": (item.model.metrics or {}).get("coverage_95"),
         "out_of_domain": (item.applicability_distance or 0) > APPLICABILITY_WARNING,
@@ -474,7 +488,12 @@ COMPONENT_LABELS = {
 }
 # For regression the hybrid's "margin" is how close the prediction sits to a threshold
 # (the pool's median prediction unless one is given), as a negative distance.
-REGRESSION_LABELS = {"margin": "Closeness to the threshold (minus the distance; median prediction unless set)"}
+REGRESSION_LABELS = {
+    "margin": "Closeness to the threshold (minus the distance; median prediction unless set)",
+    "uncertainty": "Uncertainty (ensemble std)",
+}
+# The classification "uncertainty" is normalised entropy, not the nats on the prediction card.
+CLASSIFICATION_LABELS = {"uncertainty": "Uncertainty (predictive entropy ÷ ln K: 0 sure, 1 uniform)"}
 
 
 def _why_selected(item: LabelQueueItem) -> dict[str, Any]:
@@ -482,7 +501,7 @@ def _why_selected(item: LabelQueueItem) -> dict[str, Any]:
     comps = dict(item.score_components or {})
     weights = ((item.cycle.strategy_params or {}).get("weights") or {}) if item.cycle else {}
     assay = item.model.assay
-    labels = COMPONENT_LABELS if assay.is_classification else {**COMPONENT_LABELS, **REGRESSION_LABELS}
+    labels = {**COMPONENT_LABELS, **(CLASSIFICATION_LABELS if assay.is_classification else REGRESSION_LABELS)}
     rows = []
     for key, value in comps.items():
         if key in ("rank", "score", "nearest_labeled", "model_version") or key.endswith("_normalized"):

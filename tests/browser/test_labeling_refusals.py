@@ -99,3 +99,23 @@ def test_back_after_saving_shows_the_labeled_item_not_a_stale_form(  # type: ign
     assert page.locator("#label-form").count() == 0
     assert "Labeled" in page.locator(".page-head h2").inner_text()
     assert LabelQueueItem.objects.get(pk=first.pk).status == QueueStatus.LABELED
+
+
+def test_saving_a_classification_item_without_a_class_keeps_focus_on_the_choices(  # type: ignore[no-untyped-def]
+    page, login, live_server, scientist
+):
+    from tests.factories import AssayFactory
+
+    assay = AssayFactory(task_type="classification", classes=["low", "high"], units="")
+    item = LabelQueueItemFactory(model=MLModelFactory(assay=assay), prediction=0.0, probabilities=[0.7, 0.3])
+    login(scientist)
+    page.goto(f"{live_server.url}/queue/label/{item.pk}/")
+    page.keyboard.press("Enter")
+    page.locator("#value-error").wait_for()
+    assert page.locator("#value-error").inner_text() == "pick a class"
+    page.wait_for_function("document.activeElement && document.activeElement.dataset.classKey === '1'")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/queue/label/{item.pk}/" not in url)
+    item.refresh_from_db()
+    assert assay.format_value(item.label) == "high"

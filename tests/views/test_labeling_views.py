@@ -275,3 +275,26 @@ def test_the_reasons_for_a_pick_say_they_date_from_the_selection_after_a_retrain
     assert "Predicted <strong>high</strong>" in body
     assert "values at selection (v1)" in body and "are v2's. The table keeps the reasons v1 picked it." in body
     assert "<th class=\"num\">Value at selection</th>" in body
+
+
+def test_a_classification_item_saved_without_a_class_says_pick_a_class(client_for, scientist, class_model):  # type: ignore[no-untyped-def]
+    item = LabelQueueItemFactory(model=class_model, prediction=0.0, probabilities=[0.98, 0.01, 0.01])
+    fragment = client_for(scientist).post(_item_url(item, "submit"), {"source": "experimental"}, HTTP_HX_REQUEST="true")
+    body = fragment.content.decode()
+    assert "pick a class" in body and "value is empty" not in body
+    first_radio = body[body.index('type="radio"'):].split(">", 1)[0]
+    assert "autofocus" in first_radio  # focus stays on the choices, not lost after the swap
+    assert not Measurement.objects.exists()
+
+
+def test_the_two_uncertainty_figures_of_a_classification_item_name_their_measure(client_for, scientist, class_model):  # type: ignore[no-untyped-def]
+    import math
+
+    entropy = 0.0627
+    item = LabelQueueItemFactory(
+        model=class_model, prediction=0.0, probabilities=[0.99, 0.005, 0.005], uncertainty=entropy,
+        score_components={"uncertainty": entropy / math.log(3), "uncertainty_normalized": 0.4},
+    )
+    body = client_for(scientist).get(_item_url(item)).content.decode()
+    assert "predictive entropy of the ensemble's mean probabilities 0.0627 nats (0.0571 of the maximum, ln 3" in body
+    assert "Uncertainty (predictive entropy ÷ ln K: 0 sure, 1 uniform)" in body

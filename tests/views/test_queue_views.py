@@ -52,6 +52,18 @@ def test_htmx_filtering_returns_only_the_rows_fragment(client_for, scientist, it
     assert str(mine.pk) not in unassigned and str(items[2].pk) in unassigned
 
 
+def test_the_count_badges_count_what_the_assignee_filter_shows(client_for, scientist, other_scientist, items):  # type: ignore[no-untyped-def]
+    LabelQueueItem.objects.filter(pk=items[0].pk).update(assigned_to=scientist, status=QueueStatus.IN_PROGRESS)
+    LabelQueueItem.objects.filter(pk=items[1].pk).update(assigned_to=other_scientist)
+    c = client_for(scientist)
+    mine = c.get(QUEUE, {"assigned_to": "me"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "0 pending" in mine and "1 in progress" in mine
+    everyone = c.get(QUEUE, HTTP_HX_REQUEST="true").content.decode()
+    assert "4 pending" in everyone and "1 in progress" in everyone
+    nobody = c.get(QUEUE, {"assigned_to": "none"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "3 pending" in nobody and "0 in progress" in nobody
+
+
 def test_the_export_link_follows_the_filters_chosen_on_the_page(client_for, lead, items):  # type: ignore[no-untyped-def]
     c = client_for(lead)
     page = c.get(QUEUE).content.decode()
