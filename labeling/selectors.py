@@ -61,15 +61,21 @@ def queue_items_list(
         qs = qs.filter(status__in=OPEN_STATUSES)
     elif status:
         qs = qs.filter(status=status)
+    if model_id:
+        qs = qs.filter(model_id=model_id)
+    qs = _narrowed(qs, assigned_to=assigned_to, cycle_id=cycle_id)
+    return qs.order_by(*ORDERINGS.get(ordering, ORDERINGS["priority"]))
+
+
+def _narrowed(qs: QuerySet[LabelQueueItem], *, assigned_to: int | str | None, cycle_id: Any) -> QuerySet[LabelQueueItem]:
+    """The assignee and cycle filters, shared by the list and its count badges."""
     if assigned_to == "none":
         qs = qs.filter(assigned_to__isnull=True)
     elif assigned_to not in (None, ""):
         qs = qs.filter(assigned_to_id=assigned_to)
-    if model_id:
-        qs = qs.filter(model_id=model_id)
     if cycle_id:
         qs = qs.filter(cycle_id=cycle_id)
-    return qs.order_by(*ORDERINGS.get(ordering, ORDERINGS["priority"]))
+    return qs
 
 
 def queue_pending_items(*, user: Any = None, model_id: int | None = None, limit: int = 20) -> list[LabelQueueItem]:
@@ -163,12 +169,7 @@ def queue_counts(
     qs = LabelQueueItem.objects.all()
     if model_id:
         qs = qs.filter(model_id=model_id)
-    if assigned_to == "none":
-        qs = qs.filter(assigned_to__isnull=True)
-    elif assigned_to not in (None, ""):
-        qs = qs.filter(assigned_to_id=assigned_to)
-    if cycle_id:
-        qs = qs.filter(cycle_id=cycle_id)
+    qs = _narrowed(qs, assigned_to=assigned_to, cycle_id=cycle_id)
     if lineage:
         qs = qs.filter(model__name=lineage)
     counts = {s: 0 for s in QueueStatus.values}

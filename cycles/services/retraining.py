@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from config.exceptions import Conflict, NotFound, PermissionDenied, ServiceUnavailable, ValidationFailed
 from config.roles import LEAD, has_role
 from cycles import strategies
 from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
-from cycles.services.selection import model_outputs
+from cycles.services.selection import model_outputs, next_cycle_number
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
 from labeling.services import audit, queue_changed
 from mlmodels import services as model_services
@@ -322,10 +322,9 @@ def _carry_over(*, cycle: ActiveLearningCycle, new: MLModel, job: Job) -> Active
         return None
     # The lineage lock `cycle_select` takes too: consecutive, unique cycle numbers.
     list(MLModel.objects.select_for_update().filter(name=new.name).values_list("id", flat=True))
-    last = ActiveLearningCycle.objects.filter(model__name=new.name).aggregate(n=Max("cycle_number"))["n"] or 0
     successor = ActiveLearningCycle.objects.create(
         model=new,
-        cycle_number=last + 1,
+        cycle_number=next_cycle_number(new.name),
         selection_strategy=cycle.selection_strategy,
         strategy_params=cycle.strategy_params,
         batch_size=carried,

@@ -483,10 +483,9 @@ def _cycle_open(
     locked = MLModel.objects.select_for_update().get(pk=model.pk)
     if locked.status != ModelStatus.ACTIVE:
         raise Conflict(f"{locked} stopped being active while selecting; select again.")
-    last = ActiveLearningCycle.objects.filter(model__name=model.name).aggregate(n=Max("cycle_number"))["n"] or 0
     cycle = ActiveLearningCycle.objects.create(
         model=model,
-        cycle_number=last + 1,
+        cycle_number=next_cycle_number(model.name),
         selection_strategy=result.strategy,
         strategy_params=result.params,
         batch_size=batch_size,
@@ -528,3 +527,9 @@ def cycle_get(*, cycle_id: Any) -> ActiveLearningCycle:
         return ActiveLearningCycle.objects.select_related("model__assay", "result_model", "job").get(pk=pk)
     except (ActiveLearningCycle.DoesNotExist, ValueError, TypeError, AttributeError) as exc:
         raise NotFound("No such cycle.") from exc
+
+
+def next_cycle_number(lineage: str) -> int:
+    """The next cycle number of a model lineage; the caller holds a lock on its model rows,
+    so two cycles never get one number."""
+    return (ActiveLearningCycle.objects.filter(model__name=lineage).aggregate(n=Max("cycle_number"))["n"] or 0) + 1
