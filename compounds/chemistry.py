@@ -830,7 +830,10 @@ def _read_delimited(
             continue
         note = None
         if reader.line_num > start and any("\n" in f or "\r" in f for f in fields):
-            note = f"a quoted cell runs from line {start} to line {reader.line_num}: check for a missing closing quote"
+            note = (
+                f"a quoted cell runs from line {start} to line {reader.line_num} (stored on one line); "
+                "if the rows after it are missing, a closing quote is missing"
+            )
         if len(fields) <= s_i:
             yield InputRow(row=start, smiles=None, name="", value=None, error="missing SMILES field", note=note)
             continue

@@ -383,6 +383,8 @@ def measurement_create(
 
 # Cells that say "not measured": the compound belongs in the pool, without a value.
 _NO_VALUE_MARKERS = frozenset({"na", "n/a", "n.a.", "nan", "nd", "n.d.", "not determined", "not tested", "-", "?", "none", "null"})
+# What spreadsheets and pandas write for a division by zero: no measurement either.
+_INFINITE_MARKERS = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "#div/0!"})
 _NUM = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"
 _CENSORED = re.compile(rf"(>=|<=|=>|=<|[<>≤≥~≈])\s*{_NUM}")
 _RANGE = re.compile(rf"{_NUM}\s*(?:-|–|—|to)\s*{_NUM}")
@@ -402,6 +404,8 @@ def import_value(assay: Assay, raw: str | None) -> tuple[float | None, str]:
     if text.lower() in _NO_VALUE_MARKERS or not text:
         shown = "no such cell or field" if raw is None else ("empty cell" if not text else repr(text))
         return None, f"no value ({shown}): the compound is registered without a value"
+    if text.lower() in _INFINITE_MARKERS:
+        return None, f"{text!r} is not a finite number: the compound is registered without a value"
     try:
         return parse_measurement_value(assay, text), ""
     except ValidationFailed:

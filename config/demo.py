@@ -73,13 +73,14 @@ def demo_data_create(*, log: Callable[[str], None] = print) -> dict[str, object]
     initial = rng.sample(train, min(INITIAL_LABELS, len(train)))
     labeled = [r for r in rows if r["split"] == "test"] + initial
     report = _import_rows(labeled, dataset=DATASET, assay=logs, column="logS")
-    repeats = len(labeled) - report.measurements_created
+    repeats = report.duplicates_in_file
     log(
-        f"{logs.name}: {report.measurements_created} measurements (test split + {len(initial)} initial train labels"
+        f"{logs.name}: {report.measurements_created} measurements added (test split + {len(initial)} initial train "
+        "labels; none when the demo data is already there"
         + (
             f"; {repeats} of those rows {'repeats' if repeats == 1 else 'repeat'} a structure already in the file — "
-            "the fixture's SMILES carry no "
-            "stereochemistry, so e.g. hyoscyamine (train) is atropine (test) — and count once)"
+            "the fixture's SMILES carry no stereochemistry, so e.g. hyoscyamine (train) is atropine (test): one "
+            "compound, each value kept)"
             if repeats
             else ")"
         )

@@ -347,7 +347,11 @@ class CycleStatsApi(APIView):
             primary_change = serializers.FloatField(allow_null=True)
             training_size_after = serializers.IntegerField(allow_null=True)
             labels_added = serializers.IntegerField(
-                allow_null=True, help_text="Training labels the cycle's retrain added (its new version minus the one it replaced)."
+                allow_null=True, help_text="Training labels the cycle's retrain added (its new version minus the one it replaced); "
+                "null for a cycle completed by another cycle's retrain (see retrained_with_cycle)."
+            )
+            retrained_with_cycle = serializers.IntegerField(
+                allow_null=True, help_text="The cycle whose retrain learned this cycle's labels, when it was another one."
             )
             error = serializers.CharField()
             job_id = serializers.UUIDField(allow_null=True)

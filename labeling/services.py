@@ -26,7 +26,7 @@ from config.roles import LEAD, SCIENTIST, has_role
 from labeling import selectors
 from labeling.models import OPEN_STATUSES, AuditAction, AuditEvent, LabelQueueItem, QueueStatus
 from labeling.selectors import QUEUE_LIST_DEFERRED, QUEUE_VERSION_KEY, SERVE_ORDER
-from mlmodels.models import ModelStatus
+from mlmodels.models import MLModel, ModelStatus
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +295,14 @@ def label_correct(*, item_id: Any, user: Any, value: Any, notes: str = "") -> La
             raise PermissionDenied(
                 "Only the scientist who labeled it or a lead can correct this label, and the labeler only "
                 "until a retrain has learned it."
+            )
+        if MLModel.objects.filter(name=item.model.name, status=ModelStatus.TRAINING).exists():
+            # The running retrain read its labels when it started: a correction now would be
+            # neither in the new version nor counted as new against it.
+            raise Conflict(
+                f"{item.model.name} is being retrained right now; correct the label when the retrain has "
+                "finished (it will count toward the next one).",
+                extra={"status": item.status},
             )
         number = parse_measurement_value(item.model.assay, value)
         if number == item.label:

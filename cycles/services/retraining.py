@@ -309,17 +309,22 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
 
 
 def _carry_over(*, cycle: ActiveLearningCycle, new: MLModel, job: Job) -> ActiveLearningCycle | None:
-    """Open items of a cycle retrained before they were all labeled go on in a new cycle.
+    """What a retrain did not learn of its cycle goes on in a new cycle.
 
     The retrained cycle is complete: its counts and before/after describe what it did.
-    Its still-open items (already moved to `new` and re-scored) become the next cycle of
-    the lineage, labeling, so later labels count for the cycle that will learn them and
-    a lead can retrain from it.
+    Its still-open items and the labels saved while it was training (both already moved
+    to `new`) become the next cycle of the lineage, labeling, so those labels count for
+    the cycle that will learn them and a lead can retrain from it.
     """
-    open_items = LabelQueueItem.objects.filter(cycle=cycle, status__in=OPEN_STATUSES)
-    carried = open_items.count()
+    moving = LabelQueueItem.objects.filter(cycle=cycle).filter(
+        Q(status__in=OPEN_STATUSES) | Q(status=QueueStatus.LABELED, model=new)
+    )
+    carried = moving.count()
     if not carried:
         return None
+    labeled = moving.filter(status=QueueStatus.LABELED).count()
+    # `cycle` is the row _finish locked and saves afterwards: adjust it in memory.
+    cycle.items_labeled = max(0, cycle.items_labeled - labeled)
     # The lineage lock `cycle_select` takes too: consecutive, unique cycle numbers.
     list(MLModel.objects.select_for_update().filter(name=new.name).values_list("id", flat=True))
     successor = ActiveLearningCycle.objects.create(
@@ -332,9 +337,10 @@ def _carry_over(*, cycle: ActiveLearningCycle, new: MLModel, job: Job) -> Active
         status=CycleStatus.LABELING,
         metrics_before=metrics_headline(new.metrics),
         items_selected=carried,
+        items_labeled=labeled,
         created_by=job.created_by,
     )
-    open_items.update(cycle=successor, updated_at=timezone.now())
+    moving.update(cycle=successor, updated_at=timezone.now())
     return successor
 
 

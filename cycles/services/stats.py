@@ -32,7 +32,10 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
         .order_by("cycle_number")
     )
     rows = []
-    improvements = []
+    # One entry per retrain (result version): a cycle completed by another cycle's retrain
+    # shares that retrain, and counting it twice would claim convergence too early.
+    improvements: dict[Any, tuple[Any, float]] = {}
+    numbers = {str(c.pk): c.cycle_number for c in cycles}
     for c in cycles:
         before = _metric(c.metrics_before, key)
         after = _metric(c.metrics_after, key)
@@ -40,7 +43,11 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
         if before is not None and after is not None:
             change = after - before
             if c.status == CycleStatus.COMPLETE and c.completed_at is not None:
-                improvements.append((c.completed_at, -change if direction == "lower" else change))
+                retrain = c.result_model_id or c.pk
+                improvements.setdefault(retrain, (c.completed_at, -change if direction == "lower" else change))
+        # The cycle whose retrain it was reports what it added; a sibling it completed names it.
+        owner = numbers.get(str((c.job.params or {}).get("cycle_id"))) if c.job else None
+        shared = owner is not None and owner != c.cycle_number
         rows.append(
             {
                 "id": str(c.pk),
@@ -58,7 +65,8 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
                 "primary_after": after,
                 "primary_change": change,
                 "training_size_after": c.result_model.training_size if c.result_model else None,
-                "labels_added": _labels_added(c.result_model),
+                "labels_added": None if shared else _labels_added(c.result_model),
+                "retrained_with_cycle": owner if shared else None,
                 "error": c.error,
                 "job_id": str(c.job_id) if c.job_id else None,
                 "started_at": c.started_at.isoformat(),
@@ -68,7 +76,7 @@ def cycle_stats(*, model: MLModel, k: int = CONVERGENCE_K, delta: float = CONVER
     # The last k retrains in the order they finished (a late retrain of an old cycle is
     # recent), each moving the metric by less than delta either way: a retrain that made
     # the model clearly worse is a warning sign, not convergence.
-    recent = [gain for _, gain in sorted(improvements, key=lambda pair: pair[0])[-k:]]
+    recent = [gain for _, gain in sorted(improvements.values(), key=lambda pair: pair[0])[-k:]]
     converged = len(recent) >= k and all(abs(gain) < delta for gain in recent)
     curve = [
         {"version": v.version, "labels": v.training_size, "value": _metric(v.metrics, key), "status": v.status}

@@ -47,9 +47,9 @@ def test_unmeasured_and_censored_rows_register_the_structure_without_a_value(use
     report = _import(VALS, use_copy, dataset_name="vals", assay=assay, value_column="pIC50")
 
     assert report.total_rows == 14
-    assert report.created == 12  # all but the decimal comma and -inf, which are wrong values
-    assert report.invalid == 2
-    assert report.values_skipped == 9
+    assert report.created == 13  # all but the decimal comma, a wrong value (-inf is no value, like NaN)
+    assert report.invalid == 1
+    assert report.values_skipped == 10
     assert report.measurements_created == 3  # 6.5, 1.5e-3, 7.25
     reasons = {issue.row: (issue.kind, issue.reason) for issue in report.issues}
     assert reasons[3] == (
@@ -64,7 +64,7 @@ def test_unmeasured_and_censored_rows_register_the_structure_without_a_value(use
     assert reasons[9] == ("value_skipped", "no value ('NA'): the compound is registered without a value")
     assert reasons[10] == ("value_skipped", "no value ('n.d.'): the compound is registered without a value")
     assert reasons[11][0] == "rejected" and "decimal point" in reasons[11][1]
-    assert reasons[14][0] == "rejected"
+    assert reasons[14] == ("value_skipped", "'-inf' is not a finite number: the compound is registered without a value")
     assert Compound.objects.filter(name="tolanilide").exists()
     assert not Measurement.objects.filter(compound__name="tolanilide").exists()
 

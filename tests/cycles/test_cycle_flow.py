@@ -460,6 +460,14 @@ def test_a_sibling_cycle_whose_labels_a_retrain_learned_is_complete(setup):  # t
     assert (going.status, going.model_id) == ("labeling", v2.pk)
     assert LabelQueueItem.objects.filter(cycle=done, status="archived").count() == 5
     assert LabelQueueItem.objects.filter(cycle=going, status="pending", model=v2).count() == 1
+    # One retrain, reported once: `done` names the cycle whose retrain learned its labels,
+    # and convergence does not count the shared retrain twice.
+    stats = services.cycle_stats(model=v2, k=2, delta=10.0)
+    rows = {c["cycle_number"]: c for c in stats["cycles"]}
+    assert rows[done.cycle_number]["labels_added"] is None
+    assert rows[done.cycle_number]["retrained_with_cycle"] == first.cycle_number
+    assert rows[first.cycle_number]["labels_added"] == 20  # its 10, done's 5 and going's 5
+    assert stats["converged"] is False
 
 
 def test_a_job_declared_dead_that_wakes_up_cannot_finish_the_cycle(setup, run_worker):  # type: ignore[no-untyped-def]
@@ -494,3 +502,31 @@ def test_a_job_declared_dead_that_wakes_up_cannot_finish_the_cycle(setup, run_wo
     # The discarded version is not a point of the learning curve.
     curve = services.cycle_stats(model=v_new)["learning_curve"]
     assert [p["status"] for p in curve] == ["superseded", "active"]
+
+
+def test_labels_saved_while_training_go_on_with_the_carried_items_and_corrections_wait(setup):  # type: ignore[no-untyped-def]
+    from cycles.services import retraining
+
+    model = setup["model"]
+    cycle = services.cycle_select(model=model, user=setup["lead"], batch_size=14).cycle
+    _label(setup, cycle, 10)
+    late = LabelQueueItem.objects.filter(cycle=cycle, status="pending").order_by("-priority_score").first()
+    typo = LabelQueueItem.objects.filter(cycle=cycle, status="labeled").first()
+    job = services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+    # The job body, step by step: the worker claims it and starts training …
+    Job.objects.filter(pk=job.pk).update(status="running")
+    new = model_services.model_version_create(parent=model, user=setup["lead"])
+    model_services.model_train(model=new)
+    # … meanwhile one more label arrives, and its labeler tries to fix another one.
+    queue_services.label_submit(item_id=late.pk, user=setup["scientist"], value=setup["truth"][late.compound_id])
+    with pytest.raises(Conflict, match="being retrained right now"):
+        queue_services.label_correct(item_id=typo.pk, user=setup["scientist"], value=-1.0, notes="typo")
+    cycle.refresh_from_db()
+    retraining._finish(cycle=cycle, parent=model, new=MLModel.objects.get(pk=new.pk), job=Job.objects.get(pk=job.pk))
+    cycle.refresh_from_db()
+    successor = ActiveLearningCycle.objects.get(cycle_number=2)
+    late.refresh_from_db()
+    # The late label was not learned: it belongs to the cycle that will learn it.
+    assert (late.status, late.model_id, late.cycle_id) == ("labeled", new.pk, successor.pk)
+    assert (cycle.items_labeled, successor.items_labeled, successor.items_selected) == (10, 1, 4)
+    assert services.cycle_stats(model=new)["cycles"][1]["items_labeled"] == 1
