@@ -1,14 +1,13 @@
 import re
-import threading
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
-from tqdm._monitor import TMonitor
 
 from compounds import services
 from compounds.models import TaskType
 from config.exceptions import ApplicationError
+from config.jobs import wait_in_process
 
 
 class Command(BaseCommand):
@@ -63,7 +62,6 @@ class Command(BaseCommand):
         elif opts["value_column"]:
             raise CommandError("--value-column needs --assay")
         bar = tqdm(unit=" rows", disable=not self.stdout.isatty() and opts["verbosity"] < 2)
-        threads_before = set(threading.enumerate())
         try:
             report = services.compounds_import_path(
                 path=path,
@@ -114,11 +112,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  {where} {issue.row}: {issue.reason}: {issue.input}")
         if len(report.issues) > int(opts["max_issues"]):  # type: ignore[call-overload]
             self.stdout.write(f"  … {len(report.issues) - int(opts['max_issues'])} more issues")  # type: ignore[call-overload]
-        # Without Redis the follow-ups run in daemon threads of this process (config.jobs):
+        # Without Redis the follow-ups run on this process's job threads (config.jobs):
         # wait for them, or the command's exit would cut them off.
-        for thread in set(threading.enumerate()) - threads_before:
-            if not isinstance(thread, TMonitor):  # tqdm's own watcher lives until exit
-                thread.join()
+        wait_in_process()
 
     def _enrich(self, mode: str) -> None:
         from django.conf import settings
