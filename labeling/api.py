@@ -24,11 +24,10 @@ from compounds.models import LabelConfidence
 from config.api_errors import MAX_ID, error_responses, parse_uuid
 from config.api_json import JSONParser
 from config.api_permissions import IsLead, IsScientist, IsViewer
-from config.exceptions import Conflict
 from labeling import selectors, services
 from labeling.models import LabelQueueItem, QueueStatus
-from mlmodels.models import ModelStatus
-from mlmodels.selectors import lineage_active_version, model_get
+from mlmodels.selectors import model_get
+from mlmodels.services import model_require_active
 
 TAGS = ["active-learning"]
 JSON = [JSONParser]
@@ -232,15 +231,8 @@ class QueueItemClaimNextApi(APIView):
         model_id = s.validated_data.get("model")
         if model_id is not None:
             model = model_get(model_id=model_id)  # an unknown model is a 404, not an empty queue
-            if model.status != ModelStatus.ACTIVE:
-                # Its open items moved to the active version at the retrain: say where, rather
-                # than answer "queue empty" to a client holding an old id.
-                active = lineage_active_version(model)
-                raise Conflict(
-                    f"{model} is {model.status}; its open items are on the active version"
-                    + (f" (model id {active.pk}, v{active.version})" if active else ""),
-                    extra={"field": "model", "active_model": active.pk if active else None},
-                )
+            # Its open items moved to the active version at the retrain.
+            model_require_active(model, hint="its open items are on the active version")
         item = services.queue_item_claim_next(user=request.user, model_id=model_id)
         if item is None:
             return Response({"item": None, "detail": "queue empty"})

@@ -30,6 +30,7 @@ from config.exceptions import Conflict, NotFound, ValidationFailed
 from mlmodels.ml import applicability, artifacts, features, metrics
 from mlmodels.ml.ensemble import BootstrapEnsemble, ClassificationPrediction, RegressionPrediction
 from mlmodels.models import MLModel, ModelStatus, ValidationSet
+from mlmodels.selectors import lineage_active_version
 
 logger = logging.getLogger(__name__)
 
@@ -818,3 +819,16 @@ def compound_features_backfill_enqueue(*, spec: features.FeatureSpec | None = No
         enqueue_background(jobs.compute_features_range, spec.to_dict(), start, start + chunk)
         n += 1
     return n
+
+
+def model_require_active(model: MLModel, *, hint: str) -> None:
+    """Refuse work on a replaced version with a 409 that names the lineage's active one
+    (`active_model`), so a client holding an old id learns where to go instead of getting
+    an empty answer."""
+    if model.status == ModelStatus.ACTIVE:
+        return
+    active = lineage_active_version(model)
+    raise Conflict(
+        f"{model} is {model.status}; {hint}" + (f" (model id {active.pk}, v{active.version})" if active else ""),
+        extra={"field": "model", "active_model": active.pk if active else None},
+    )

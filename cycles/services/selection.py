@@ -21,7 +21,7 @@ from labeling import services as queue_services
 from labeling.models import OPEN_STATUSES, AuditAction, LabelQueueItem
 from mlmodels import services as model_services
 from mlmodels.models import MLModel, ModelStatus
-from mlmodels.selectors import lineage_active_version, metrics_headline
+from mlmodels.selectors import metrics_headline
 
 MAX_BATCH_SIZE = 5000
 # Pools larger than this are scored in chunks shared by the RQ workers.
@@ -281,13 +281,7 @@ def cycle_select(
     open a new cycle whose queue holds the batch — all in one transaction."""
     if not has_role(user, LEAD):
         raise PermissionDenied("Only leads can select samples.")
-    if model.status != ModelStatus.ACTIVE:
-        active = lineage_active_version(model)
-        raise Conflict(
-            f"{model} is {model.status}; select with the lineage's active version"
-            + (f" (model id {active.pk}, v{active.version})." if active else "."),
-            extra={"field": "model", "active_model": active.pk if active else None},
-        )
+    model_services.model_require_active(model, hint="select with the lineage's active version")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ValidationFailed(f"batch size must be between 1 and {MAX_BATCH_SIZE}", extra={"field": "batch_size"})
     info = strategies.STRATEGIES.get(strategy)
