@@ -304,7 +304,11 @@ def cycle_select(
     required = set(info.requires.get(task, ()))
     batch_modes = {(params or {}).get("batch")}
     warmup = (params or {}).get("warmup")
-    if isinstance(warmup, dict):
+    if isinstance(warmup, dict) and _warmup_over(model, warmup):
+        # The schedule has handed over for good (labels only grow): the warm-up's needs
+        # (e.g. the design's feature matrix, which caps the pool at a sample) no longer apply.
+        required.add("labeled_fingerprints")
+    elif isinstance(warmup, dict):
         # Load what either stage needs; strategies.select validates the schedule and
         # counts the labeled compounds on the training fingerprints.
         warm_info = strategies.STRATEGIES.get(warmup.get("strategy"))  # type: ignore[arg-type]
@@ -411,6 +415,17 @@ def cycle_select(
         model=model, user=user, result=result, batch_size=batch_size, pool_description=pool_description
     )
     return result
+
+
+def _warmup_over(model: MLModel, warmup: dict[str, Any]) -> bool:
+    """True when the model was trained on at least `until_labeled` compounds, counted as
+    strategies.select counts them (the training fingerprints); a malformed schedule is
+    left to strategies.select to refuse."""
+    until = warmup.get("until_labeled")
+    if isinstance(until, bool) or not isinstance(until, int):
+        return False
+    art = model_services.model_load(model=model)
+    return int(model_services.model_training_fingerprints(art=art).shape[0]) >= until
 
 
 def _feature_pool(qs: QuerySet[Compound], random_state: int | None) -> tuple[QuerySet[Compound], bool]:

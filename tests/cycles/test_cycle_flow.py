@@ -153,6 +153,32 @@ def test_variance_reduction_sees_a_seeded_sample_of_a_big_pool(setup, monkeypatc
     assert [c.compound.pk for c in runs[0].candidates] == [c.compound.pk for c in runs[1].candidates]
 
 
+def test_a_finished_design_warm_up_no_longer_samples_the_pool(setup, monkeypatch):  # type: ignore[no-untyped-def]
+    """The model-improvement preset's schedule (design, then uncertainty): once the model
+    has its `until_labeled` labels the uncertainty stage ranks the whole pool, not the
+    design's feature sample of it."""
+    from cycles.services import selection
+
+    monkeypatch.setattr(selection, "FEATURE_POOL_CAP", 40)
+    model = setup["model"]
+    n_training = len(model_services.model_load(model=model).training_ids)
+    eligible = pool_queryset(model=model, pool=PoolSpec())[0].count()
+    assert eligible > 40
+    warmup = {"strategy": "variance_reduction", "until_labeled": n_training + 1}
+    during = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=4,
+                                   params={"warmup": warmup}, random_state=3, preview=True)
+    assert during.params["picked_by"] == "variance_reduction"
+    assert during.pool_size == 40 and during.params["pool_sample"] == 40
+
+    after = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=4,
+                                  params={"warmup": {**warmup, "until_labeled": n_training}}, random_state=3,
+                                  preview=True)
+    assert "picked_by" not in after.params and "pool_sample" not in after.params
+    assert after.pool_size == eligible
+    plain = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=4, preview=True)
+    assert [c.compound.pk for c in after.candidates] == [c.compound.pk for c in plain.candidates]
+
+
 def test_a_warm_up_schedule_loads_what_its_warm_up_strategy_needs(setup):  # type: ignore[no-untyped-def]
     model = setup["model"]
     n_training = len(model_services.model_load(model=model).training_ids)
