@@ -9,4 +9,5 @@ urlpatterns = [
     path("export.csv", views.compound_export, name="export"),
     path("<int:pk>/", views.compound_detail, name="detail"),
     path("<int:pk>/structure.svg", views.compound_structure, name="structure"),
+    path("<int:pk>/similar/", views.compound_similar, name="similar"),
 ]

@@ -115,11 +115,19 @@ def compound_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "compound": compound,
         "measurements": selectors.compound_measurements(compound=compound),
-        "similar": selectors.compound_similar(compound=compound, k=8),
         "datasets": compound.datasets.all(),
         "extra_panels": _detail_panels(compound),
     }
     return render(request, "compounds/detail.html", context)
+
+
+@require_GET
+@role_required(VIEWER)
+def compound_similar(request: HttpRequest, pk: int) -> HttpResponse:
+    """The detail page's nearest structures, loaded after the page (a full registry scan)."""
+    compound = get_object_or_404(Compound, pk=pk)
+    similar = selectors.compound_similar(compound=compound, k=8)
+    return render(request, "compounds/detail.html#similar", {"compound": compound, "similar": similar})
 
 
 def _detail_panels(compound: Compound) -> list[str]:

@@ -52,9 +52,15 @@ def test_the_search_fragment_is_returned_to_htmx(client_for, viewer):  # type: i
 def test_detail_page_shows_properties_and_similar_compounds(client_for, viewer):  # type: ignore[no-untyped-def]
     c = CompoundFactory(smiles="CC(=O)Oc1ccccc1C(=O)O", name="aspirin")
     CompoundFactory(smiles="OC(=O)c1ccccc1O", name="salicylic acid")
-    body = client_for(viewer).get(reverse("compounds:detail", args=[c.pk])).content.decode()
+    client = client_for(viewer)
+    body = client.get(reverse("compounds:detail", args=[c.pk])).content.decode()
     assert "BSYNRYMUTXBXSQ-UHFFFAOYSA-N" in body
-    assert "salicylic acid" in body
+    # The nearest structures scan the whole registry, so they load after the page.
+    similar_url = reverse("compounds:similar", args=[c.pk])
+    assert f'hx-get="{similar_url}"' in body and "salicylic acid" not in body
+    fragment = client.get(similar_url, HTTP_HX_REQUEST="true").content.decode()
+    assert "salicylic acid" in fragment and "<html" not in fragment
+    assert "aspirin" not in fragment  # the compound itself is left out
     # The link to every similar compound runs a similarity search for this structure.
     link = reverse("compounds:list") + "?mode=similarity&amp;threshold=0.4&amp;q=CC%28%3DO%29Oc1ccccc1C%28%3DO%29O"
     assert link in body
@@ -62,6 +68,7 @@ def test_detail_page_shows_properties_and_similar_compounds(client_for, viewer):
 
 def test_unknown_compound_is_404(client_for, viewer):  # type: ignore[no-untyped-def]
     assert client_for(viewer).get(reverse("compounds:detail", args=[999999])).status_code == 404
+    assert client_for(viewer).get(reverse("compounds:similar", args=[999999])).status_code == 404
     assert client_for(viewer).get(reverse("compounds:structure", args=[999999])).status_code == 404
 
 

@@ -19,6 +19,32 @@ def test_similar_compounds_come_best_first_and_exclude_the_query():
     assert query not in [s.compound for s in result]
 
 
+def test_the_binary_copy_read_of_fingerprints_matches_the_ordinary_read():
+    from compounds.models import Compound
+
+    for smiles in ("CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C", "OC(=O)CCl"):
+        CompoundFactory(smiles=smiles)
+    rows = Compound.objects.order_by("id").values_list("id", "fingerprint")
+    ids, matrix = selectors._fingerprint_chunk(rows.filter(id__gt=0)[:4])  # a chunk query as the scan makes it
+    expected = list(rows[:4])
+    assert ids.tolist() == [pk for pk, _ in expected]
+    assert [row.tobytes() for row in matrix] == [bytes(fp) for _, fp in expected]
+    empty_ids, empty = selectors._fingerprint_chunk(rows.filter(id__lt=0))
+    assert empty_ids.size == 0 and empty.shape == (0, 256)
+
+
+def test_a_scan_in_small_chunks_finds_what_one_chunk_finds(monkeypatch):
+    """The scan reads the registry SIMILAR_SCAN_CHUNK rows at a time (keyset paging on
+    id); with 2-row chunks the paging itself is what is tested."""
+    query = CompoundFactory(smiles="CCCCCCO")
+    for smiles in ("CCCCCO", "CCCO", "c1ccccc1", "CCCCCCCO", "CC(C)O", "OCCO", "CCCCCCCCO"):
+        CompoundFactory(smiles=smiles)
+    whole = [(s.compound.pk, s.similarity) for s in selectors.compound_similar(compound=query, k=4)]
+    monkeypatch.setattr(selectors, "SIMILAR_SCAN_CHUNK", 2)
+    chunked = [(s.compound.pk, s.similarity) for s in selectors.compound_similar(compound=query, k=4)]
+    assert chunked == whole and len(whole) == 4
+
+
 def test_search_finds_by_name_inchikey_and_any_smiles_form():
     benzene = CompoundFactory(smiles="c1ccccc1", name="benzene")
     CompoundFactory(smiles="CCO", name="ethanol")
