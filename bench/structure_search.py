@@ -48,8 +48,12 @@ def main() -> None:
     parser.add_argument("--parse-sample", type=int, default=50_000)
     parser.add_argument("--without-screen", action="store_true",
                         help="clear the stored pattern fingerprints first (every compound is parsed)")
+    parser.add_argument("--database", default="chemloop_bench_search",
+                        help="e.g. chemloop_bench, whose 1M pool the scoring benchmarks imported")
+    parser.add_argument("--dataset", default=None, help="the registry's dataset of the file (default: bench search FILE)")
+    parser.add_argument("--similarity-only", action="store_true", help="time only the similarity search")
     args = parser.parse_args()
-    _django.setup("chemloop_bench_search", own_database=True)
+    _django.setup(args.database, own_database=True)
     from django.conf import settings
     from django.core.management import call_command
     from rdkit import Chem
@@ -57,11 +61,17 @@ def main() -> None:
     from compounds import chemistry, selectors
     from compounds.models import Compound, Dataset
 
-    name = f"bench search {args.smi.name}"
+    name = args.dataset or f"bench search {args.smi.name}"
     if not Dataset.objects.filter(name=name).exists():
         start = time.perf_counter()
         call_command("import_compounds", str(args.smi), "--dataset", name, "--max-issues", "0")
         print(f"imported in {time.perf_counter() - start:.0f} s")
+    if args.similarity_only:
+        first = Compound.objects.order_by("id").values_list("canonical_smiles", flat=True).first()
+        seconds, result = best_of(3, lambda: selectors.compound_similarity_search(smiles=first, threshold=0.5))
+        print(f"similarity to the first compound, Tanimoto ≥ 0.5: {len(result.compounds):,} hits, "
+              f"{result.scanned:,} of {result.searchable:,} compounds, {seconds:.2f} s (best of 3)")
+        return
     if args.without_screen:
         Compound.objects.update(pattern_fp=None)
     else:
