@@ -167,6 +167,10 @@ CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS = env.int("CHEMLOOP_STRUCTURE_SEARCH_MAX_HITS
 # The compound list's SDF download computes 2-D coordinates (~0.8 ms a compound): this
 # many take ~16 s, inside the web worker's timeout. CSV has no cap (~25 µs a row).
 CHEMLOOP_SDF_EXPORT_MAX = env.int("CHEMLOOP_SDF_EXPORT_MAX", default=20_000)
+# A design strategy (variance_reduction) holds the pool's feature matrix (4 bytes x ~700
+# columns a compound) and its cost grows with candidates x landmarks: on a bigger pool it
+# designs over a seeded random sample of this many compounds (the cycle records it).
+CHEMLOOP_FEATURE_POOL_CAP = env.int("CHEMLOOP_FEATURE_POOL_CAP", default=20_000)
 
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {

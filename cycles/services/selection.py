@@ -28,9 +28,8 @@ MAX_BATCH_SIZE = 5000
 DISTRIBUTE_ABOVE = getattr(settings, "CHEMLOOP_DISTRIBUTE_ABOVE", 200_000)
 MAX_POOL_LIST = 100_000
 # Strategies that need the pool's feature matrix (variance_reduction) see a seeded random
-# sample of this many pool compounds: X is 4 bytes x ~700 columns a compound, and the
-# design's cost grows with candidates x landmarks.
-FEATURE_POOL_CAP = getattr(settings, "CHEMLOOP_FEATURE_POOL_CAP", 20_000)
+# sample of this many pool compounds (config/settings/base.py says why).
+FEATURE_POOL_CAP = settings.CHEMLOOP_FEATURE_POOL_CAP
 
 
 @dataclass(frozen=True)
