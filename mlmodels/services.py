@@ -6,7 +6,6 @@ into rows.
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import threading
@@ -24,8 +23,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from rdkit import Chem
 
-from compounds import chemistry, pgcopy
+from compounds import chemistry
 from compounds.models import Assay, Compound, Measurement
+from compounds.selectors import copy_fixed_width
 from config.exceptions import Conflict, NotFound, ValidationFailed
 from mlmodels.ml import applicability, artifacts, features, metrics
 from mlmodels.ml.ensemble import BootstrapEnsemble, ClassificationPrediction, RegressionPrediction
@@ -206,14 +206,7 @@ def _chunk_rows_copy(chunk: np.ndarray, spec: features.FeatureSpec) -> ChunkRows
         f"SELECT {', '.join(columns)} FROM {table} WHERE id = ANY({id_array}) AND "
         + " AND ".join(conditions) + " ORDER BY id"
     )
-    buffer = io.BytesIO()
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg2's own cursor: Django's wrapper has no copy_expert
-        if not hasattr(raw, "copy_expert"):
-            return None  # another driver (psycopg 3 has cursor.copy): the ORM read still works
-        sql = raw.mogrify(query, [spec.name] if spec.n_stored else None).decode()
-        raw.copy_expert(f"COPY ({sql}) TO STDOUT (FORMAT binary)", buffer)
-    parsed = pgcopy.parse_fixed_width(buffer.getbuffer(), widths)
+    parsed = copy_fixed_width(query, [spec.name] if spec.n_stored else None, widths)
     if parsed is None:
         return None
     ids = parsed[0].view(">i8").ravel().astype(np.int64)
