@@ -64,6 +64,21 @@ def test_production_refuses_to_start_without_a_secret_key():  # type: ignore[no-
     assert "SECRET_KEY" in result.stderr
 
 
+def test_production_refuses_to_start_without_allowed_hosts_or_a_database():  # type: ignore[no-untyped-def]
+    # README: production "refuses to start without SECRET_KEY, DATABASE_URL and ALLOWED_HOSTS".
+    secret = "x" * 20 + "-a-long-random-production-secret-key-" + "y" * 20
+    result = _deploy_check({"SECRET_KEY": secret, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/chemloop"})
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS" in result.stderr
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.production", SECRET_KEY=secret, ALLOWED_HOSTS="x.org")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr
+
+
 def test_production_defaults_are_safe():  # type: ignore[no-untyped-def]
     code = (
         "import django; django.setup(); from django.conf import settings as s; "

@@ -1,11 +1,18 @@
 """Production settings: every secret comes from the environment, no defaults."""
 
+import environ
+
 from .base import *  # noqa: F403
 from .base import env
 
+# base.env carries local defaults (ALLOWED_HOSTS=127.0.0.1,localhost) in its scheme, and a
+# scheme default wins over a missing variable; production's required values are read
+# through an Env without defaults so a missing one stops the process.
+_required = environ.Env()
+
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY")  # no default: a missing key must stop the process
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+ALLOWED_HOSTS = _required.list("ALLOWED_HOSTS")  # no default: serving 127.0.0.1 only is a misconfiguration
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 
