@@ -3,7 +3,7 @@ import io
 import pytest
 
 from compounds import services
-from compounds.models import Compound, DatasetMembership, Measurement, TaskType
+from compounds.models import Assay, Compound, Dataset, DatasetMembership, Measurement, TaskType
 from config.exceptions import ValidationFailed
 from tests.factories import AssayFactory
 
@@ -104,6 +104,17 @@ def test_a_file_without_smiles_column_is_refused_and_writes_nothing():
     with pytest.raises(ValidationFailed, match="no SMILES column"):
         _import(b"a,b\n1,2\n", dataset_name="nothing")
     assert Compound.objects.count() == 0
+
+
+def test_a_file_refused_after_chunks_were_written_writes_nothing():
+    # The refusal comes after two-row chunks of good rows were written (compounds, the new
+    # assay, values, the dataset): one transaction, so none of it stays.
+    body = b"smiles,name,v\n" + b"".join(b"%s,n%d,%d\n" % (s, i, i) for i, s in enumerate([b"CCO", b"CCN", b"CCCl", b"c1ccccc1"]))
+    body += b"CCC," + b"x" * 140_000 + b",3\n"
+    with pytest.raises(ValidationFailed, match="line 6: a cell is longer"):
+        _import(body, dataset_name="late refusal", new_assay={"name": "late", "task_type": "regression"}, value_column="v", chunk_size=2)
+    assert not Compound.objects.exists() and not Measurement.objects.exists()
+    assert not Dataset.objects.filter(name="late refusal").exists() and not Assay.objects.filter(name="late").exists()
 
 
 def test_unsupported_file_type_is_refused():
