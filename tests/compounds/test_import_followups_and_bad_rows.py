@@ -12,19 +12,23 @@ from tests.factories import CompoundFactory
 
 pytestmark = pytest.mark.django_db
 
-SCREEN = ["compounds.services.compound_patterns_backfill_enqueue"]
+# The default CHEMLOOP_IMPORT_FOLLOWUPS (test settings turn them off): stored features and
+# the substructure screen, one job each for a small file.
+FOLLOWUPS = ["mlmodels.services.compound_features_backfill_enqueue", "compounds.services.compound_patterns_backfill_enqueue"]
+FOLLOWUP_JOBS = ["compounds.jobs.patterns_range", "mlmodels.jobs.compute_features_range"]
+SCREEN = FOLLOWUPS[1:]
 
 
 def _jobs(queue) -> list[str]:  # type: ignore[no-untyped-def]
-    return [job.func_name for job in queue.jobs]
+    return sorted(job.func_name for job in queue.jobs)
 
 
 def test_registering_one_compound_through_the_api_queues_the_followups(api_for, scientist, rq_queue, settings, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
-    settings.CHEMLOOP_IMPORT_FOLLOWUPS = SCREEN
+    settings.CHEMLOOP_IMPORT_FOLLOWUPS = FOLLOWUPS
     with django_capture_on_commit_callbacks(execute=True):
         created = api_for(scientist).post("/api/compounds/", {"smiles": "CCOc1ccccc1"}, format="json")
     assert created.status_code == 201
-    assert _jobs(rq_queue) == ["compounds.jobs.patterns_range"]
+    assert _jobs(rq_queue) == FOLLOWUP_JOBS
 
     rq_queue.empty()
     with django_capture_on_commit_callbacks(execute=True):
@@ -33,12 +37,12 @@ def test_registering_one_compound_through_the_api_queues_the_followups(api_for, 
 
 
 def test_the_import_command_queues_the_followups_for_a_small_file(tmp_path, rq_queue, settings, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
-    settings.CHEMLOOP_IMPORT_FOLLOWUPS = SCREEN
+    settings.CHEMLOOP_IMPORT_FOLLOWUPS = FOLLOWUPS
     f = tmp_path / "small.smi"
     f.write_text("CCOc1ccccc1 a\nCCCOc1ccccc1 b\n")
     with django_capture_on_commit_callbacks(execute=True):
         call_command("import_compounds", str(f), "--dataset", "d")
-    assert _jobs(rq_queue) == ["compounds.jobs.patterns_range"]
+    assert _jobs(rq_queue) == FOLLOWUP_JOBS
 
 
 def test_the_import_command_prints_skipped_values_and_a_removed_assay(tmp_path, capsys):  # type: ignore[no-untyped-def]
