@@ -58,3 +58,25 @@ def test_a_label_interrupted_by_a_dropped_connection_writes_nothing(settings, sc
     services.label_submit(item_id=item.pk, user=scientist, value=1.0)
     item.refresh_from_db()
     assert item.status == "labeled"
+
+
+def test_the_api_answers_a_dropped_connection_with_a_json_503_and_nothing_written(settings, scientist):  # type: ignore[no-untyped-def]
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 60
+    item = LabelQueueItemFactory()
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=scientist).key}")
+    label_url = f"/api/active-learning/queue/{item.pk}/label/"
+    assert client.get(f"/api/compounds/{item.compound_id}/").status_code == 200
+
+    _kill_backend_of_this_connection()
+    response = client.post(label_url, {"value": 1.0}, format="json")
+    assert response.status_code == 503 and response["Content-Type"] == "application/json"
+    assert "database is unavailable" in response.json()["detail"]
+
+    connection.close()  # request_finished's work, as above
+    item = LabelQueueItem.objects.get(pk=item.pk)
+    assert (item.status, item.measurements.count()) == ("pending", 0)
+    assert client.post(label_url, {"value": 1.0}, format="json").status_code == 200
