@@ -217,7 +217,7 @@ class MeasurementAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Measurement | None = None) -> tuple[str, ...]:
         # A label given in the queue is corrected there (the item's label and the audit
-        # trail change with it): "Correct label" on its labeling page, or the correct API.
+        # trail change with it): "Correct this label" on its labeling page, or the correct API.
         if obj is not None and obj.queue_item_id:
             return ("compound", "assay", "value", "queue_item", "created_by", "created_at")
         # The link to a queue item is made by labeling that item, never typed in.

@@ -378,7 +378,7 @@ def measurement_delete_blockers(*, measurement_ids: list[int]) -> dict[int, str]
     for pk, item_id, assay_id, created_at in rows:
         if item_id is not None:
             reasons[pk] = (
-                "it is the label of a queue item: correct it with “Correct label” on the item's labeling page, "
+                "it is the label of a queue item: correct it with “Correct this label” on the item's labeling page, "
                 "so the item and its audit history change with it"
             )
             continue

@@ -124,10 +124,12 @@ def test_a_queue_label_cannot_be_deleted_in_admin(client_for, lead, scientist): 
     measurement = Measurement.objects.get(queue_item=item)
     c = client_for(lead)
     url = reverse("admin:compounds_measurement_delete", args=[measurement.pk])
-    assert "Correct label" in c.get(url).content.decode()
+    assert "“Correct this label” on the item" in c.get(url).content.decode()
     c.post(url, {"post": "yes"})
-    assert "Correct label" in _delete_selected(c, "compounds_measurement", [measurement.pk])
+    assert "“Correct this label” on the item" in _delete_selected(c, "compounds_measurement", [measurement.pk])
     assert Measurement.objects.filter(pk=measurement.pk).exists()
+    # The control the refusal names is there, on that page.
+    assert "<summary>Correct this label</summary>" in c.get(reverse("labeling:item", args=[item.pk])).content.decode()
 
 
 def test_a_measurement_a_version_trained_on_cannot_be_deleted_but_a_newer_one_can(client_for, lead):  # type: ignore[no-untyped-def]
