@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,11 @@ def test_repeated_failed_logins_lock_the_account_even_with_the_right_password(cl
     assert response.status_code == 429
     assert b"Too many failed logins" in response.content
     assert "_auth_user_id" not in client.session
+    # The page sends the user to whoever can unlock (leads cannot: no access to django-axes
+    # in admin), and the command it names does.
+    assert b"python manage.py axes_reset_username USERNAME" in response.content and b"ask a lead" not in response.content
+    call_command("axes_reset_username", scientist.username)
+    assert client.post(reverse("login"), {"username": scientist.username, "password": "right-password"}).status_code == 302
 
 
 @pytest.mark.django_db
