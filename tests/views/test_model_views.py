@@ -18,6 +18,17 @@ def scored(model):  # type: ignore[no-untyped-def]
     return model
 
 
+def test_without_models_the_pages_say_how_a_first_version_is_trained(client_for, lead):  # type: ignore[no-untyped-def]
+    # The API has no training endpoint (a first version is trained with the command; later
+    # ones by retrain), so the empty state must not send anyone there.
+    c = client_for(lead)
+    for url in (reverse("mlmodels:list"), reverse("cycles:selection"), reverse("cycles:history")):
+        body = c.get(url).content.decode()
+        assert "python manage.py train_model --assay ASSAY --name NAME" in body and "or the API" not in body, url
+    paths = c.get("/api/schema/", {"format": "json"}).json()["paths"]
+    assert "post" not in paths["/api/models/"] and not any(path.endswith("/train/") for path in paths)
+
+
 def test_the_list_shows_each_lineage_with_its_metric(client_for, viewer, scored):  # type: ignore[no-untyped-def]
     body = client_for(viewer).get(reverse("mlmodels:list")).content.decode()
     assert "Solubility" in body and "RMSE <strong>0.5</strong>" in body
