@@ -222,9 +222,16 @@ def assay_resolve(
         if value is not None and getattr(existing, field) != value
     }
     if differences:
+        from compounds.selectors import assay_in_use
+
+        # Admin keeps an assay's meaning (task type, classes, units) read-only once values
+        # or models depend on it: only then is "edit it in admin" no way out.
+        if set(differences) & {"task_type", "classes", "units"} and assay_in_use(assay=existing):
+            hint = "Use its settings, or choose another name (its task type, classes and units are fixed: it has measurements or models)."
+        else:
+            hint = "Use its settings, or choose another name (a lead can edit the assay in admin)."
         raise Conflict(
-            f"an assay named {name!r} already exists and differs: {'; '.join(differences.values())}. "
-            "Use its settings, or choose another name (a lead can edit an assay in admin).",
+            f"an assay named {name!r} already exists and differs: {'; '.join(differences.values())}. {hint}",
             extra={"field": next(iter(differences)), "assay": existing.pk},
         )
     return existing, False

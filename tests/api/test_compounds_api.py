@@ -95,6 +95,20 @@ def test_an_existing_assay_name_with_other_settings_is_a_409_naming_them(api_for
     assert "units is '', not 'mg/L'" in regression.json()["detail"]
 
 
+def test_the_409_for_an_assay_in_use_does_not_send_the_user_to_edit_it_in_admin(api_for: Any, lead: Any) -> None:
+    client = api_for(lead)
+    client.post("/api/assays/", {"name": "tox", "task_type": "classification", "classes": ["safe", "toxic"]}, format="json")
+    unused = client.post("/api/assays/", {"name": "tox", "task_type": "regression"}, format="json")
+    assert unused.status_code == 409 and "a lead can edit the assay in admin" in unused.json()["detail"]
+    # With a measurement, admin shows task type, classes and units read-only.
+    compound = client.post("/api/compounds/", {"smiles": "CCO"}, format="json").json()
+    assay_id = unused.json()["assay"]
+    assert client.post("/api/measurements/", {"compound": compound["id"], "assay": assay_id, "value": "toxic"}, format="json").status_code == 201
+    used = client.post("/api/assays/", {"name": "tox", "task_type": "regression"}, format="json")
+    assert used.status_code == 409 and "admin" not in used.json()["detail"]
+    assert "its task type, classes and units are fixed: it has measurements or models" in used.json()["detail"]
+
+
 def test_a_classification_assay_needs_classes_in_every_way_it_is_made(api_for: Any, lead: Any) -> None:
     from compounds import services
     from config.exceptions import ValidationFailed
