@@ -34,6 +34,21 @@ def test_repeated_failed_logins_lock_the_account_even_with_the_right_password(cl
 
 
 @pytest.mark.django_db
+def test_the_lockout_is_per_username_and_address_and_lasts_fifteen_minutes(client, scientist, settings):  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    scientist.set_password("right-password")
+    scientist.save()
+    for _ in range(5):
+        client.post(reverse("login"), {"username": scientist.username, "password": "wrong"})
+    right = {"username": scientist.username, "password": "right-password"}
+    assert client.post(reverse("login"), right).status_code == 429
+    # The same account from another address is not locked out (nor is another account).
+    assert Client(REMOTE_ADDR="10.0.0.2").post(reverse("login"), right).status_code == 302
+    assert settings.AXES_COOLOFF_TIME == 0.25  # hours
+
+
+@pytest.mark.django_db
 def test_a_successful_login_before_the_limit_resets_the_count(client, scientist):  # type: ignore[no-untyped-def]
     scientist.set_password("right-password")
     scientist.save()
