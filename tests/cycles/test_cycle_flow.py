@@ -18,7 +18,7 @@ from cycles import services
 from cycles.models import ActiveLearningCycle, Job
 from cycles.services.selection import PoolSpec, pool_queryset
 from labeling import services as queue_services
-from labeling.models import LabelQueueItem
+from labeling.models import AuditEvent, LabelQueueItem
 from mlmodels import services as model_services
 from mlmodels.ml.features import featurize_smiles
 from mlmodels.models import MLModel
@@ -284,6 +284,22 @@ def test_the_full_cycle_through_a_real_worker(setup, run_worker):  # type: ignor
     assert by_number[1]["primary_before"] == model.metrics["rmse"]
     assert by_number[1]["primary_after"] == new.metrics["rmse"]
     assert [p["version"] for p in stats["learning_curve"]] == [1, 2, 3]
+
+
+def test_a_selection_a_skip_and_a_retrain_are_audit_events_with_who_and_what(setup, rq_queue):  # type: ignore[no-untyped-def]
+    cycle = services.cycle_select(model=setup["model"], user=setup["lead"], batch_size=15).cycle
+    skipped = LabelQueueItem.objects.filter(cycle=cycle).order_by("priority_score").first()
+    queue_services.queue_item_skip(item_id=skipped.pk, user=setup["scientist"], reason="no sample")
+    _label(setup, cycle, 10)
+    job = services.cycle_retrain_trigger(cycle_id=cycle.pk, user=setup["lead"])
+
+    select = AuditEvent.objects.get(action="select")
+    assert (select.actor, select.cycle_id, select.data["strategy"], select.data["n"]) == (setup["lead"], cycle.pk, cycle.selection_strategy, 15)
+    skip = AuditEvent.objects.get(action="skip")
+    assert (skip.actor, skip.item_id, skip.data) == (setup["scientist"], skipped.pk, {"reason": "no sample"})
+    retrain = AuditEvent.objects.get(action="retrain")
+    assert (retrain.actor, retrain.cycle_id, retrain.data) == (setup["lead"], cycle.pk, {"new_labels": 10, "job": str(job.pk)})
+    assert retrain.created_at >= skip.created_at >= select.created_at
 
 
 def test_retrain_below_the_threshold_and_a_double_trigger_are_refused(setup, rq_queue):  # type: ignore[no-untyped-def]
