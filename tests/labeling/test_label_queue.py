@@ -128,6 +128,8 @@ def test_classification_labels_must_be_one_of_the_classes(scientist):  # type: i
         services.label_submit(item_id=item.pk, user=scientist, value="maybe")
     with pytest.raises(ValidationFailed, match="out of range"):
         services.label_submit(item_id=item.pk, user=scientist, value=2)
+    item.refresh_from_db()
+    assert item.status == QueueStatus.PENDING and not Measurement.objects.exists()  # nothing written
     services.label_submit(item_id=item.pk, user=scientist, value="active")
     item.refresh_from_db()
     assert item.label == 1.0
