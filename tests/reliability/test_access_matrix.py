@@ -1,7 +1,7 @@
 """Every HTML view and admin × anonymous / no role / viewer / scientist / lead / superuser; CSRF on every POST."""
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
@@ -111,6 +111,18 @@ def test_a_user_without_a_role_gets_the_403_page_everywhere(world):  # type: ign
         response = client.get(_url(name, world))
         assert response.status_code == 403, name
     assert "needs the viewer role" in client.get(reverse("compounds:list")).content.decode()
+
+
+def test_the_403_page_sends_a_user_to_the_one_who_can_change_roles(world):  # type: ignore[no-untyped-def]
+    body = _client("norole").get(reverse("compounds:list")).content.decode()
+    assert "an administrator can change your role" in body and "a lead or an administrator" not in body
+    # Not a lead: a user's groups are read-only for leads in admin (README, "Accounts").
+    lead = _client("lead")
+    norole = User.objects.get(username="matrix-norole")
+    url = reverse("admin:auth_user_change", args=[norole.pk])
+    assert lead.get(url).status_code == 200 and 'name="groups"' not in lead.get(url).content.decode()
+    assert lead.post(url, {"username": norole.username, "groups": [Group.objects.get(name="viewer").pk]}).status_code == 403
+    assert not norole.groups.exists()
 
 
 @pytest.mark.parametrize("role", ROLES)
