@@ -244,7 +244,11 @@ def label_submit(
             who = item.labeled_by.username if item.labeled_by else "someone"
             raise Conflict(f"This item was already labeled by {who}.", extra={"status": item.status})
         if item.status == QueueStatus.SKIPPED:
-            raise Conflict("This item was skipped; a lead can reset it to pending.", extra={"status": item.status})
+            raise Conflict(
+                "This item was skipped; the scientist who skipped it can undo the skip, or a lead can reset it "
+                "to pending.",
+                extra={"status": item.status},
+            )
         _check_may_label(item, user)
         assay = item.model.assay
         number = parse_measurement_value(assay, value)

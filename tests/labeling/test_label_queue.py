@@ -163,7 +163,8 @@ def test_skip_then_skip_again_or_label_is_a_conflict(scientist):  # type: ignore
     services.queue_item_skip(item_id=item.pk, user=scientist, reason="cannot source")
     with pytest.raises(Conflict):
         services.queue_item_skip(item_id=item.pk, user=scientist)
-    with pytest.raises(Conflict, match="skipped"):
+    # The refusal names both ways back: the skipper's own undo and a lead's reset.
+    with pytest.raises(Conflict, match="the scientist who skipped it can undo the skip, or a lead can reset"):
         services.label_submit(item_id=item.pk, user=scientist, value=1)
 
 
