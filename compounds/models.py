@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 
 class TaskType(models.TextChoices):
@@ -60,6 +61,9 @@ class Compound(models.Model):
         indexes = [
             # Compound search by name (icontains falls back to scan; exact/prefix use it).
             models.Index(fields=["name"], name="compound_name_idx"),
+            # Compound search by external id (iexact). Name contains and canonical SMILES
+            # equals have PostgreSQL-only indexes (trigram, hash): migration 0006.
+            models.Index(Upper("external_id"), name="compound_external_id_upper_idx"),
             # Feature backfill job: "compounds whose features are missing or stale".
             models.Index(fields=["feature_set"], name="compound_feature_set_idx"),
             # Enrichment job: "compounds whose properties are still missing".
