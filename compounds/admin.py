@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from compounds import chemistry, selectors, services
 from compounds.models import Assay, Compound, Dataset, Measurement
 from config.exceptions import ValidationFailed
+from config.paginator import DeferredJoinPaginator
 
 
 def structure_thumb(compound: Compound) -> str:
@@ -69,8 +70,17 @@ STRUCTURE_FIELDS = (
 @admin.register(Compound)
 class CompoundAdmin(admin.ModelAdmin):
     list_display = ("id", "thumb", "name", "inchikey", "mw", "clogp", "heavy_atoms", "created_at")
-    search_fields = ("name", "external_id", "inchikey", "canonical_smiles")
+    search_fields = ("name", "external_id", "inchikey", "canonical_smiles")  # shows the box; see get_search_results
     list_per_page = 50
+    paginator = DeferredJoinPaginator  # deep pages of a 1M registry (config.paginator)
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        # The compounds page's search (name contains, external id, InChIKey prefix, any SMILES
+        # form), which indexes answer: search_fields' icontains on four columns scanned all
+        # 1M rows (2.3 s a search).
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(pk__in=selectors.compound_search(query=search_term).values("pk")), False
 
     def get_form(self, request: HttpRequest, obj: Compound | None = None, **kwargs: Any) -> Any:
         kwargs["form"] = CompoundAddForm if obj is None else CompoundChangeForm

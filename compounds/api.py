@@ -18,6 +18,7 @@ from compounds import selectors, services
 from compounds.models import Assay, Compound, LabelConfidence, LabelSource, TaskType
 from config.api_errors import MAX_ID, RequestTooLarge, error_responses, parse_int_id
 from config.api_json import JSONParser
+from config.api_pagination import CompoundPagination
 from config.api_permissions import IsLead, IsViewer, ReadViewerWriteLead, ReadViewerWriteScientist
 from config.exceptions import ValidationFailed
 
@@ -154,6 +155,7 @@ class CompoundListCreateApi(GenericAPIView):
 
     permission_classes = [ReadViewerWriteScientist]
     parser_classes = JSON
+    pagination_class = CompoundPagination
 
     class FilterSerializer(serializers.Serializer):
         class Meta:

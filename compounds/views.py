@@ -3,7 +3,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -18,6 +17,7 @@ from compounds.forms import ImportForm, SearchForm, SearchMode
 from compounds.models import Compound, Dataset
 from config.csv_export import csv_response
 from config.exceptions import ApplicationError, ValidationFailed
+from config.paginator import DeferredJoinPaginator
 from config.roles import LEAD, VIEWER, role_required
 
 
@@ -60,7 +60,7 @@ def _list_search(request: HttpRequest) -> _ListSearch:
 def compound_list(request: HttpRequest) -> HttpResponse:
     s = _list_search(request)
     context = {
-        "page": Paginator(s.results, 25).get_page(request.GET.get("page")),
+        "page": DeferredJoinPaginator(s.results, 25).get_page(request.GET.get("page")),
         "form": s.form,
         "query": s.query,
         "mode": s.mode,

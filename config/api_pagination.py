@@ -6,6 +6,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
+from config.paginator import DeferredJoinPaginator
+
 
 class Pagination(PageNumberPagination):
     # Integrators that sync a whole queue want fewer round trips than 50 rows a page;
@@ -23,3 +25,9 @@ class Pagination(PageNumberPagination):
         if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
             raise ValidationError({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
         return min(int(raw), self.max_page_size)
+
+
+class CompoundPagination(Pagination):
+    """The registry's list: deep pages of 1M compounds read by primary key (config.paginator)."""
+
+    django_paginator_class = DeferredJoinPaginator
