@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Max, Min, Q, QuerySet
+from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 
 from compounds.models import Assay, Compound, Measurement
 from compounds.selectors import compound_similar
+from labeling.models import LabelQueueItem
 from mlmodels.ml.features import FeatureSpec
 from mlmodels.ml.metrics import primary_metric
 from mlmodels.models import MLModel, ModelStatus
@@ -76,12 +77,21 @@ def model_versions(*, model: MLModel) -> list[MLModel]:
     return list(MLModel.objects.filter(name=model.name).select_related("assay", "created_by").order_by("-version"))
 
 
+def models_relevant_to(*, compound: Compound) -> QuerySet[MLModel]:
+    """Active models whose assay the compound is measured in or whose queue holds it.
+
+    EXISTS per model, not joins: joining each model to its assay's measurements and its
+    queue items made a (labels x queue items) row product, DISTINCT-ed after the fact: 38M
+    rows and 1.3 s for every compound page on a model with 3,800 labels and 10,000 items.
+    """
+    measured = Measurement.objects.filter(assay=OuterRef("assay"), compound=compound)
+    queued = LabelQueueItem.objects.filter(model=OuterRef("pk"), compound=compound)
+    return models_active().filter(Exists(measured) | Exists(queued))
+
+
 def models_for_compound(*, compound: Compound, limit: int = 6) -> list[MLModel]:
     """Active models whose assay the compound is measured in or queued for; all active ones otherwise."""
-    relevant = models_active().filter(
-        Q(assay__measurements__compound=compound) | Q(queue_items__compound=compound)
-    ).distinct()
-    models = list(relevant[:limit])
+    models = list(models_relevant_to(compound=compound)[:limit])
     return models or list(models_active()[:limit])
 
 
