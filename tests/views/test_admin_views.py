@@ -100,3 +100,30 @@ def test_reset_action_says_why_an_item_of_a_superseded_version_stayed(client_for
     ).content.decode()
     assert f"1 left unchanged: This item belongs to {model}, which is superseded; select the compound again" in body
     assert "not in a state that allows it" not in body
+
+
+def test_assign_to_all_items_the_filters_select_posts_the_selection_not_every_id(  # type: ignore[no-untyped-def]
+    client_for, lead, scientist, items, settings
+):
+    """"Select all N" then Assign: the confirmation page listed every id as a hidden field,
+    so with 6,203 items its post exceeded DATA_UPLOAD_MAX_NUMBER_FIELDS and got a bare 400."""
+    import re
+
+    for i in range(6):  # 11 open items in all
+        LabelQueueItemFactory(model=items[0].model, cycle=items[0].cycle, priority_score=float(i))
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 8  # fewer than the items, as 1,000 is on a big queue
+    c = client_for(lead)
+    first = items[0]
+    url = f"{CHANGELIST}?status__exact=pending"
+    page = c.post(url, {"action": "assign_to_user", "select_across": "1", "index": "0",
+                        helpers.ACTION_CHECKBOX_NAME: [str(first.pk)]})
+    body = page.content.decode()
+    pending = LabelQueueItem.objects.filter(status=QueueStatus.PENDING).count()
+    assert pending > 8 and f"Assign these {pending} queue items" in body
+    fields = dict(re.findall(r'<input type="hidden" name="(select_across|action)" value="([^"]+)"', body))
+    assert fields == {"select_across": "1", "action": "assign_to_user"}
+    done = c.post(url, {**fields, helpers.ACTION_CHECKBOX_NAME: [str(first.pk)], "apply": "1",
+                        "assignee": scientist.pk}, follow=True)
+    assert done.status_code == 200
+    assert f"Assigned to sam-scientist: {pending} of {pending} items." in done.content.decode()
+    assert LabelQueueItem.objects.filter(assigned_to=scientist).count() == pending
