@@ -543,6 +543,15 @@ def model_load(*, model: MLModel) -> artifacts.Artifact:
             return _artifact_cache[key]
     try:
         art = artifacts.load_artifact(path)
+    except artifacts.ArtifactMissingError as exc:
+        # Not marked failed: a missing file is usually this process not seeing the storage the
+        # worker wrote to (ARTIFACT_ROOT unset or unmounted on one machine). Marking the active
+        # version failed on a page read took the lineage out of selection for good, though the
+        # file was fine where it was written.
+        raise Conflict(
+            f"The artifact of {model} is not found at {path}: is ARTIFACT_ROOT the storage the "
+            "worker writes models to?"
+        ) from exc
     except artifacts.ArtifactError as exc:
         message = f"The artifact of {model} cannot be used: {exc}"
         model_mark_failed(model=model, error=message)

@@ -11,6 +11,7 @@ from .artifacts import (
     Artifact,
     ArtifactError,
     ArtifactFormatError,
+    ArtifactMissingError,
     load_artifact,
     save_artifact,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Artifact",
     "ArtifactError",
     "ArtifactFormatError",
+    "ArtifactMissingError",
     "BootstrapEnsemble",
     "ClassificationPrediction",
     "FeatureSpec",

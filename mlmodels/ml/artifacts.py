@@ -37,6 +37,10 @@ class ArtifactError(Exception):
     """The artifact file is missing, unreadable or not a chemloop model."""
 
 
+class ArtifactMissingError(ArtifactError):
+    """No file at the artifact's path (often a storage volume this process does not see)."""
+
+
 class ArtifactFormatError(ArtifactError):
     """The artifact was written by an incompatible format version: retrain the model."""
 
@@ -115,7 +119,7 @@ def load_artifact(path: str | os.PathLike[str]) -> Artifact:
     """Read an artifact; ArtifactError if missing/corrupt, ArtifactFormatError if outdated."""
     source = Path(path)
     if not source.is_file():
-        raise ArtifactError(f"model artifact {source} does not exist")
+        raise ArtifactMissingError(f"model artifact {source} does not exist")
     try:
         payload = joblib.load(source)
     except Exception as exc:

@@ -161,6 +161,21 @@ def test_a_corrupt_artifact_marks_the_model_failed_and_predictions_refuse(setup,
         services.model_predict(model=model, smiles=["CCO"])
 
 
+def test_a_missing_artifact_file_refuses_but_leaves_the_model_active(setup, settings, tmp_path):  # type: ignore[no-untyped-def]
+    """A process that does not see the worker's storage (ARTIFACT_ROOT unset or unmounted)
+    used to mark the active version failed on the first page that predicted: for good."""
+    model = setup["model"]
+    real_root = settings.ARTIFACT_ROOT
+    settings.ARTIFACT_ROOT = tmp_path / "not-mounted"
+    services._artifact_cache.clear()
+    with pytest.raises(Conflict, match=r"not found .* ARTIFACT_ROOT"):
+        services.model_predict(model=model, smiles=["CCO"])
+    model.refresh_from_db()
+    assert model.status == "active" and model.error == ""
+    settings.ARTIFACT_ROOT = real_root  # the volume is back: the model predicts again
+    assert services.model_predict(model=model, smiles=["CCO"])[0].prediction is not None
+
+
 def test_a_second_lineage_with_the_same_name_is_refused(setup):  # type: ignore[no-untyped-def]
     with pytest.raises(Conflict, match="exists already"):
         services.model_create_initial(assay=setup["assay"], name="Solubility test", hyperparameters=FAST)
