@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from compounds.models import LabelSource, Measurement
@@ -73,15 +73,36 @@ class BulkOutcome:
         return "; ".join(f"{n} left unchanged: {reason.rstrip('.')}" for reason, n in groups)
 
 
+BULK_CHUNK = 200
+
+
 def _bulk(item_ids: Iterable[Any], action: Any) -> BulkOutcome:
+    """Run a one-item action on every item, BULK_CHUNK items to a transaction.
+
+    Each chunk's items are locked with one query (in primary-key order, the order every
+    locker uses) instead of one joined SELECT … FOR UPDATE per item, and committed
+    together; each item's action runs in a savepoint, so a refused item undoes only
+    itself. A lead's "select all" over thousands of items took ~8 ms an item, mostly
+    planning that per-item join and one commit per item.
+    """
     outcome = BulkOutcome()
-    for item_id in item_ids:
-        try:
-            action(item_id)
-        except (Conflict, NotFound) as exc:
-            outcome.add(exc)
-        else:
-            outcome.add()
+    pending = list(item_ids)
+    for start in range(0, len(pending), BULK_CHUNK):
+        chunk = pending[start : start + BULK_CHUNK]
+        with transaction.atomic():
+            items = _locked_items(chunk)
+            for item_id in chunk:
+                item = items.get(_as_uuid(item_id))
+                if item is None:
+                    outcome.add(NotFound("No such queue item."))
+                    continue
+                try:
+                    with transaction.atomic():
+                        action(item)
+                except (Conflict, NotFound) as exc:
+                    outcome.add(exc)
+                else:
+                    outcome.add()
     return outcome
 
 
@@ -129,19 +150,35 @@ def audit(action: str, *, actor: Any, item: LabelQueueItem | None = None, cycle:
     )
 
 
-def _locked_item(item_id: Any) -> LabelQueueItem:
+def _as_uuid(item_id: Any) -> uuid.UUID | None:
     try:
-        pk = item_id if isinstance(item_id, uuid.UUID) else uuid.UUID(str(item_id))
-        # Joined as the queue selector joins them, so an API can answer with the item
-        # the service returns instead of reading it again.
-        return (
-            LabelQueueItem.objects.select_for_update(of=("self",))
-            .select_related("compound", "model__assay", "cycle", "assigned_to", "labeled_by")
-            .defer(*QUEUE_LIST_DEFERRED)
-            .get(pk=pk)
-        )
-    except (LabelQueueItem.DoesNotExist, ValueError, TypeError, AttributeError) as exc:
-        raise NotFound("No such queue item.") from exc
+        return item_id if isinstance(item_id, uuid.UUID) else uuid.UUID(str(item_id))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _lock_query() -> QuerySet[LabelQueueItem]:
+    # Joined as the queue selector joins them, so an API can answer with the item
+    # the service returns instead of reading it again.
+    return (
+        LabelQueueItem.objects.select_for_update(of=("self",))
+        .select_related("compound", "model__assay", "cycle", "assigned_to", "labeled_by")
+        .defer(*QUEUE_LIST_DEFERRED)
+    )
+
+
+def _locked_item(item_id: Any) -> LabelQueueItem:
+    pk = _as_uuid(item_id)
+    item = _lock_query().filter(pk=pk).first() if pk is not None else None
+    if item is None:
+        raise NotFound("No such queue item.")
+    return item
+
+
+def _locked_items(item_ids: Iterable[Any]) -> dict[uuid.UUID, LabelQueueItem]:
+    """The existing items among `item_ids`, locked by one query, by primary key."""
+    pks = {pk for pk in map(_as_uuid, item_ids) if pk is not None}
+    return {item.pk: item for item in _lock_query().filter(pk__in=pks).order_by("pk")}
 
 
 def queue_items_add(
@@ -338,64 +375,80 @@ def queue_item_skip(*, item_id: Any, user: Any, reason: str = "") -> LabelQueueI
     with transaction.atomic():
         item = _locked_item(item_id)
         _require_scientist(user)
-        if item.status not in OPEN_STATUSES:
-            raise Conflict(f"Only open (pending or claimed) items can be skipped (this one is {item.status}).", extra={"status": item.status})
-        _check_may_label(item, user)
-        item.status = QueueStatus.SKIPPED
-        if reason:
-            item.notes = reason
-        item.save(update_fields=["status", "notes", "updated_at"])
-        if item.cycle_id:
-            type(item.cycle).objects.filter(pk=item.cycle_id).update(items_skipped=F("items_skipped") + 1)
-        audit(AuditAction.SKIP, actor=user, item=item, reason=reason)
+        return _skip(item, user, reason)
+
+
+def _skip(item: LabelQueueItem, user: Any, reason: str) -> LabelQueueItem:
+    """Skip a locked item (its transaction is the caller's)."""
+    if item.status not in OPEN_STATUSES:
+        raise Conflict(f"Only open (pending or claimed) items can be skipped (this one is {item.status}).", extra={"status": item.status})
+    _check_may_label(item, user)
+    item.status = QueueStatus.SKIPPED
+    if reason:
+        item.notes = reason
+    item.save(update_fields=["status", "notes", "updated_at"])
+    if item.cycle_id:
+        type(item.cycle).objects.filter(pk=item.cycle_id).update(items_skipped=F("items_skipped") + 1)
+    audit(AuditAction.SKIP, actor=user, item=item, reason=reason)
     return item
 
 
 def queue_items_skip(*, item_ids: Iterable[Any], user: Any) -> BulkOutcome:
     """Bulk skip (lead): open items are skipped, the rest are left alone with their reason."""
     _require_lead(user)
-    return _bulk(item_ids, lambda item_id: queue_item_skip(item_id=item_id, user=user))
+    return _bulk(item_ids, lambda item: _skip(item, user, ""))
 
 
 def queue_item_assign(*, item_id: Any, assignee_id: int | None, user: Any) -> LabelQueueItem:
     """Assign an open item to a scientist (or unassign with None). Leads only."""
     _require_lead(user)
-    assignee = None
-    if assignee_id is not None:
-        assignee = get_user_model().objects.filter(pk=assignee_id, is_active=True).first()
-        if assignee is None:
-            raise ValidationFailed("No such active user.", extra={"field": "user_id"})
-        if not has_role(assignee, SCIENTIST):
-            raise ValidationFailed(f"{assignee.username} cannot label (needs the scientist or lead role).", extra={"field": "user_id"})
+    assignee = _assignee(assignee_id)
     with transaction.atomic():
-        item = _locked_item(item_id)
-        if item.status not in OPEN_STATUSES:
-            raise Conflict(f"Only open items can be assigned (this one is {item.status}).", extra={"status": item.status})
-        previous = item.assigned_to_id
-        if previous == (assignee.pk if assignee else None):
-            return item  # already so: no write, no audit event that says nothing happened
-        previous_username = item.assigned_to.username if item.assigned_to_id else None
-        item.assigned_to = assignee
-        item.assigned_at = timezone.now() if assignee else None
-        if item.status == QueueStatus.IN_PROGRESS and previous != (assignee.pk if assignee else None):
-            # A reassigned item starts fresh for its new owner.
-            item.status = QueueStatus.PENDING
-        item.save(update_fields=["assigned_to", "assigned_at", "status", "updated_at"])
-        audit(
-            AuditAction.ASSIGN if assignee else AuditAction.UNASSIGN,
-            actor=user,
-            item=item,
-            previous=previous,
-            previous_username=previous_username,
-            assignee=assignee.pk if assignee else None,
-            assignee_username=assignee.username if assignee else None,
-        )
+        return _assign_locked(_locked_item(item_id), assignee, user)
+
+
+def _assignee(assignee_id: int | None) -> Any:
+    """The active scientist (or lead) to assign to, None to unassign; refused otherwise."""
+    if assignee_id is None:
+        return None
+    assignee = get_user_model().objects.filter(pk=assignee_id, is_active=True).first()
+    if assignee is None:
+        raise ValidationFailed("No such active user.", extra={"field": "user_id"})
+    if not has_role(assignee, SCIENTIST):
+        raise ValidationFailed(f"{assignee.username} cannot label (needs the scientist or lead role).", extra={"field": "user_id"})
+    return assignee
+
+
+def _assign_locked(item: LabelQueueItem, assignee: Any, user: Any) -> LabelQueueItem:
+    """Assign a locked item (its transaction is the caller's)."""
+    if item.status not in OPEN_STATUSES:
+        raise Conflict(f"Only open items can be assigned (this one is {item.status}).", extra={"status": item.status})
+    previous = item.assigned_to_id
+    if previous == (assignee.pk if assignee else None):
+        return item  # already so: no write, no audit event that says nothing happened
+    previous_username = item.assigned_to.username if item.assigned_to_id else None
+    item.assigned_to = assignee
+    item.assigned_at = timezone.now() if assignee else None
+    if item.status == QueueStatus.IN_PROGRESS and previous != (assignee.pk if assignee else None):
+        # A reassigned item starts fresh for its new owner.
+        item.status = QueueStatus.PENDING
+    item.save(update_fields=["assigned_to", "assigned_at", "status", "updated_at"])
+    audit(
+        AuditAction.ASSIGN if assignee else AuditAction.UNASSIGN,
+        actor=user,
+        item=item,
+        previous=previous,
+        previous_username=previous_username,
+        assignee=assignee.pk if assignee else None,
+        assignee_username=assignee.username if assignee else None,
+    )
     return item
 
 
 def queue_items_assign(*, item_ids: Iterable[Any], assignee_id: int | None, user: Any) -> BulkOutcome:
     _require_lead(user)
-    return _bulk(item_ids, lambda item_id: queue_item_assign(item_id=item_id, assignee_id=assignee_id, user=user))
+    assignee = _assignee(assignee_id)  # checked once, not once per item
+    return _bulk(item_ids, lambda item: _assign_locked(item, assignee, user))
 
 
 def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
@@ -406,34 +459,38 @@ def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
     """
     _require_scientist(user)
     with transaction.atomic():
-        item = _locked_item(item_id)
-        if item.status not in (QueueStatus.SKIPPED, QueueStatus.IN_PROGRESS):
-            raise Conflict(f"Only skipped or in-progress items can be reset (this one is {item.status}).")
-        if not has_role(user, LEAD) and not selectors.queue_item_unskip_allowed(item=item, user=user):
-            raise PermissionDenied("Only the scientist who skipped it or a lead can put this item back in the queue.")
-        if item.model.status != ModelStatus.ACTIVE:
-            # Its prediction and priority are an old version's; the live queue is the active one's.
-            raise Conflict(
-                f"This item belongs to {item.model}, which is {item.model.status}; select the compound again "
-                "with the active version.",
-                extra={"status": item.status},
-            )
-        was_skipped = item.status == QueueStatus.SKIPPED
-        # The skip's reason would otherwise sit in the labeling form's notes as if it were
-        # a note on the label; the audit trail keeps it (the skip event and this one).
-        skip_reason = item.notes if was_skipped else ""
-        item.status = QueueStatus.PENDING
-        if was_skipped:
-            item.notes = ""
-        item.save(update_fields=["status", "notes", "updated_at"])
-        if was_skipped and item.cycle_id:
-            type(item.cycle).objects.filter(pk=item.cycle_id, items_skipped__gt=0).update(
-                items_skipped=F("items_skipped") - 1
-            )
-        audit(AuditAction.RESET, actor=user, item=item, **({"skip_reason": skip_reason} if skip_reason else {}))
+        return _reset(_locked_item(item_id), user)
+
+
+def _reset(item: LabelQueueItem, user: Any) -> LabelQueueItem:
+    """Reset a locked item (its transaction is the caller's)."""
+    if item.status not in (QueueStatus.SKIPPED, QueueStatus.IN_PROGRESS):
+        raise Conflict(f"Only skipped or in-progress items can be reset (this one is {item.status}).")
+    if not has_role(user, LEAD) and not selectors.queue_item_unskip_allowed(item=item, user=user):
+        raise PermissionDenied("Only the scientist who skipped it or a lead can put this item back in the queue.")
+    if item.model.status != ModelStatus.ACTIVE:
+        # Its prediction and priority are an old version's; the live queue is the active one's.
+        raise Conflict(
+            f"This item belongs to {item.model}, which is {item.model.status}; select the compound again "
+            "with the active version.",
+            extra={"status": item.status},
+        )
+    was_skipped = item.status == QueueStatus.SKIPPED
+    # The skip's reason would otherwise sit in the labeling form's notes as if it were
+    # a note on the label; the audit trail keeps it (the skip event and this one).
+    skip_reason = item.notes if was_skipped else ""
+    item.status = QueueStatus.PENDING
+    if was_skipped:
+        item.notes = ""
+    item.save(update_fields=["status", "notes", "updated_at"])
+    if was_skipped and item.cycle_id:
+        type(item.cycle).objects.filter(pk=item.cycle_id, items_skipped__gt=0).update(
+            items_skipped=F("items_skipped") - 1
+        )
+    audit(AuditAction.RESET, actor=user, item=item, **({"skip_reason": skip_reason} if skip_reason else {}))
     return item
 
 
 def queue_items_reset(*, item_ids: Iterable[Any], user: Any) -> BulkOutcome:
     _require_lead(user)
-    return _bulk(item_ids, lambda item_id: queue_item_reset(item_id=item_id, user=user))
+    return _bulk(item_ids, lambda item: _reset(item, user))

@@ -283,6 +283,33 @@ def test_bulk_actions_count_each_refusal_under_the_services_own_reason(lead, sci
     assert skipped.done == 1 and not skipped.refused
 
 
+def test_bulk_actions_lock_a_chunk_at_a_time_and_a_refusal_undoes_only_its_item(lead, scientist, monkeypatch):  # type: ignore[no-untyped-def]
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(services, "BULK_CHUNK", 3)
+    model = MLModelFactory()
+    items = [LabelQueueItemFactory(model=model) for _ in range(7)]
+    services.label_submit(item_id=items[4].pk, user=scientist, value=1.5)  # not open: refused
+    ids = [i.pk for i in items[:4]] + ["not-a-uuid", items[4].pk, items[5].pk, items[6].pk, items[0].pk]
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = services.queue_items_assign(item_ids=ids, assignee_id=scientist.pk, user=lead)
+
+    # 9 ids in chunks of 3: one locking query per chunk, not one per item.
+    locks = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert len(locks) == 3
+    assert (outcome.done, outcome.total) == (7, 9)  # items[0] twice: already so the second time
+    assert outcome.refused == {"No such queue item.": 1, "Only open items can be assigned (this one is labeled).": 1}
+    rows = {i.pk: i for i in LabelQueueItem.objects.filter(model=model)}
+    assert all(rows[i.pk].assigned_to_id == scientist.pk for i in items)  # items[4]: by its label
+    assert AuditEvent.objects.filter(action="assign").count() == 6  # one per change, none for the refusal
+
+    skipped = services.queue_items_skip(item_ids=[i.pk for i in items], user=lead)
+    assert (skipped.done, skipped.refused) == (6, {"Only open (pending or claimed) items can be skipped (this one is labeled).": 1})
+    assert services.queue_items_reset(item_ids=[i.pk for i in items], user=lead).done == 6
+    assert LabelQueueItem.objects.filter(model=model, status="pending").count() == 6
+
+
 def test_batches_are_served_in_the_order_they_were_selected(scientist):  # type: ignore[no-untyped-def]
     # An uncertainty cycle's std values (~0.3–0.5) and a later random cycle's uniform
     # draws (0–1) are not on one scale: the earlier batch is served first, each batch
