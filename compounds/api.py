@@ -162,7 +162,7 @@ class CompoundListCreateApi(GenericAPIView):
             ref_name = "CompoundListCreateFilter"
 
         q = serializers.CharField(
-            required=False, allow_blank=True, max_length=1000, help_text="Name, external ID, SMILES or InChIKey."
+            required=False, allow_blank=True, max_length=1000, help_text="Name (matched inside names from 3 characters on, whole below), external ID, SMILES, or InChIKey (a prefix from 3 characters on)."
         )
         substructure = serializers.CharField(
             required=False,

@@ -16,6 +16,9 @@ from compounds import chemistry, pgcopy
 from compounds.models import Compound, Measurement
 from config.exceptions import ValidationFailed
 
+# Shortest query matched inside names and as an InChIKey prefix (trigram indexes need 3).
+SEARCH_MIN_PARTIAL = 3
+
 
 def compound_search(*, query: str = "", dataset_id: int | None = None) -> QuerySet[Compound]:
     """Compounds matching a name, external id, InChIKey or (canonicalised) SMILES."""
@@ -28,7 +31,13 @@ def compound_search(*, query: str = "", dataset_id: int | None = None) -> QueryS
     # Each branch has an index (migration 0006), so a search on a 1M registry is a BitmapOr
     # of index scans, not a full scan. InChIKeys are stored upper-case: startswith on the
     # upper-cased prefix uses the column's pattern index, which istartswith's UPPER() would not.
-    cond = Q(name__icontains=query) | Q(external_id__iexact=query) | Q(inchikey__startswith=query.upper())
+    if len(query) >= SEARCH_MIN_PARTIAL:
+        cond = Q(name__icontains=query) | Q(external_id__iexact=query) | Q(inchikey__startswith=query.upper())
+    else:
+        # One or two characters match a large share of a big registry and no trigram
+        # index can serve them (a live search's first keystroke took 1.5 s on 1M
+        # compounds): names and keys match whole until the third character.
+        cond = Q(name__iexact=query) | Q(external_id__iexact=query) | Q(inchikey=query.upper())
     try:
         rec = chemistry.process_smiles(query)
     except chemistry.ChemistryError:

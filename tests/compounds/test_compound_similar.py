@@ -49,6 +49,14 @@ def test_search_finds_by_name_inchikey_and_any_smiles_form():
     benzene = CompoundFactory(smiles="c1ccccc1", name="benzene")
     CompoundFactory(smiles="CCO", name="ethanol")
     assert list(selectors.compound_search(query="benz")) == [benzene]
+    assert list(selectors.compound_search(query="ben")) == [benzene]
+    # One or two characters match names and keys whole, not inside (no index serves them).
+    two = CompoundFactory(smiles="CCCCO", name="bu")
+    assert list(selectors.compound_search(query="be")) == []
+    assert list(selectors.compound_search(query="BU")) == [two]
+    assert list(selectors.compound_search(query="C")) == []  # methane's SMILES: none registered
+    methane = CompoundFactory(smiles="C", name="methane")
+    assert list(selectors.compound_search(query="C")) == [methane]
     assert list(selectors.compound_search(query=benzene.inchikey[:14])) == [benzene]
     assert list(selectors.compound_search(query="C1=CC=CC=C1")) == [benzene]
 
