@@ -52,6 +52,29 @@ def test_every_page_has_the_rows_and_order_of_a_plain_paginator(registry: list[C
     assert list(DeferredJoinPaginator(list(qs), 4).page(2)) == list(plain.page(2))  # a list pages as usual
 
 
+@pytest.mark.parametrize("ordering", ["id", "-id", "pk"])
+def test_a_small_filtered_result_is_read_by_its_indexes_and_sorted_here(registry: list[Compound], ordering: str) -> None:
+    """ORDER BY id LIMIT 25 let PostgreSQL walk the primary key and filter every row of
+    the 1M registry for a name search matching one compound (2.2 s); a result the count
+    shows to be small is read without ORDER BY/LIMIT and sorted in Python instead."""
+    from django.core.paginator import Paginator
+
+    qs = Compound.objects.filter(name__icontains="cpd-1").order_by(ordering)  # 10 of the 30
+    plain, deferred = Paginator(qs, 4), DeferredJoinPaginator(qs, 4)
+    assert deferred.count == 10
+    for number in plain.page_range:
+        with CaptureQueriesContext(connection) as ctx:
+            page = list(deferred.page(number))
+        assert page == list(plain.page(number))
+        id_reads = [q["sql"] for q in ctx.captured_queries if "ORDER BY" in q["sql"] or "LIMIT" in q["sql"]]
+        assert id_reads == [], id_reads
+    # Unfiltered, the primary-key walk is the right plan: the page is read with LIMIT.
+    everything = DeferredJoinPaginator(Compound.objects.order_by("id"), 4)
+    with CaptureQueriesContext(connection) as ctx:
+        everything.page(2)
+    assert any("LIMIT" in q["sql"] for q in ctx.captured_queries)
+
+
 def test_a_deep_page_of_the_compound_list_skips_rows_by_id_only(client_for: Any, viewer: Any, registry: list[Compound]) -> None:
     client = client_for(viewer)
     with CaptureQueriesContext(connection) as ctx:
