@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -76,7 +76,7 @@ class BulkOutcome:
 BULK_CHUNK = 200
 
 
-def _bulk(item_ids: Iterable[Any], action: Any) -> BulkOutcome:
+def _bulk(item_ids: Iterable[Any], action: Any, *, counts: bool = False) -> BulkOutcome:
     """Run a one-item action on every item, BULK_CHUNK items to a transaction.
 
     Each chunk's items are locked with one query (in primary-key order, the order every
@@ -84,26 +84,71 @@ def _bulk(item_ids: Iterable[Any], action: Any) -> BulkOutcome:
     together; each item's action runs in a savepoint, so a refused item undoes only
     itself. A lead's "select all" over thousands of items took ~8 ms an item, mostly
     planning that per-item join and one commit per item.
+
+    `counts`: the action changes its cycle's counters. The chunk's cycle rows are then
+    locked next, in primary-key order, before any action: bumped one by one as the
+    items came, two leads' chunks over items of two cycles each held one cycle and
+    waited for the other (a deadlock). Items before cycles is the order of every queue
+    write, the retrain's included.
+
+    A chunk PostgreSQL still aborts (a deadlock or lock timeout with some path not
+    written here) is undone whole, and the caller gets a Conflict saying how many items
+    the committed chunks changed and that a retry does the rest, not a bare error
+    after half the selection.
     """
     outcome = BulkOutcome()
     pending = list(item_ids)
     for start in range(0, len(pending), BULK_CHUNK):
         chunk = pending[start : start + BULK_CHUNK]
-        with transaction.atomic():
-            items = _locked_items(chunk)
-            for item_id in chunk:
-                item = items.get(_as_uuid(item_id))
-                if item is None:
-                    outcome.add(NotFound("No such queue item."))
-                    continue
-                try:
-                    with transaction.atomic():
-                        action(item)
-                except (Conflict, NotFound) as exc:
-                    outcome.add(exc)
-                else:
-                    outcome.add()
+        done = BulkOutcome()
+        try:
+            with transaction.atomic():
+                items = _locked_items(chunk)
+                if counts:
+                    _lock_cycles({item.cycle_id for item in items.values() if item.cycle_id})
+                for item_id in chunk:
+                    item = items.get(_as_uuid(item_id))
+                    if item is None:
+                        done.add(NotFound("No such queue item."))
+                        continue
+                    try:
+                        with transaction.atomic():
+                            action(item)
+                    except (Conflict, NotFound) as exc:
+                        done.add(exc)
+                    else:
+                        done.add()
+        except OperationalError as exc:
+            if _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                raise
+            logger.warning("bulk queue action aborted by the database after %d items", outcome.done, exc_info=True)
+            raise Conflict(
+                f"{outcome.done} of {len(pending)} items were changed; the other {len(pending) - start} were left "
+                "unchanged because another change to the same items was running at that moment. Retry to do the "
+                "rest.",
+                extra={"done": outcome.done, "total": len(pending)},
+            ) from exc
+        outcome.total += done.total
+        outcome.done += done.done
+        for reason, n in done.refused.items():
+            outcome.refused[reason] = outcome.refused.get(reason, 0) + n
     return outcome
+
+
+# deadlock_detected, serialization_failure, lock_not_available: the transaction was undone
+# whole and the same request can succeed when retried.
+RETRYABLE_SQLSTATES = ("40P01", "40001", "55P03")
+
+
+def _sqlstate(exc: Exception) -> str | None:
+    # psycopg2 names it pgcode, psycopg 3 sqlstate; Django chains the driver's error.
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+
+
+def _lock_cycles(cycle_ids: set[Any]) -> None:
+    cycle_model = LabelQueueItem._meta.get_field("cycle").related_model
+    list(cycle_model.objects.select_for_update().filter(pk__in=cycle_ids).order_by("pk").values_list("pk", flat=True))
 
 
 def _require_scientist(user: Any) -> None:
@@ -167,18 +212,40 @@ def _lock_query() -> QuerySet[LabelQueueItem]:
     )
 
 
+# The foreign keys `_lock_query` joins, as (field, cached relation) pairs.
+_LOCK_JOINS = (("model_id", "model"), ("cycle_id", "cycle"), ("assigned_to_id", "assigned_to"), ("labeled_by_id", "labeled_by"))
+
+
+def _fresh_joins(item: LabelQueueItem) -> LabelQueueItem:
+    """Drop joined relations that no longer match the locked row's foreign keys.
+
+    A lock that waited for another transaction returns that transaction's version of the
+    item row (PostgreSQL re-checks only the locked table), but the joined rows are the
+    ones the statement first read: an item claimed meanwhile came back with
+    assigned_to_id set and assigned_to None (a bulk assign raised AttributeError, a 500
+    that also left the rest of the action undone), one moved by a retrain with its old
+    model. Dropped relations load again on use; there is nothing to drop, and no extra
+    query, unless the lock waited on a change of that key.
+    """
+    cache = item._state.fields_cache
+    for fk, name in _LOCK_JOINS:
+        if name in cache and getattr(cache[name], "pk", None) != getattr(item, fk):
+            del cache[name]
+    return item
+
+
 def _locked_item(item_id: Any) -> LabelQueueItem:
     pk = _as_uuid(item_id)
     item = _lock_query().filter(pk=pk).first() if pk is not None else None
     if item is None:
         raise NotFound("No such queue item.")
-    return item
+    return _fresh_joins(item)
 
 
 def _locked_items(item_ids: Iterable[Any]) -> dict[uuid.UUID, LabelQueueItem]:
     """The existing items among `item_ids`, locked by one query, by primary key."""
     pks = {pk for pk in map(_as_uuid, item_ids) if pk is not None}
-    return {item.pk: item for item in _lock_query().filter(pk__in=pks).order_by("pk")}
+    return {item.pk: _fresh_joins(item) for item in _lock_query().filter(pk__in=pks).order_by("pk")}
 
 
 def queue_items_add(
@@ -396,7 +463,7 @@ def _skip(item: LabelQueueItem, user: Any, reason: str) -> LabelQueueItem:
 def queue_items_skip(*, item_ids: Iterable[Any], user: Any) -> BulkOutcome:
     """Bulk skip (lead): open items are skipped, the rest are left alone with their reason."""
     _require_lead(user)
-    return _bulk(item_ids, lambda item: _skip(item, user, ""))
+    return _bulk(item_ids, lambda item: _skip(item, user, ""), counts=True)
 
 
 def queue_item_assign(*, item_id: Any, assignee_id: int | None, user: Any) -> LabelQueueItem:
@@ -493,4 +560,4 @@ def _reset(item: LabelQueueItem, user: Any) -> LabelQueueItem:
 
 def queue_items_reset(*, item_ids: Iterable[Any], user: Any) -> BulkOutcome:
     _require_lead(user)
-    return _bulk(item_ids, lambda item: _reset(item, user))
+    return _bulk(item_ids, lambda item: _reset(item, user), counts=True)

@@ -1,0 +1,182 @@
+"""Lock order of the queue writes: items (primary-key order) before cycle rows, everywhere.
+
+Each test forces the interleaving that deadlocked (a hook parks one thread inside its
+transaction until the other is provably waiting on a row lock), so it is deterministic,
+not a race that may or may not happen. Each thread has its own database connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from config.exceptions import Conflict
+from cycles import services as cycle_services
+from cycles.models import ActiveLearningCycle
+from labeling import services
+from labeling.models import AuditAction, AuditEvent, LabelQueueItem, QueueStatus
+from tests.solubility import solubility_setup
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def _someone_waits_on_a_lock(timeout: float = 120.0) -> bool:
+    """True once another transaction waits on a lock (pg_locks is live, not snapshotted)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cur.fetchone()[0]:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def _run(fns: list[Callable[[], Any]]) -> list[BaseException]:
+    errors: list[BaseException] = []
+
+    def run(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - asserted by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return errors
+
+
+@pytest.fixture
+def loop(settings, tmp_path, lead, scientist):  # type: ignore[no-untyped-def]
+    settings.ARTIFACT_ROOT = tmp_path
+    data = solubility_setup()
+    data.update(lead=lead, scientist=scientist)
+    return data
+
+
+def _assert_counters_match_items() -> None:
+    for cycle in ActiveLearningCycle.objects.all():
+        skipped = cycle.items.filter(status=QueueStatus.SKIPPED).count()
+        assert cycle.items_skipped == skipped, (cycle.cycle_number, cycle.items_skipped, skipped)
+
+
+def test_two_bulk_skips_over_two_cycles_in_opposite_orders_do_not_deadlock(loop, monkeypatch):  # type: ignore[no-untyped-def]
+    # Each chunk bumped each cycle's counter as it met the cycle's first item: lead 1 held
+    # cycle A and wanted B while lead 2 held B and wanted A.
+    a = cycle_services.cycle_select(model=loop["model"], user=loop["lead"], batch_size=6).cycle
+    b = cycle_services.cycle_select(model=loop["model"], user=loop["lead"], batch_size=6).cycle
+    a_ids = list(LabelQueueItem.objects.filter(cycle=a).order_by("pk").values_list("pk", flat=True))
+    b_ids = list(LabelQueueItem.objects.filter(cycle=b).order_by("pk").values_list("pk", flat=True))
+    first = a_ids[:3] + b_ids[:3]
+    second = b_ids[3:] + a_ids[3:]
+    both_hold_a_cycle = threading.Barrier(2, timeout=5)
+    real_check = services._check_may_label
+    calls = threading.local()
+
+    def check_then_meet(item: Any, user: Any) -> None:
+        calls.n = getattr(calls, "n", 0) + 1
+        if calls.n == 4:  # the first item of the second cycle: the first cycle's row is held
+            # Broken after 5 s when the other lead waits for our locks: the correct order.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_hold_a_cycle.wait()
+        real_check(item, user)
+
+    monkeypatch.setattr(services, "_check_may_label", check_then_meet)
+    outcomes: list[Any] = []
+    errors = _run([
+        lambda: outcomes.append(services.queue_items_skip(item_ids=first, user=loop["lead"])),
+        lambda: outcomes.append(services.queue_items_skip(item_ids=second, user=loop["lead"])),
+    ])
+    assert errors == []
+    assert sorted(o.done for o in outcomes) == [6, 6]
+    assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 12
+    _assert_counters_match_items()
+
+
+def test_a_bulk_assign_over_an_item_claimed_meanwhile_reassigns_it(loop, django_user_model, monkeypatch):  # type: ignore[no-untyped-def]
+    # The bulk's lock waited for the claim; PostgreSQL then returned the claimed row with
+    # the joined assignee of the row it first read (none): AttributeError, a 500, and the
+    # rest of the selection left undone.
+    cycle = cycle_services.cycle_select(model=loop["model"], user=loop["lead"], batch_size=4).cycle
+    ids = list(LabelQueueItem.objects.filter(cycle=cycle).values_list("pk", flat=True))
+    other = django_user_model.objects.create_user(username="other")
+    other.groups.set(loop["scientist"].groups.all())
+    real_audit = services.audit
+    claiming = threading.Event()
+    claimed: list[Any] = []
+
+    def audit_after_the_bulk_waits(action: str, **kwargs: Any) -> None:
+        if action == AuditAction.CLAIM and not claiming.is_set():
+            claiming.set()  # the claimed item is locked and saved, not yet committed
+            assert _someone_waits_on_a_lock(), "the bulk assign never waited for the claim"
+        real_audit(action, **kwargs)
+
+    monkeypatch.setattr(services, "audit", audit_after_the_bulk_waits)
+    outcomes: list[Any] = []
+
+    def bulk() -> None:
+        assert claiming.wait(60)
+        outcomes.append(services.queue_items_assign(item_ids=ids, assignee_id=other.pk, user=loop["lead"]))
+
+    errors = _run([lambda: claimed.append(services.queue_item_claim_next(user=loop["scientist"])), bulk])
+    assert errors == []
+    assert outcomes[0].done == len(ids)
+    item = LabelQueueItem.objects.get(pk=claimed[0].pk)
+    assert item.assigned_to_id == other.pk and item.status == QueueStatus.PENDING
+    event = AuditEvent.objects.get(item=item, action=AuditAction.ASSIGN)
+    assert event.data["previous_username"] == loop["scientist"].username
+
+
+def test_a_bulk_chunk_the_database_aborts_is_a_conflict_naming_what_was_done(loop, monkeypatch):  # type: ignore[no-untyped-def]
+    # Whatever path still meets a bulk chunk in a lock conflict: the committed chunks are
+    # whole (items, audit events, counters), the aborted one is undone, and the caller gets
+    # a Conflict (409 / an error message) saying how many items changed, not a 500.
+    monkeypatch.setattr(services, "BULK_CHUNK", 2)
+    a = cycle_services.cycle_select(model=loop["model"], user=loop["lead"], batch_size=2).cycle
+    b = cycle_services.cycle_select(model=loop["model"], user=loop["lead"], batch_size=2).cycle
+    ids = [
+        *LabelQueueItem.objects.filter(cycle=a).values_list("pk", flat=True),
+        *LabelQueueItem.objects.filter(cycle=b).values_list("pk", flat=True),
+    ]
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold_cycle_b() -> None:
+        from django.db import transaction
+
+        with transaction.atomic():
+            ActiveLearningCycle.objects.select_for_update().get(pk=b.pk)
+            holding.set()
+            release.wait(60)
+
+    raised: list[Any] = []
+
+    def bulk() -> None:
+        assert holding.wait(60)
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SET lock_timeout = '300ms'")
+            services.queue_items_skip(item_ids=ids, user=loop["lead"])
+        except Conflict as exc:
+            raised.append(exc)
+        finally:
+            release.set()
+
+    errors = _run([hold_cycle_b, bulk])
+    assert errors == []
+    assert raised and raised[0].extra == {"done": 2, "total": 4}, raised
+    assert "2 of 4 items were changed" in raised[0].message and "Retry" in raised[0].message
+    assert set(LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).values_list("cycle_id", flat=True)) == {a.pk}
+    assert AuditEvent.objects.filter(action=AuditAction.SKIP).count() == 2
+    _assert_counters_match_items()
