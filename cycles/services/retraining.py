@@ -243,6 +243,18 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
     rescored = _rescore(new=new, cycle=cycle, compound_ids=[c for _, c in pending]) if pending else {}
     trained = set(model_services.model_load(model=new).training_ids)
     with transaction.atomic():
+        # Lock order, the one every queue write uses: item rows (primary-key order) before
+        # cycle rows. A label, skip or bulk action locks its items, then bumps its cycle's
+        # counter; locking the cycle first and then updating its items deadlocked with any
+        # of them (PostgreSQL killed one side, often this retrain). Every item this
+        # transaction may update belongs to the replaced version and is not archived.
+        list(
+            LabelQueueItem.objects.select_for_update()
+            .filter(model=parent)
+            .exclude(status=QueueStatus.ARCHIVED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         locked = ActiveLearningCycle.objects.select_for_update().get(pk=cycle.pk)
         if locked.status != CycleStatus.TRAINING:
             raise Conflict(f"cycle is {locked.status}, not training (reconciled while running?)")

@@ -18,7 +18,8 @@ from django.db import connection
 
 from config.exceptions import Conflict
 from cycles import services as cycle_services
-from cycles.models import ActiveLearningCycle
+from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
+from cycles.services import retraining
 from labeling import services
 from labeling.models import AuditAction, AuditEvent, LabelQueueItem, QueueStatus
 from tests.solubility import solubility_setup
@@ -69,6 +70,68 @@ def _assert_counters_match_items() -> None:
     for cycle in ActiveLearningCycle.objects.all():
         skipped = cycle.items.filter(status=QueueStatus.SKIPPED).count()
         assert cycle.items_skipped == skipped, (cycle.cycle_number, cycle.items_skipped, skipped)
+
+
+def _training_cycle(loop: dict[str, Any], rq_queue: Any) -> tuple[ActiveLearningCycle, Job]:
+    cycle = cycle_services.cycle_select(model=loop["model"], user=loop["lead"], batch_size=24).cycle
+    for item in LabelQueueItem.objects.filter(cycle=cycle).order_by("pk")[:10]:
+        services.label_submit(item_id=item.pk, user=loop["scientist"], value=loop["truth"][item.compound_id])
+    job = cycle_services.cycle_retrain_trigger(cycle_id=cycle.pk, user=loop["lead"])
+    return cycle, job
+
+
+def test_a_label_saved_while_the_retrain_finishes_does_not_deadlock(loop, rq_queue, monkeypatch):  # type: ignore[no-untyped-def]
+    # label_submit locks its item, then bumps the cycle's counter; _finish used to lock the
+    # cycle, then update the open items: a label in between deadlocked (one of the two died).
+    cycle, job = _training_cycle(loop, rq_queue)
+    item = LabelQueueItem.objects.filter(cycle=cycle, status=QueueStatus.PENDING).order_by("pk").first()
+    real_parse = services.parse_measurement_value
+
+    def parse_after_the_retrain_waits(*args: Any, **kwargs: Any) -> Any:
+        # The item is locked here and the cycle counter not yet bumped.
+        assert _someone_waits_on_a_lock(), "the retrain never reached the item locks"
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(services, "parse_measurement_value", parse_after_the_retrain_waits)
+    errors = _run([
+        lambda: services.label_submit(item_id=item.pk, user=loop["scientist"], value=loop["truth"][item.compound_id]),
+        lambda: retraining.cycle_retrain_run(job_id=job.pk),
+    ])
+    assert errors == []
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    item.refresh_from_db()
+    assert item.status == QueueStatus.LABELED
+    # The label came after the retrain read its labels: it counts for the carried-over cycle.
+    cycle.refresh_from_db()
+    successor = ActiveLearningCycle.objects.get(model=item.model, status=CycleStatus.LABELING)
+    assert item.cycle_id == successor.pk
+    assert cycle.items_labeled == 10 and successor.items_labeled == 1
+
+
+def test_a_bulk_skip_while_the_retrain_finishes_does_not_deadlock(loop, rq_queue, monkeypatch):  # type: ignore[no-untyped-def]
+    cycle, job = _training_cycle(loop, rq_queue)
+    open_ids = list(LabelQueueItem.objects.filter(cycle=cycle, status=QueueStatus.PENDING).values_list("pk", flat=True))
+    real_lock_cycles = services._lock_cycles
+
+    def lock_cycles_after_the_retrain_waits(cycle_ids: set[Any]) -> None:
+        # All the chunk's items are locked here, the cycle row not yet.
+        assert _someone_waits_on_a_lock(), "the retrain never reached the item locks"
+        real_lock_cycles(cycle_ids)
+
+    monkeypatch.setattr(services, "_lock_cycles", lock_cycles_after_the_retrain_waits)
+    outcomes: list[Any] = []
+    errors = _run([
+        lambda: outcomes.append(services.queue_items_skip(item_ids=open_ids, user=loop["lead"])),
+        lambda: retraining.cycle_retrain_run(job_id=job.pk),
+    ])
+    assert errors == []
+    assert outcomes[0].done == len(open_ids)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert LabelQueueItem.objects.filter(pk__in=open_ids, status=QueueStatus.SKIPPED).count() == len(open_ids)
+    assert AuditEvent.objects.filter(action=AuditAction.SKIP).count() == len(open_ids)
+    _assert_counters_match_items()
 
 
 def test_two_bulk_skips_over_two_cycles_in_opposite_orders_do_not_deadlock(loop, monkeypatch):  # type: ignore[no-untyped-def]
