@@ -245,7 +245,24 @@ def _locked_item(item_id: Any) -> LabelQueueItem:
 def _locked_items(item_ids: Iterable[Any]) -> dict[uuid.UUID, LabelQueueItem]:
     """The existing items among `item_ids`, locked by one query, by primary key."""
     pks = {pk for pk in map(_as_uuid, item_ids) if pk is not None}
-    return {item.pk: _fresh_joins(item) for item in _lock_query().filter(pk__in=pks).order_by("pk")}
+    items = {item.pk: _fresh_joins(item) for item in _lock_query().filter(pk__in=pks).order_by("pk")}
+    _fresh_models(items.values())
+    return items
+
+
+def _fresh_models(items: Iterable[LabelQueueItem]) -> None:
+    """Read the items' model versions again, after their locks (one query).
+
+    A lock that waited for a retrain's finish returns an unchanged skipped item with the
+    model row as it was before that retrain committed: still active. A lead's reset then
+    put the item back to pending on a version the retrain had just superseded, an open
+    item no queue serves. The retrain locks these items too, so a read after our lock
+    sees its outcome.
+    """
+    items = list(items)
+    fresh = MLModel.objects.select_related("assay").in_bulk({item.model_id for item in items})
+    for item in items:
+        item.model = fresh[item.model_id]
 
 
 def queue_items_add(
@@ -526,7 +543,9 @@ def queue_item_reset(*, item_id: Any, user: Any) -> LabelQueueItem:
     """
     _require_scientist(user)
     with transaction.atomic():
-        return _reset(_locked_item(item_id), user)
+        item = _locked_item(item_id)
+        _fresh_models([item])
+        return _reset(item, user)
 
 
 def _reset(item: LabelQueueItem, user: Any) -> LabelQueueItem:

@@ -243,3 +243,38 @@ def test_a_bulk_chunk_the_database_aborts_is_a_conflict_naming_what_was_done(loo
     assert set(LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).values_list("cycle_id", flat=True)) == {a.pk}
     assert AuditEvent.objects.filter(action=AuditAction.SKIP).count() == 2
     _assert_counters_match_items()
+
+
+def test_a_reset_that_waited_for_the_retrain_refuses_the_superseded_version(loop, rq_queue, monkeypatch):  # type: ignore[no-untyped-def]
+    # The skipped item is not changed by the retrain, only locked: the reset's lock then
+    # returned it with the model row read before the retrain committed (still active), and
+    # the reset put it back to pending on the superseded version, an open item no queue serves.
+    cycle, job = _training_cycle(loop, rq_queue)
+    item = LabelQueueItem.objects.filter(cycle=cycle, status=QueueStatus.PENDING).order_by("pk").first()
+    services.queue_item_skip(item_id=item.pk, user=loop["scientist"])
+    real_activate = retraining.model_services.model_activate
+    finishing = threading.Event()
+
+    def activate_after_the_reset_waits(*args: Any, **kwargs: Any) -> Any:
+        finishing.set()  # the retrain holds the replaced version's items here
+        assert _someone_waits_on_a_lock(), "the reset never waited for the retrain"
+        return real_activate(*args, **kwargs)
+
+    monkeypatch.setattr(retraining.model_services, "model_activate", activate_after_the_reset_waits)
+    refused: list[Any] = []
+
+    def reset() -> None:
+        assert finishing.wait(120)
+        try:
+            services.queue_item_reset(item_id=item.pk, user=loop["lead"])
+        except Conflict as exc:
+            refused.append(exc)
+
+    errors = _run([lambda: retraining.cycle_retrain_run(job_id=job.pk), reset])
+    assert errors == []
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    item.refresh_from_db()
+    assert item.status == QueueStatus.SKIPPED, "reset to pending on a superseded version"
+    assert refused and "superseded" in refused[0].message
+    _assert_counters_match_items()
