@@ -122,10 +122,11 @@ def _bulk(item_ids: Iterable[Any], action: Any, *, counts: bool = False) -> Bulk
             if _sqlstate(exc) not in RETRYABLE_SQLSTATES:
                 raise
             logger.warning("bulk queue action aborted by the database after %d items", outcome.done, exc_info=True)
+            refusals = f" ({outcome.refusals_text()})" if outcome.refused else ""
             raise Conflict(
-                f"{outcome.done} of {len(pending)} items were changed; the other {len(pending) - start} were left "
-                "unchanged because another change to the same items was running at that moment. Retry to do the "
-                "rest.",
+                f"{outcome.done} of {len(pending)} items were changed{refusals}; the last {len(pending) - start} were "
+                "left unchanged because another change to the same items was running at that moment. Retry to do "
+                "the rest.",
                 extra={"done": outcome.done, "total": len(pending)},
             ) from exc
         outcome.total += done.total
