@@ -138,16 +138,6 @@ def test_a_training_compound_has_applicability_distance_zero(setup, settings):  
     assert row.applicability_distance == pytest.approx(0.0, abs=1e-6)
 
 
-def test_a_missing_artifact_marks_the_model_failed_and_predictions_refuse(setup, settings):  # type: ignore[no-untyped-def]
-    model = setup["model"]
-    (settings.ARTIFACT_ROOT / model.artifact).unlink()
-    services._artifact_cache.clear()
-    with pytest.raises(Conflict, match="cannot be used"):
-        services.model_predict(model=model, smiles=["CCO"])
-    model.refresh_from_db()
-    assert model.status == "failed" and "cannot be used" in model.error
-
-
 def test_a_corrupt_artifact_marks_the_model_failed_and_predictions_refuse(setup, settings):  # type: ignore[no-untyped-def]
     model = setup["model"]
     (settings.ARTIFACT_ROOT / model.artifact).write_bytes(b"garbage")
