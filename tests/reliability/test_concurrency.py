@@ -1,12 +1,8 @@
 """Concurrency guarantees, each with separate database connections (threads)."""
 
-import threading
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import connection
 
 from config.exceptions import Conflict
 from cycles import services as cycle_services
@@ -15,35 +11,9 @@ from labeling import services
 from labeling.models import LabelQueueItem
 from tests.factories import LabelQueueItemFactory, MLModelFactory
 from tests.solubility import solubility_setup
+from tests.threads import run_concurrently
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def run_concurrently(calls: list[Callable[[], Any]]) -> tuple[list[Any], list[BaseException]]:
-    """Start every call at the same moment, each on its own thread and connection."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(fn: Callable[[], Any]) -> None:
-        try:
-            barrier.wait()
-            value = fn()
-            with lock:
-                results.append(value)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted by the caller
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(fn,)) for fn in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    return results, errors
 
 
 def _scientists(django_user_model, n):  # type: ignore[no-untyped-def]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from cycles.services import retraining
 from labeling import services
 from labeling.models import AuditAction, AuditEvent, LabelQueueItem, QueueStatus
 from tests.solubility import solubility_setup
+from tests.threads import run_concurrently
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -37,25 +37,6 @@ def _someone_waits_on_a_lock(timeout: float = 120.0) -> bool:
                 return True
         time.sleep(0.05)
     return False
-
-
-def _run(fns: list[Callable[[], Any]]) -> list[BaseException]:
-    errors: list[BaseException] = []
-
-    def run(fn: Callable[[], Any]) -> None:
-        try:
-            fn()
-        except BaseException as exc:  # noqa: BLE001 - asserted by the caller
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(fn,)) for fn in fns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    return errors
 
 
 @pytest.fixture
@@ -93,10 +74,10 @@ def test_a_label_saved_while_the_retrain_finishes_does_not_deadlock(loop, rq_que
         return real_parse(*args, **kwargs)
 
     monkeypatch.setattr(services, "parse_measurement_value", parse_after_the_retrain_waits)
-    errors = _run([
+    errors = run_concurrently([
         lambda: services.label_submit(item_id=item.pk, user=loop["scientist"], value=loop["truth"][item.compound_id]),
         lambda: retraining.cycle_retrain_run(job_id=job.pk),
-    ])
+    ])[1]
     assert errors == []
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.error
@@ -121,10 +102,10 @@ def test_a_bulk_skip_while_the_retrain_finishes_does_not_deadlock(loop, rq_queue
 
     monkeypatch.setattr(services, "_lock_cycles", lock_cycles_after_the_retrain_waits)
     outcomes: list[Any] = []
-    errors = _run([
+    errors = run_concurrently([
         lambda: outcomes.append(services.queue_items_skip(item_ids=open_ids, user=loop["lead"])),
         lambda: retraining.cycle_retrain_run(job_id=job.pk),
-    ])
+    ])[1]
     assert errors == []
     assert outcomes[0].done == len(open_ids)
     job.refresh_from_db()
@@ -157,10 +138,10 @@ def test_two_bulk_skips_over_two_cycles_in_opposite_orders_do_not_deadlock(loop,
 
     monkeypatch.setattr(services, "_check_may_label", check_then_meet)
     outcomes: list[Any] = []
-    errors = _run([
+    errors = run_concurrently([
         lambda: outcomes.append(services.queue_items_skip(item_ids=first, user=loop["lead"])),
         lambda: outcomes.append(services.queue_items_skip(item_ids=second, user=loop["lead"])),
-    ])
+    ])[1]
     assert errors == []
     assert sorted(o.done for o in outcomes) == [6, 6]
     assert LabelQueueItem.objects.filter(status=QueueStatus.SKIPPED).count() == 12
@@ -192,7 +173,7 @@ def test_a_bulk_assign_over_an_item_claimed_meanwhile_reassigns_it(loop, django_
         assert claiming.wait(60)
         outcomes.append(services.queue_items_assign(item_ids=ids, assignee_id=other.pk, user=loop["lead"]))
 
-    errors = _run([lambda: claimed.append(services.queue_item_claim_next(user=loop["scientist"])), bulk])
+    errors = run_concurrently([lambda: claimed.append(services.queue_item_claim_next(user=loop["scientist"])), bulk])[1]
     assert errors == []
     assert outcomes[0].done == len(ids)
     item = LabelQueueItem.objects.get(pk=claimed[0].pk)
@@ -236,7 +217,7 @@ def test_a_bulk_chunk_the_database_aborts_is_a_conflict_naming_what_was_done(loo
         finally:
             release.set()
 
-    errors = _run([hold_cycle_b, bulk])
+    errors = run_concurrently([hold_cycle_b, bulk])[1]
     assert errors == []
     assert raised and raised[0].extra == {"done": 2, "total": 4}, raised
     assert "2 of 4 items were changed" in raised[0].message and "Retry" in raised[0].message
@@ -270,7 +251,7 @@ def test_a_reset_that_waited_for_the_retrain_refuses_the_superseded_version(loop
         except Conflict as exc:
             refused.append(exc)
 
-    errors = _run([lambda: retraining.cycle_retrain_run(job_id=job.pk), reset])
+    errors = run_concurrently([lambda: retraining.cycle_retrain_run(job_id=job.pk), reset])[1]
     assert errors == []
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.error
