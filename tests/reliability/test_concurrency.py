@@ -10,7 +10,6 @@ from cycles.models import ActiveLearningCycle, Job
 from labeling import services
 from labeling.models import LabelQueueItem
 from tests.factories import LabelQueueItemFactory, MLModelFactory
-from tests.solubility import solubility_setup
 from tests.threads import run_concurrently
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -53,14 +52,6 @@ def test_two_concurrent_labels_for_one_item_exactly_one_wins(django_user_model):
     item.refresh_from_db()
     assert item.label == results[0].label
     assert item.measurements.count() == 1
-
-
-@pytest.fixture
-def loop(settings, tmp_path, lead, scientist):  # type: ignore[no-untyped-def]
-    settings.ARTIFACT_ROOT = tmp_path
-    data = solubility_setup()
-    data.update(lead=lead, scientist=scientist)
-    return data
 
 
 def test_two_concurrent_retrain_triggers_enqueue_exactly_one_job(loop, rq_queue):  # type: ignore[no-untyped-def]

@@ -21,7 +21,6 @@ from cycles.models import ActiveLearningCycle, CycleStatus, Job, JobStatus
 from cycles.services import retraining
 from labeling import services
 from labeling.models import AuditAction, AuditEvent, LabelQueueItem, QueueStatus
-from tests.solubility import solubility_setup
 from tests.threads import run_concurrently
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -37,14 +36,6 @@ def _someone_waits_on_a_lock(timeout: float = 120.0) -> bool:
                 return True
         time.sleep(0.05)
     return False
-
-
-@pytest.fixture
-def loop(settings, tmp_path, lead, scientist):  # type: ignore[no-untyped-def]
-    settings.ARTIFACT_ROOT = tmp_path
-    data = solubility_setup()
-    data.update(lead=lead, scientist=scientist)
-    return data
 
 
 def _assert_counters_match_items() -> None:
