@@ -29,6 +29,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.db_errors import LOCK_CONFLICT_MESSAGE, is_lock_conflict
 from config.exceptions import ApplicationError, NotFound
 
 # Postgres bigint: larger ids cannot exist, so they are "not found", never a database error.
@@ -91,6 +92,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         # A value the ORM refused (e.g. a malformed UUID in a filter): the client's fault.
         return Response({"detail": "; ".join(exc.messages)}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, OperationalError) and is_lock_conflict(exc):
+        # PostgreSQL undid the transaction for another change to the same rows: a retry works.
+        return Response({"detail": LOCK_CONFLICT_MESSAGE}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, OperationalError):
         # A dropped database connection: say so cleanly instead of a 500 page.
         return Response(

@@ -9,6 +9,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from config.db_errors import LOCK_CONFLICT_MESSAGE, is_lock_conflict
+
 
 class DatabaseUnavailableMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -20,6 +22,14 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
+        if is_lock_conflict(exception):
+            # Not an outage: PostgreSQL undid this request's transaction (a deadlock or a
+            # lock timeout with another change to the same rows); a retry succeeds.
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": LOCK_CONFLICT_MESSAGE}, status=409)
+            return HttpResponse(
+                render_to_string("503.html", {"title": "Please retry", "message": LOCK_CONFLICT_MESSAGE}), status=409
+            )
         # Every write runs in a transaction, so nothing was half-written; the
         # broken connection is closed at the end of this request and the retry
         # gets a fresh one.

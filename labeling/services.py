@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from compounds.models import LabelSource, Measurement
 from compounds.services import label_provenance_check, parse_measurement_value
+from config.db_errors import is_lock_conflict
 from config.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.roles import LEAD, SCIENTIST, has_role
 from labeling import selectors
@@ -119,7 +120,7 @@ def _bulk(item_ids: Iterable[Any], action: Any, *, counts: bool = False) -> Bulk
                     else:
                         done.add()
         except OperationalError as exc:
-            if _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+            if not is_lock_conflict(exc):
                 raise
             logger.warning("bulk queue action aborted by the database after %d items", outcome.done, exc_info=True)
             refusals = f" ({outcome.refusals_text()})" if outcome.refused else ""
@@ -134,17 +135,6 @@ def _bulk(item_ids: Iterable[Any], action: Any, *, counts: bool = False) -> Bulk
         for reason, n in done.refused.items():
             outcome.refused[reason] = outcome.refused.get(reason, 0) + n
     return outcome
-
-
-# deadlock_detected, serialization_failure, lock_not_available: the transaction was undone
-# whole and the same request can succeed when retried.
-RETRYABLE_SQLSTATES = ("40P01", "40001", "55P03")
-
-
-def _sqlstate(exc: Exception) -> str | None:
-    # psycopg2 names it pgcode, psycopg 3 sqlstate; Django chains the driver's error.
-    cause = exc.__cause__
-    return getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
 
 
 def _lock_cycles(cycle_ids: set[Any]) -> None:

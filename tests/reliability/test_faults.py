@@ -80,3 +80,39 @@ def test_the_api_answers_a_dropped_connection_with_a_json_503_and_nothing_writte
     item = LabelQueueItem.objects.get(pk=item.pk)
     assert (item.status, item.measurements.count()) == ("pending", 0)
     assert client.post(label_url, {"value": 1.0}, format="json").status_code == 200
+
+
+def test_a_lock_conflict_is_a_409_to_retry_not_an_outage(settings, scientist):  # type: ignore[no-untyped-def]
+    """PostgreSQL undoing a request's transaction for another change to the same rows (here
+    a lock timeout while another session holds the item) is not "the database is
+    unavailable": the API and the pages answer 409 "retry", nothing is written, and the
+    retry succeeds once the other change is done."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 60  # the SET below lasts across requests
+    item = LabelQueueItemFactory()
+    api = APIClient(raise_request_exception=False)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=scientist).key}")
+    page = Client(raise_request_exception=False)
+    page.force_login(scientist)
+    s = connection.settings_dict
+    other = psycopg2.connect(dbname=s["NAME"], user=s["USER"] or "postgres", host=s["HOST"] or "127.0.0.1",
+                             port=s["PORT"] or 5432)
+    try:
+        with other.cursor() as cur:  # another session's change holds the item's row
+            cur.execute("SELECT id FROM label_queue WHERE id = %s FOR UPDATE", [str(item.pk)])
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '300ms'")
+        response = api.post(f"/api/active-learning/queue/{item.pk}/label/", {"value": 1.0}, format="json")
+        assert response.status_code == 409, response.content
+        assert "Another change to the same items was running" in response.json()["detail"]
+        response = page.post(reverse("labeling:submit", args=[item.pk]), {"value": "1.0", "source": "experimental"})
+        assert response.status_code == 409 and b"Please retry" in response.content
+    finally:
+        other.rollback()
+        other.close()
+    assert LabelQueueItem.objects.get(pk=item.pk).status == "pending"  # nothing written
+    response = api.post(f"/api/active-learning/queue/{item.pk}/label/", {"value": 1.0}, format="json")
+    assert response.status_code == 200
+    connection.close()
