@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -47,7 +47,12 @@ def _partial(request: HttpRequest) -> bool:
 def _filtered_queue(request: HttpRequest, *, default_status: str) -> tuple[QueueFilterForm, dict[str, Any], Any]:
     """The queue filters of the page and the export, read the same way from the query string."""
     form = QueueFilterForm(request.GET or None)
-    f = dict(form.cleaned_data) if form.is_valid() else {}
+    # A filter that does not parse is dropped on its own (and named on the page), not with
+    # the valid ones beside it: `?model=3&status=bogus` used to show every model's items.
+    f: dict[str, Any] = {}
+    if form.is_bound:
+        form.is_valid()  # cleaned_data then holds the fields that parsed, and only those
+        f = dict(form.cleaned_data)
     f["status"] = f.get("status") or default_status
     f["assigned"] = f.get("assigned_to") or ""
     f["sort"] = f.get("sort") or "priority"
@@ -121,10 +126,15 @@ def _queue_cache_key(request: HttpRequest, part: str) -> str:
     return f"labeling:queue:{part}:{request.user.pk}:{roles}:{path}"
 
 
+def _ignored_filters(form: QueueFilterForm) -> str:
+    return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+
+
 def _queue_context(request: HttpRequest) -> dict[str, Any]:
     form, f, items = _filtered_queue(request, default_status="open")
     sort = f["sort"]
     return {
+        "ignored_filters": _ignored_filters(form) if form.errors else "",
         "page": Paginator(items, PAGE_SIZE).get_page(request.GET.get("page")),
         "form": form,
         "status": f["status"],
@@ -146,7 +156,10 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
 @role_required(VIEWER)
 def queue_export(request: HttpRequest) -> HttpResponse:
     """The filtered queue as CSV; cells are escaped so a spreadsheet never runs a formula."""
-    _form, _f, items = _filtered_queue(request, default_status="all")
+    form, _f, items = _filtered_queue(request, default_status="all")
+    if form.errors:
+        # A file is not a page that can say which filter it ignored: refuse, naming it.
+        return HttpResponseBadRequest(_ignored_filters(form), content_type="text/plain; charset=utf-8")
     header, rows = selectors.queue_export_table(items=items)
     return csv_response("label-queue.csv", header, rows)
 

@@ -100,6 +100,21 @@ def test_a_bad_filter_value_falls_back_to_the_default_view(client_for, viewer, i
     assert str(items[0].pk) in response.content.decode()
 
 
+def test_a_bad_filter_is_dropped_alone_and_named_and_the_export_refuses_it(client_for, lead, items):  # type: ignore[no-untyped-def]
+    """`?model=N&status=bogus` used to drop every filter with the bad one, showing every
+    model's items as if filtered; the valid filters now apply and the page names the
+    ignored one. A CSV cannot say what it ignored: the export answers 400."""
+    other = LabelQueueItemFactory(model=MLModelFactory())
+    c = client_for(lead)
+    body = c.get(QUEUE, {"model": other.model_id, "status": "bogus"}).content.decode()
+    assert str(other.pk) in body and str(items[0].pk) not in body  # the model filter still applies
+    assert 'id="ignored-filters"' in body and "status:" in body and "bogus" in body
+    assert 'id="ignored-filters"' not in c.get(QUEUE, {"model": other.model_id}).content.decode()
+    export = c.get(reverse("labeling:export"), {"model": other.model_id, "status": "bogus"})
+    assert export.status_code == 400 and b"status:" in export.content
+    assert c.get(reverse("labeling:export"), {"model": other.model_id}).status_code == 200
+
+
 def test_paging(client_for, viewer, model):  # type: ignore[no-untyped-def]
     made = [LabelQueueItemFactory(model=model, priority_score=100.0 - i) for i in range(30)]
     c = client_for(viewer)
