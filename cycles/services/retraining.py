@@ -277,7 +277,13 @@ def _finish(*, cycle: ActiveLearningCycle, parent: MLModel, new: MLModel, job: J
         LabelQueueItem.objects.filter(pk__in=unseen).update(model=new, updated_at=now)
         queue_changed()
         updates = []
-        for item in LabelQueueItem.objects.filter(model=parent, status__in=OPEN_STATUSES):
+        still_open = list(LabelQueueItem.objects.filter(model=parent, status__in=OPEN_STATUSES))
+        late = [item.compound_id for item in still_open if item.compound_id not in rescored]
+        if late:
+            # Opened after the re-scoring above (a lead reset a skipped item meanwhile): score
+            # them now, or they would carry the replaced version's prediction and priority.
+            rescored = {**rescored, **_rescore(new=new, cycle=cycle, compound_ids=late)}
+        for item in still_open:
             values = rescored.get(item.compound_id)
             item.model = new
             if values:

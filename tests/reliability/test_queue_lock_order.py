@@ -250,3 +250,32 @@ def test_a_reset_that_waited_for_the_retrain_refuses_the_superseded_version(loop
     assert item.status == QueueStatus.SKIPPED, "reset to pending on a superseded version"
     assert refused and "superseded" in refused[0].message
     _assert_counters_match_items()
+
+
+def test_an_item_reset_after_the_retrain_rescored_gets_the_new_versions_scores(loop, rq_queue, monkeypatch):  # type: ignore[no-untyped-def]
+    """The retrain re-scores the open items before its transaction; an item a lead reset in
+    between moved to the new version with the replaced version's prediction and priority."""
+    from mlmodels import services as model_services
+
+    cycle, job = _training_cycle(loop, rq_queue)
+    item = LabelQueueItem.objects.filter(cycle=cycle, status=QueueStatus.PENDING).order_by("pk").first()
+    services.queue_item_skip(item_id=item.pk, user=loop["scientist"])
+    real_rescore = retraining._rescore
+    calls: list[list[int]] = []
+
+    def rescore_then_a_reset(**kwargs: Any) -> Any:
+        calls.append(list(kwargs["compound_ids"]))
+        out = real_rescore(**kwargs)
+        if len(calls) == 1:  # the lead resets the skipped item right after the re-scoring
+            services.queue_item_reset(item_id=item.pk, user=loop["lead"])
+        return out
+
+    monkeypatch.setattr(retraining, "_rescore", rescore_then_a_reset)
+    retraining.cycle_retrain_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    item.refresh_from_db()
+    assert item.status == QueueStatus.PENDING and item.model_id == job.result["model_id"]
+    assert calls[1:] == [[item.compound_id]]  # scored again, alone
+    fresh = model_services.model_score_compounds(model=item.model, compound_ids=[item.compound_id])
+    assert item.prediction == pytest.approx(float(fresh.prediction[0]))
