@@ -26,6 +26,47 @@ import numpy as np
 from scipy import sparse
 from scipy.special import ndtri
 
+from .compiled import kernel, split_rows
+
+
+@kernel
+def _normal_scores(
+    X: np.ndarray, columns: np.ndarray, knots: np.ndarray, scores: np.ndarray, offsets: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled; tested through KernelBasis.transform
+    """out[i, c] = np.interp(X[i, columns[c]], knots_c, scores_c), NaN -> 0, 0 for a
+    one-knot column; knots_c = knots[offsets[c]:offsets[c + 1]] (strictly increasing).
+
+    Row by row over X as it is stored (no column gather), and the same float64
+    arithmetic as numpy's interp (its slope formula and its exact-knot and end
+    cases), so the same values; releases the GIL so rows can go to threads.
+    """
+    for i in range(X.shape[0]):
+        for c in range(columns.shape[0]):
+            lo, hi = offsets[c], offsets[c + 1]
+            x = np.float64(X[i, columns[c]])
+            if hi - lo == 1 or np.isnan(x):
+                out[i, c] = 0.0
+                continue
+            if x < knots[lo]:
+                r = scores[lo]
+            elif x >= knots[hi - 1]:
+                r = scores[hi - 1]
+            else:
+                # The last knot <= x: knots[a] <= x < knots[b].
+                a, b = lo, hi - 1
+                while b - a > 1:
+                    mid = (a + b) >> 1
+                    if knots[mid] <= x:
+                        a = mid
+                    else:
+                        b = mid
+                if knots[a] == x:
+                    r = scores[a]
+                else:
+                    slope = (scores[a + 1] - scores[a]) / (knots[a + 1] - knots[a])
+                    r = slope * (x - knots[a]) + scores[a]
+            out[i, c] = 0.0 if np.isnan(r) else r
+
 
 class KernelBasis:
     """Shared quantile-normal transform + RBF landmarks (see the module docstring).
@@ -80,18 +121,25 @@ class KernelBasis:
         self.landmark_sq_ = (self.landmarks_**2).sum(axis=1)
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Quantile-normal scores of the basis columns, float64 (n, n_columns); NaN -> 0."""
+    def transform(self, X: np.ndarray, *, workers: int | None = None) -> np.ndarray:
+        """Quantile-normal scores of the basis columns, float64 (n, n_columns); NaN -> 0.
+
+        Each column is np.interp over its knots (see `_normal_scores`), rows split over
+        threads; the values do not depend on the split.
+        """
+        # float32 X (what the ensemble passes) is read as is; anything else as float64.
+        X = np.ascontiguousarray(X, dtype=np.float32 if X.dtype == np.float32 else np.float64)
         out = np.empty((X.shape[0], self.columns_.size), dtype=np.float64)
-        # One gather into column-major order, so each np.interp reads a contiguous column.
-        Z = np.asfortranarray(X[:, self.columns_])
-        for j in range(self.columns_.size):
-            knots, scores = self.knots_[j], self.scores_[j]
-            if knots.size == 1:
-                out[:, j] = 0.0
-            else:
-                out[:, j] = np.interp(Z[:, j], knots, scores)
-        out[np.isnan(out)] = 0.0
+        sizes = [k.size for k in self.knots_]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        # float64 as np.interp computes; the stored knots are float32.
+        knots = np.concatenate(self.knots_).astype(np.float64)
+        scores = np.concatenate(self.scores_).astype(np.float64)
+        split_rows(
+            lambda lo, hi: _normal_scores(X[lo:hi], self.columns_, knots, scores, offsets, out[lo:hi]),
+            X.shape[0],
+            workers=workers,
+        )
         return out
 
     def kernel(self, X: np.ndarray) -> np.ndarray:

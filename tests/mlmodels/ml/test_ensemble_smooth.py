@@ -108,3 +108,36 @@ def test_it_refuses_a_weight_outside_zero_one() -> None:
     X, y = _data()
     with pytest.raises(ValueError, match="smooth_weight"):
         BootstrapEnsemble(smooth_weight=1.5, **FAST).fit(X, y)
+
+
+def _interp_reference(basis: KernelBasis, X: np.ndarray) -> np.ndarray:
+    """The quantile-normal transform column by column with numpy's own np.interp."""
+    out = np.zeros((X.shape[0], basis.columns_.size))
+    for j, col in enumerate(basis.columns_):
+        if basis.knots_[j].size > 1:
+            out[:, j] = np.interp(X[:, col], basis.knots_[j], basis.scores_[j])
+    out[np.isnan(out)] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_quantile_transform_equals_numpy_interp_bit_for_bit(dtype: type) -> None:
+    rng = np.random.default_rng(3)
+    n = 6000
+    X = np.column_stack([
+        rng.normal(size=n),  # continuous
+        rng.poisson(0.4, size=n),  # a count that is 0 for most rows: tied quantiles
+        np.where(rng.random(n) < 0.1, np.nan, rng.exponential(size=n)),  # missing values
+        np.full(n, 2.5),  # constant: one knot
+        rng.integers(0, 2, size=n),  # bits
+    ]).astype(dtype)
+    basis = KernelBasis(n_landmarks=16).fit(X[:1000], np.array([0, 1, 2, 3]), seed=0)
+    # Rows outside the fitted range, on the knots themselves, and NaN.
+    X[:3, 0] = [-1e9, 1e9, basis.knots_[0][5]]
+    X[3, 1] = basis.knots_[1][-1]
+    expected = _interp_reference(basis, X)
+    for workers in (1, 2, 3):
+        got = basis.transform(X, workers=workers)
+        np.testing.assert_array_equal(got, expected)
+    assert (expected[np.isnan(X[:, 2]), 2] == 0.0).all() and (expected[:, 3] == 0.0).all()
+    assert expected[0, 0] == basis.scores_[0][0] and expected[1, 0] == basis.scores_[0][-1]
