@@ -6,6 +6,7 @@ learned attributes end in `_`, randomness comes from `random_state`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,12 +23,19 @@ from sklearn.preprocessing import StandardScaler
 
 from .features import FeatureSpec, build_matrix
 from .smooth import KernelBasis, MinMaxBasis, fit_kernel_ridge, nystrom_whitener
+from .stacked import stack_boosters
 
 Algorithm = Literal["xgboost", "rf", "mlp"]
 Task = Literal["regression", "classification"]
 ALGORITHMS: tuple[str, ...] = ("xgboost", "rf", "mlp")
 ClipSide = Literal["high", "low"]
 _SMOOTH_BLOCK = 4096  # rows per kernel block in smooth_members
+# From this many rows the members' trees predict as one stacked booster (stacked.py):
+# building it costs ~0.1 s once per loaded ensemble, a page's few rows do not need it.
+STACK_MIN_ROWS = 2048
+# Stacked boosters of loaded ensembles, kept beside them rather than on them so an
+# artifact never pickles a second copy of the trees.
+_stacked: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 CLIP_SIDES: tuple[str, ...] = ("high", "low")
 TASKS: tuple[str, ...] = ("regression", "classification")
 
@@ -419,7 +427,11 @@ class BootstrapEnsemble(BaseEstimator):
             def regress(i: int) -> None:
                 out[i] = self._member_regress(self.members_[i], X)
 
-            self._map_members(regress)
+            stacked = self._stacked_trees() if X.shape[0] >= STACK_MIN_ROWS else None
+            if stacked is not None:
+                out[:] = stacked.inplace_predict(X).T
+            else:
+                self._map_members(regress)
             smooth = self.smooth_members(X)
             if smooth is not None:
                 w = np.float32(self.smooth_share)
@@ -435,6 +447,12 @@ class BootstrapEnsemble(BaseEstimator):
 
         self._map_members(classify)
         return outc
+
+    def _stacked_trees(self) -> Any:
+        """The members' trees as one multi-target booster (same outputs), or None."""
+        if self not in _stacked:
+            _stacked[self] = stack_boosters(self.members_, nthread=max(1, self.n_jobs)) if self.algorithm == "xgboost" else None
+        return _stacked[self]
 
     def _map_members(self, fn: Any) -> None:
         # Each XGBoost member predicts on one thread (nthread=1 is saved with it);

@@ -52,20 +52,33 @@ def _normal_scores(
             elif x >= knots[hi - 1]:
                 r = scores[hi - 1]
             else:
-                # The last knot <= x: knots[a] <= x < knots[b].
-                a, b = lo, hi - 1
-                while b - a > 1:
-                    mid = (a + b) >> 1
-                    if knots[mid] <= x:
-                        a = mid
-                    else:
-                        b = mid
+                # The last knot <= x (knots[lo] <= x < knots[hi - 1]); branch-free halving.
+                a = lo
+                n = hi - 1 - lo
+                while n > 1:
+                    half = n >> 1
+                    a = a + half if knots[a + half] <= x else a
+                    n -= half
                 if knots[a] == x:
                     r = scores[a]
                 else:
                     slope = (scores[a + 1] - scores[a]) / (knots[a + 1] - knots[a])
                     r = slope * (x - knots[a]) + scores[a]
             out[i, c] = 0.0 if np.isnan(r) else r
+
+
+@kernel
+def _rbf_exponent(
+    e: np.ndarray, row_term: np.ndarray, landmark_term: np.ndarray
+) -> None:  # pragma: no cover - compiled; tested through KernelBasis.kernel
+    """e[i, j] = min(e[i, j] - row_term[i] - landmark_term[j], 0) in place: one pass
+    where numpy made three, same operations in the same order."""
+    for i in range(e.shape[0]):
+        r = row_term[i]
+        for j in range(e.shape[1]):
+            v = e[i, j] - r
+            v -= landmark_term[j]
+            e[i, j] = v if v < 0.0 else 0.0
 
 
 class KernelBasis:
@@ -142,21 +155,26 @@ class KernelBasis:
         )
         return out
 
-    def kernel(self, X: np.ndarray) -> np.ndarray:
+    def kernel(self, X: np.ndarray, *, workers: int | None = None) -> np.ndarray:
         """RBF kernel of X's rows to the landmarks, float64 (n, n_landmarks).
 
         float64 on purpose: the ridge weights can be large and of both signs, so
         float32 BLAS rounding (which depends on a row's position in the block) would
         make a compound's score depend on how the pool was chunked (~1e-5).
         """
-        T = self.transform(X)
+        T = self.transform(X, workers=workers)
         g = self.gamma_
         # exp(-g |t - l|^2) = exp(2g t.l - g |t|^2 - g |l|^2), in place after one GEMM.
         e = T @ (2.0 * g * self.landmarks_).T
-        e -= g * (T * T).sum(axis=1)[:, None]
-        e -= g * self.landmark_sq_[None, :]
-        np.minimum(e, 0.0, out=e)
-        return np.exp(e, out=e)
+        row_term = g * (T * T).sum(axis=1)
+        landmark_term = g * self.landmark_sq_
+
+        def finish(lo: int, hi: int) -> None:
+            _rbf_exponent(e[lo:hi], row_term[lo:hi], landmark_term)
+            np.exp(e[lo:hi], out=e[lo:hi])  # numpy's exp releases the GIL too
+
+        split_rows(finish, e.shape[0], workers=workers)
+        return e
 
     def gram(self) -> np.ndarray:
         """Kernel between the landmarks (float64), for the Nyström ridge solve."""

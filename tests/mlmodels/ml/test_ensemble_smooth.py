@@ -141,3 +141,17 @@ def test_the_quantile_transform_equals_numpy_interp_bit_for_bit(dtype: type) -> 
         np.testing.assert_array_equal(got, expected)
     assert (expected[np.isnan(X[:, 2]), 2] == 0.0).all() and (expected[:, 3] == 0.0).all()
     assert expected[0, 0] == basis.scores_[0][0] and expected[1, 0] == basis.scores_[0][-1]
+
+
+def test_the_rbf_kernel_equals_the_numpy_formula_bit_for_bit_for_any_thread_split() -> None:
+    X, _ = _data(n=5000)
+    basis = KernelBasis(n_landmarks=64).fit(X[:300], KernelBasis.usable_columns(X), seed=1)
+    T, g = _interp_reference(basis, X), basis.gamma_
+    e = T @ (2.0 * g * basis.landmarks_).T
+    e -= g * (T * T).sum(axis=1)[:, None]
+    e -= g * basis.landmark_sq_[None, :]
+    expected = np.exp(np.minimum(e, 0.0))
+    for workers in (1, 2):
+        np.testing.assert_array_equal(basis.kernel(X, workers=workers), expected)
+    # A landmark is at distance 0 from itself.
+    assert basis.kernel(X[:300]).max() == 1.0
