@@ -635,18 +635,21 @@ def model_score_compounds(
     total = max(pool_ids.size, 1)
     parts: list[dict[str, np.ndarray]] = []
     done = 0
-    chunks = pool_chunks(pool_ids=pool_ids, spec=spec, chunk_size=chunk_size)
+
+    def prepared() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        for ids, packed, stored in pool_chunks(pool_ids=pool_ids, spec=spec, chunk_size=chunk_size):
+            X = features.build_matrix(spec, packed, stored)
+            yield ids, packed, X, applicability.applicability_distance(packed, train_fps)
+
+    chunks = prepared()
     if total > chunk_size and connection.vendor == "postgresql" and not connection.in_atomic_block:
-        # Read the next chunk from the database while this one is predicted: the
-        # driver and XGBoost both release the GIL, so the two overlap.
+        # Read the next chunk, build its X and its applicability on a second thread while
+        # this one is predicted: the driver, numpy, the compiled applicability kernel and
+        # XGBoost all release the GIL, so the stages overlap (one chunk more in memory).
         chunks = _prefetched(chunks)
-    for ids, packed, stored in chunks:
-        X = features.build_matrix(spec, packed, stored)
+    for ids, packed, X, distance in chunks:
         pred = art.ensemble.predict(X, return_members=with_members)
-        part: dict[str, Any] = {
-            "ids": ids,
-            "applicability": applicability.applicability_distance(packed, train_fps),
-        }
+        part: dict[str, Any] = {"ids": ids, "applicability": distance}
         if with_features:
             part["features"] = X
         if with_fingerprints:

@@ -273,3 +273,31 @@ def test_a_classification_version_keeps_what_its_calibration_curve_needs(setup, 
     body = client_for(viewer).get(reverse("mlmodels:detail", args=[model.pk])).content.decode()
     assert 'aria-label="Calibration curve"' in body or "Calibration curve" in body
     assert "do not store" not in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_prefetching_pipeline_scores_as_the_plain_loop_does(settings, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    # Outside a transaction on PostgreSQL, a pool of more than one chunk is read, built
+    # and given its applicability on a second thread while the previous chunk is
+    # predicted; inside one (as in the tests above) the loop is plain.
+    from django.db import connection, transaction
+
+    from compounds.models import Compound
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the prefetch thread is used on PostgreSQL only")
+    settings.ARTIFACT_ROOT = tmp_path
+    setup = solubility_setup()
+    pool = Compound.objects.filter(id__in=setup["pool_ids"])
+    with transaction.atomic():
+        plain = services.model_score_compounds(model=setup["model"], queryset=pool, chunk_size=6)
+    threads = []
+    original = services._prefetched
+    monkeypatch.setattr(services, "_prefetched", lambda it: threads.append(1) or original(it))
+    prefetched = services.model_score_compounds(model=setup["model"], queryset=pool, chunk_size=6)
+    assert threads == [1]
+    assert prefetched.ids.tolist() == plain.ids.tolist() == sorted(setup["pool_ids"])
+    assert prefetched.mean.tolist() == plain.mean.tolist()
+    assert prefetched.std.tolist() == plain.std.tolist()
+    assert prefetched.applicability.tolist() == plain.applicability.tolist()
+    assert prefetched.fingerprints.tobytes() == plain.fingerprints.tobytes()
