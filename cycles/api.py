@@ -75,7 +75,7 @@ class JobAcceptedSerializer(serializers.Serializer):
     job_id = serializers.UUIDField()
     status = enum_field(JobStatus.values)
     status_url = serializers.CharField(help_text="Poll this for progress: GET /api/jobs/{id}/.")
-    cycle_id = serializers.UUIDField()
+    cycle_id = serializers.UUIDField(allow_null=True, help_text="null for a background selection: its job's result names the new cycle.")
 
 
 def _accepted(job: Job, cycle_id: Any) -> Response:
@@ -140,6 +140,12 @@ class CycleSelectApi(APIView):
         batch_size = serializers.IntegerField(min_value=1, max_value=MAX_BATCH_SIZE, default=50)
         random_state = serializers.IntegerField(min_value=0, max_value=2**32 - 1, required=False, allow_null=True)
         preview = serializers.BooleanField(default=False)
+        background = serializers.BooleanField(
+            default=False,
+            help_text="Queue the selection as a job and answer 202 at once (a 1M pool scores for about a "
+            "minute): poll status_url; once it succeeded, its result holds cycle_id. Not with preview "
+            "or pasted smiles.",
+        )
 
     class OutputSerializer(serializers.Serializer):
         class Meta:
@@ -189,7 +195,8 @@ class CycleSelectApi(APIView):
         responses={
             201: OpenApiResponse(OutputSerializer, description="A new cycle with its queue items."),
             200: OpenApiResponse(OutputSerializer, description="Preview: candidates only, nothing written."),
-            **error_responses(400, 409),
+            202: OpenApiResponse(JobAcceptedSerializer, description="background: the selection job is queued."),
+            **error_responses(400, 409, 503),
         },
     )
     def post(self, request: Request) -> Response:
@@ -207,6 +214,17 @@ class CycleSelectApi(APIView):
             smiles=tuple(p.get("smiles") or ()),
             substructure=p.get("substructure", ""),
         )
+        if d["background"]:
+            if d["preview"]:
+                raise ValidationFailed("a preview answers right away; leave out background", extra={"field": "background"})
+            try:
+                job = services.cycle_select_start(
+                    model=model, user=request.user, strategy=d["strategy"], batch_size=d["batch_size"],
+                    params=d["params"], pool=pool, random_state=d.get("random_state"),
+                )
+            except ValidationFailed as exc:
+                raise ValidationFailed(exc.message, extra={**exc.extra, "field": self._payload_path(exc.extra.get("field"))}) from exc
+            return _accepted(job, None)
         try:
             result = services.cycle_select(
                 model=model,

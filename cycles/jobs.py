@@ -22,3 +22,14 @@ def score_chunks(token: str) -> int:
         return run(token)
     finally:
         close_old_connections()
+
+
+def select_cycle(job_id: str) -> None:
+    """A selection queued by `cycle_select_start` (big pools)."""
+    from cycles.services.selection_jobs import cycle_select_run
+
+    close_old_connections()
+    try:
+        cycle_select_run(job_id=job_id)
+    finally:
+        close_old_connections()

@@ -19,7 +19,7 @@ from config.exceptions import ApplicationError, NotFound
 from config.roles import LEAD, VIEWER, role_required
 from cycles import selectors, services
 from cycles.forms import GOALS, SelectionForm
-from cycles.models import Job
+from cycles.models import Job, JobStatus
 from cycles.services.selection import SelectionResult, cycle_get
 from mlmodels import selectors as model_selectors
 from mlmodels import services as model_services
@@ -95,6 +95,13 @@ def job_progress(request: HttpRequest, pk: Any) -> HttpResponse:
     if not job.is_finished:
         return HttpResponse(html)
     response = HttpResponseStopPolling(html)
+    if job.kind == "select":
+        # A background selection: on to its new cycle's queue; a failure stays on the page.
+        if job.status == JobStatus.SUCCEEDED:
+            cycle = job.result
+            messages.success(request, f"Cycle #{cycle['cycle_number']} opened: {cycle['items']} compound{pluralize(cycle['items'])} queued.")
+            response["HX-Redirect"] = f"{reverse('labeling:queue')}?cycle={cycle['cycle_id']}&model={cycle['model_id']}"
+        return response
     # Reload so the finished cycle's metrics, versions and learning curve all appear.
     response["HX-Refresh"] = "true"
     return response
@@ -133,7 +140,15 @@ def selection(request: HttpRequest) -> HttpResponse:
     catalog = _catalog_for(model)
     form = SelectionForm(data, catalog=catalog, initial={"model": model, **_default_choice(catalog, model)})
     context: dict[str, Any] = {"form": form, "catalog": catalog, "goals": GOALS, "model": model, "result": None}
-    if data is not None and form.is_valid():
+    if data is not None and form.is_valid() and data.get("action") == "background":
+        try:
+            job = _select_in_background(request, form)
+        except ApplicationError as exc:
+            field = exc.extra.get("field")
+            form.add_error(field if field in form.fields else None, exc.message)
+        else:
+            context["job"] = job
+    elif data is not None and form.is_valid():
         preview = data.get("action") != "queue"
         try:
             result = _select(request, form, preview=preview)
@@ -192,6 +207,19 @@ def _select(request: HttpRequest, form: SelectionForm, *, preview: bool) -> Sele
         random_state=data["seed"] if data.get("seed") is not None else 0,
         preview=preview,
         with_pool_fingerprints=preview,
+    )
+
+
+def _select_in_background(request: HttpRequest, form: SelectionForm) -> Job:
+    data = form.cleaned_data
+    return services.cycle_select_start(
+        model=data["model"],
+        user=request.user,
+        strategy=data["strategy"],
+        batch_size=data["batch_size"],
+        params=form.params(),
+        pool=form.pool_spec(),
+        random_state=data["seed"] if data.get("seed") is not None else 0,
     )
 
 

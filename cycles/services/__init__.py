@@ -16,6 +16,7 @@ from cycles.services.selection import (
     cycle_select,
     strategy_catalog,
 )
+from cycles.services.selection_jobs import cycle_select_start
 from cycles.services.stats import cycle_stats
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "cycle_retrain_trigger",
     "cycle_retry",
     "cycle_select",
+    "cycle_select_start",
     "cycle_stats",
     "job_progress",
     "jobs_reconcile",

@@ -448,6 +448,8 @@ def jobs_reconcile(*, stale_after: float | None = None, job_ids: list[Any] | Non
         if not dead:
             continue
         reason = "The worker stopped without reporting (killed or lost); labels are intact — retry the cycle."
+        if job.kind == "select":
+            reason = "The worker stopped without reporting (killed or lost); no cycle was opened — select again."
         cycle_id = job.params.get("cycle_id")
         _fail(cycle_id=cycle_id, job_id=job.pk, new=None, message=reason)
         if cycle_id:

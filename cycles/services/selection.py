@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,6 +263,22 @@ def _best_observed(model: MLModel) -> float | None:
     return agg["lo"] if model.assay.direction == "minimize" else agg["hi"]
 
 
+def selection_check(*, model: MLModel, user: Any, strategy: str, batch_size: Any) -> strategies.StrategyInfo:
+    """The checks a selection passes before any scoring: role, active version, batch size,
+    known strategy (also made when a background selection is queued, so it refuses at once)."""
+    if not has_role(user, LEAD):
+        raise PermissionDenied("Only leads can select samples.")
+    model_services.model_require_active(model, hint="select with the lineage's active version")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValidationFailed(f"batch size must be between 1 and {MAX_BATCH_SIZE}", extra={"field": "batch_size"})
+    info = strategies.STRATEGIES.get(strategy)
+    if info is None:
+        raise ValidationFailed(
+            f"unknown strategy {strategy!r}; choose from {', '.join(strategies.STRATEGIES)}", extra={"field": "strategy"}
+        )
+    return info
+
+
 def cycle_select(
     *,
     model: MLModel,
@@ -275,19 +292,14 @@ def cycle_select(
     with_pool_fingerprints: bool = False,
     distributed: bool | None = None,
     helpers: int = 1,
+    progress: Callable[[str, int], None] | None = None,
 ) -> SelectionResult:
     """Score the pool with the model, rank it with the strategy, and (unless previewing)
-    open a new cycle whose queue holds the batch — all in one transaction."""
-    if not has_role(user, LEAD):
-        raise PermissionDenied("Only leads can select samples.")
-    model_services.model_require_active(model, hint="select with the lineage's active version")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise ValidationFailed(f"batch size must be between 1 and {MAX_BATCH_SIZE}", extra={"field": "batch_size"})
-    info = strategies.STRATEGIES.get(strategy)
-    if info is None:
-        raise ValidationFailed(
-            f"unknown strategy {strategy!r}; choose from {', '.join(strategies.STRATEGIES)}", extra={"field": "strategy"}
-        )
+    open a new cycle whose queue holds the batch — all in one transaction.
+
+    `progress(stage, percent)` hears how far the scoring is (the background job's bar)."""
+    info = selection_check(model=model, user=user, strategy=strategy, batch_size=batch_size)
+    progress = progress or (lambda stage, percent: None)
     pool = pool or PoolSpec()
     if preview and pool.kind == "smiles":
         return _preview_pasted(
@@ -345,6 +357,7 @@ def cycle_select(
             with_members=needs_members,
             with_fingerprints=needs_fps,
             with_features=needs_features,
+            progress=lambda stage, percent: progress(stage, int(percent * 0.9)),
         )
     if scores.ids.size == 0:
         raise ValidationFailed(

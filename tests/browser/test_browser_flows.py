@@ -250,3 +250,25 @@ def test_switching_to_a_classification_model_swaps_the_warm_ups_and_parameters(p
     page.select_option("select[name=model]", str(classes.pk))
     page.wait_for_selector("select[name=warmup] option[value=greedy_sampling]", state="detached")
     assert page.locator("input[name=beta]").count() == 0 and page.locator("input[name=xi]").count() == 0
+
+
+def test_a_lead_queues_a_selection_in_the_background_and_lands_on_its_queue(page, login, live_server, lead, rq_queue):  # type: ignore[no-untyped-def]
+    _small_setup()
+    login(lead)
+    page.goto(f"{live_server.url}/cycles/select/")
+    page.fill("input[name=batch_size]", "7")
+    page.click("button:has-text('Add in the background')")
+    page.wait_for_selector("#selection-job progress")
+    assert not ActiveLearningCycle.objects.exists()
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "rqworker", "default", "--burst"],
+        cwd=ROOT, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        # The polled fragment stops (286) and sends the browser to the new cycle's queue.
+        page.wait_for_url(re.compile(r".*/queue/\?cycle=.*"), timeout=150_000)
+    finally:
+        output = worker.communicate(timeout=150)[0]
+    assert worker.returncode == 0, output
+    assert "Cycle #1 opened: 7 compounds queued." in page.locator(".messages").inner_text()
+    assert page.locator("#rows tbody tr").count() == 7
