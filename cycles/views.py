@@ -195,32 +195,25 @@ def _default_choice(catalog: list[dict[str, Any]], model: MLModel | None) -> dic
     return choice
 
 
-def _select(request: HttpRequest, form: SelectionForm, *, preview: bool) -> SelectionResult:
+def _selection_request(request: HttpRequest, form: SelectionForm) -> dict[str, Any]:
     data = form.cleaned_data
-    return services.cycle_select(
-        model=data["model"],
-        user=request.user,
-        strategy=data["strategy"],
-        batch_size=data["batch_size"],
-        params=form.params(),
-        pool=form.pool_spec(),
-        random_state=data["seed"] if data.get("seed") is not None else 0,
-        preview=preview,
-        with_pool_fingerprints=preview,
-    )
+    return {
+        "model": data["model"],
+        "user": request.user,
+        "strategy": data["strategy"],
+        "batch_size": data["batch_size"],
+        "params": form.params(),
+        "pool": form.pool_spec(),
+        "random_state": data["seed"] if data.get("seed") is not None else 0,
+    }
+
+
+def _select(request: HttpRequest, form: SelectionForm, *, preview: bool) -> SelectionResult:
+    return services.cycle_select(**_selection_request(request, form), preview=preview, with_pool_fingerprints=preview)
 
 
 def _select_in_background(request: HttpRequest, form: SelectionForm) -> Job:
-    data = form.cleaned_data
-    return services.cycle_select_start(
-        model=data["model"],
-        user=request.user,
-        strategy=data["strategy"],
-        batch_size=data["batch_size"],
-        params=form.params(),
-        pool=form.pool_spec(),
-        random_state=data["seed"] if data.get("seed") is not None else 0,
-    )
+    return services.cycle_select_start(**_selection_request(request, form))
 
 
 def _new_structures(result: SelectionResult) -> dict[int, str]:

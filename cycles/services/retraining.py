@@ -6,6 +6,7 @@ import logging
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -138,22 +139,26 @@ def cycle_retrain_trigger(
     return job
 
 
-def _enqueue(job: Job) -> None:
-    from cycles import jobs
-
+def job_enqueue(job: Job, func: Callable[[str], None]) -> None:
+    """Start `func(job id)`: on RQ under the job's own id, or on a thread of this process
+    without Redis (make run), so a page can poll progress either way."""
     if settings.JOBS_IN_PROCESS:
-        # No Redis (make run): a thread in this process, so the page can poll progress.
-        thread = threading.Thread(target=jobs.retrain_cycle, args=(str(job.pk),), daemon=True)
-        thread.start()
+        threading.Thread(target=func, args=(str(job.pk),), daemon=True).start()
         return
     import django_rq
 
     rq_job = django_rq.get_queue("default").enqueue(
-        jobs.retrain_cycle, str(job.pk), job_id=str(job.pk), job_timeout=settings.RQ_QUEUES["default"].get("DEFAULT_TIMEOUT", 3600)
+        func, str(job.pk), job_id=str(job.pk), job_timeout=settings.RQ_QUEUES["default"].get("DEFAULT_TIMEOUT", 3600)
     )
     # Inside an outer transaction django-rq defers the enqueue to commit and returns None;
     # the RQ id is ours (job_id above) either way.
     Job.objects.filter(pk=job.pk).update(rq_job_id=rq_job.id if rq_job is not None else str(job.pk))
+
+
+def _enqueue(job: Job) -> None:
+    from cycles import jobs
+
+    job_enqueue(job, jobs.retrain_cycle)
 
 
 def cycle_retry(*, cycle_id: Any, user: Any) -> Job:
@@ -198,16 +203,21 @@ def job_progress(*, job_id: Any, stage: str, percent: int) -> None:
     Job.objects.filter(pk=job_id).update(stage=stage[:100], percent=max(0, min(100, percent)), heartbeat_at=timezone.now())
 
 
-def cycle_retrain_run(*, job_id: Any) -> None:
-    """Body of the retrain job: new version, metrics on the frozen validation set, queue moved."""
+def job_claim(*, job_id: Any) -> bool:
+    """Queued → running, once: False when the job already ran or was reconciled as failed
+    (a re-delivered job then does nothing)."""
     claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), stage="starting"
     )
     if not claimed:
-        # Already run, or reconciled as failed: a re-delivered job does nothing.
-        logger.info("retrain job %s is not queued; nothing to do", job_id)
-        return
-    _run_claimed(job_id=job_id)
+        logger.info("job %s is not queued; nothing to do", job_id)
+    return bool(claimed)
+
+
+def cycle_retrain_run(*, job_id: Any) -> None:
+    """Body of the retrain job: new version, metrics on the frozen validation set, queue moved."""
+    if job_claim(job_id=job_id):
+        _run_claimed(job_id=job_id)
 
 
 def _run_claimed(*, job_id: Any) -> None:

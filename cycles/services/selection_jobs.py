@@ -10,18 +10,16 @@ transaction at its end.
 from __future__ import annotations
 
 import logging
-import threading
 import traceback
 from dataclasses import asdict
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from config.exceptions import ApplicationError, ServiceUnavailable, ValidationFailed
 from cycles.models import Job, JobStatus
-from cycles.services.retraining import _Heartbeat, job_progress
+from cycles.services.retraining import _Heartbeat, job_claim, job_enqueue, job_progress
 from cycles.services.selection import PoolSpec, cycle_select, selection_check
 from mlmodels.models import MLModel
 
@@ -77,26 +75,12 @@ def cycle_select_start(
 def _enqueue(job: Job) -> None:
     from cycles import jobs
 
-    if settings.JOBS_IN_PROCESS:
-        # No Redis (make run): a thread of this process, so the page can poll progress.
-        threading.Thread(target=jobs.select_cycle, args=(str(job.pk),), daemon=True).start()
-        return
-    import django_rq
-
-    rq_job = django_rq.get_queue("default").enqueue(
-        jobs.select_cycle, str(job.pk), job_id=str(job.pk),
-        job_timeout=settings.RQ_QUEUES["default"].get("DEFAULT_TIMEOUT", 3600),
-    )
-    Job.objects.filter(pk=job.pk).update(rq_job_id=rq_job.id if rq_job is not None else str(job.pk))
+    job_enqueue(job, jobs.select_cycle)
 
 
 def cycle_select_run(*, job_id: Any) -> None:
     """Body of the selection job."""
-    claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), stage="starting"
-    )
-    if not claimed:
-        logger.info("selection job %s is not queued; nothing to do", job_id)
+    if not job_claim(job_id=job_id):
         return
     job = Job.objects.select_related("created_by").get(pk=job_id)
     p = job.params
