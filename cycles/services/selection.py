@@ -359,6 +359,7 @@ def cycle_select(
             with_features=needs_features,
             progress=lambda stage, percent: progress(stage, int(percent * 0.9)),
         )
+    progress("ranking the pool and opening the cycle", 92)
     if scores.ids.size == 0:
         raise ValidationFailed(
             "The pool has no eligible compounds (all are labeled, queued or in the validation set).",
