@@ -445,7 +445,15 @@ class BootstrapEnsemble(BaseEstimator):
             present = self.member_classes_[i]
             outc[i][:, present] = self._member_proba(self.members_[i], X, present.size)
 
-        self._map_members(classify)
+        # Binary: every member a binary:logistic booster that saw both classes (else
+        # stacking refuses), so the stacked booster's columns are each member's P(class 1).
+        stacked = self._stacked_trees() if k == 2 and X.shape[0] >= STACK_MIN_ROWS else None
+        if stacked is not None:
+            p = stacked.inplace_predict(X).T
+            outc[:, :, 1] = p
+            outc[:, :, 0] = 1.0 - p
+        else:
+            self._map_members(classify)
         return outc
 
     def _stacked_trees(self) -> Any:

@@ -40,9 +40,10 @@ def test_predictions_do_not_depend_on_the_path_a_block_takes() -> None:
     X, y = _data(300)
     model = BootstrapEnsemble(random_state=5, **FAST).fit(X, y)
     pool, _ = _data(ensemble.STACK_MIN_ROWS + 10, seed=2)
-    big = model.predict_members(pool)
-    assert model._stacked_trees() is not None  # the big block did take the stacked path
     small = np.concatenate([model.predict_members(pool[s : s + 100]) for s in range(0, pool.shape[0], 100)], axis=1)
+    assert model not in ensemble._stacked  # small blocks never build it
+    big = model.predict_members(pool)
+    assert ensemble._stacked.get(model) is not None  # the big block took the stacked path
     np.testing.assert_array_equal(big, small)
 
 
@@ -66,3 +67,31 @@ def test_other_algorithms_predict_member_by_member(algorithm: str) -> None:
     pool, _ = _data(ensemble.STACK_MIN_ROWS, seed=4)
     assert model.predict_members(pool).shape == (2, pool.shape[0])
     assert model._stacked_trees() is None
+
+
+def test_binary_classifiers_stack_and_give_the_same_probabilities() -> None:
+    X, y = _data(300)
+    labels = (y > np.median(y)).astype(int)
+    model = BootstrapEnsemble(task="classification", n_classes=2, random_state=2, **FAST).fit(X, labels)
+    pool, _ = _data(ensemble.STACK_MIN_ROWS + 10, seed=6)
+    small = np.concatenate([model.predict_members(pool[s : s + 100]) for s in range(0, pool.shape[0], 100)], axis=1)
+    assert model not in ensemble._stacked
+    big = model.predict_members(pool)
+    assert ensemble._stacked.get(model) is not None
+    np.testing.assert_array_equal(big, small)  # members one by one below the threshold
+    np.testing.assert_allclose(big.sum(axis=2), 1.0, rtol=1e-6)
+
+
+def test_multiclass_and_one_class_members_predict_member_by_member() -> None:
+    X, y = _data(300)
+    three = np.digitize(y, np.quantile(y, [0.33, 0.66]))
+    model = BootstrapEnsemble(task="classification", n_classes=3, random_state=2, **FAST).fit(X, three)
+    pool, _ = _data(ensemble.STACK_MIN_ROWS, seed=7)
+    assert model.predict_members(pool).shape == (5, pool.shape[0], 3)
+    assert model._stacked_trees() is None  # multi:softprob members are not stacked
+    # A binary assay whose training labels are all one class has constant members.
+    one_class = BootstrapEnsemble(task="classification", n_classes=2, random_state=0, n_members=3,
+                                  n_estimators=5).fit(X, np.zeros(300, dtype=int))
+    probabilities = one_class.predict_members(pool)
+    assert one_class._stacked_trees() is None
+    assert (probabilities[:, :, 0] == 1.0).all()
