@@ -1,4 +1,8 @@
-"""The trees of a regression ensemble's XGBoost members as ONE multi-target booster.
+"""The trees of an ensemble's XGBoost members as ONE multi-target booster.
+
+Used for regression members and for binary classifiers (binary:logistic: each target is
+a member's P(class 1)); multi-class members (softmax over each member's own K trees)
+are left alone.
 
 Predicting a member costs XGBoost a pass that copies every feature of every row into
 its per-row buffer before any tree is walked: with ~700 columns that pass was half of
@@ -20,7 +24,8 @@ import xgboost as xgb
 
 
 def stack_boosters(members: Sequence[object], *, nthread: int) -> xgb.Booster | None:
-    """One booster predicting (n, len(members)) = each member's output, or None when the
+    """One booster predicting (n, len(members)) = each member's output (after the objective's
+    transform, as the member's own predict), or None when the
     members cannot be stacked exactly (not all single-target XGBoost boosters with the
     same objective, rounds and feature count, one tree per round, no categories)."""
     if len(members) < 2 or not all(isinstance(m, xgb.Booster) for m in members):
