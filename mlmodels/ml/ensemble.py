@@ -31,7 +31,7 @@ ALGORITHMS: tuple[str, ...] = ("xgboost", "rf", "mlp")
 ClipSide = Literal["high", "low"]
 _SMOOTH_BLOCK = 16_384  # rows per kernel block in smooth_members (a 64 MB float64 kernel)
 # From this many rows the members' trees predict as one stacked booster (stacked.py):
-# building it costs ~0.1 s once per loaded ensemble, a page's few rows do not need it.
+# building it costs 0.2-0.6 s once per loaded ensemble, a page's few rows do not need it.
 STACK_MIN_ROWS = 2048
 # Stacked boosters of loaded ensembles, kept beside them rather than on them so an
 # artifact never pickles a second copy of the trees.
