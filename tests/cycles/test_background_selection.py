@@ -102,3 +102,13 @@ def test_the_page_polls_the_job_and_then_opens_the_new_cycles_queue(setup, clien
     cycle = ActiveLearningCycle.objects.get()
     assert done["HX-Redirect"] == f"/queue/?cycle={cycle.pk}&model={cycle.model_id}"
     assert LabelQueueItem.objects.filter(cycle=cycle).count() == 6
+
+
+def test_redis_down_is_a_503_and_the_job_says_nothing_started(setup, api_for, settings):  # type: ignore[no-untyped-def]
+    settings.RQ_QUEUES = {"default": {"URL": "redis://127.0.0.1:6390/0", "DEFAULT_TIMEOUT": 60}}
+    response = api_for(setup["lead"]).post(SELECT, {"model": setup["model"].pk, "background": True}, format="json")
+    assert response.status_code == 503, response.content
+    assert "unreachable" in response.json()["detail"]
+    job = Job.objects.get()
+    assert job.status == "failed" and "nothing was started" in job.error
+    assert not ActiveLearningCycle.objects.exists()
