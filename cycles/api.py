@@ -214,28 +214,16 @@ class CycleSelectApi(APIView):
             smiles=tuple(p.get("smiles") or ()),
             substructure=p.get("substructure", ""),
         )
-        if d["background"]:
-            if d["preview"]:
-                raise ValidationFailed("a preview answers right away; leave out background", extra={"field": "background"})
-            try:
-                job = services.cycle_select_start(
-                    model=model, user=request.user, strategy=d["strategy"], batch_size=d["batch_size"],
-                    params=d["params"], pool=pool, random_state=d.get("random_state"),
-                )
-            except ValidationFailed as exc:
-                raise ValidationFailed(exc.message, extra={**exc.extra, "field": self._payload_path(exc.extra.get("field"))}) from exc
-            return _accepted(job, None)
+        if d["background"] and d["preview"]:
+            raise ValidationFailed("a preview answers right away; leave out background", extra={"field": "background"})
+        request_args = {
+            "model": model, "user": request.user, "strategy": d["strategy"], "batch_size": d["batch_size"],
+            "params": d["params"], "pool": pool, "random_state": d.get("random_state"),
+        }
         try:
-            result = services.cycle_select(
-                model=model,
-                user=request.user,
-                strategy=d["strategy"],
-                batch_size=d["batch_size"],
-                params=d["params"],
-                pool=pool,
-                random_state=d.get("random_state"),
-                preview=d["preview"],
-            )
+            if d["background"]:
+                return _accepted(services.cycle_select_start(**request_args), None)
+            result = services.cycle_select(**request_args, preview=d["preview"])
         except ValidationFailed as exc:
             raise ValidationFailed(exc.message, extra={**exc.extra, "field": self._payload_path(exc.extra.get("field"))}) from exc
         items = list(queue_items_list(cycle_id=result.cycle.pk)) if result.cycle is not None else []

@@ -140,27 +140,23 @@ def selection(request: HttpRequest) -> HttpResponse:
     catalog = _catalog_for(model)
     form = SelectionForm(data, catalog=catalog, initial={"model": model, **_default_choice(catalog, model)})
     context: dict[str, Any] = {"form": form, "catalog": catalog, "goals": GOALS, "model": model, "result": None}
-    if data is not None and form.is_valid() and data.get("action") == "background":
+    if data is not None and form.is_valid():
+        action = data.get("action")
         try:
-            job = _select_in_background(request, form)
+            if action == "background":
+                context["job"] = _select_in_background(request, form)
+            else:
+                result = _select(request, form, preview=action != "queue")
         except ApplicationError as exc:
             field = exc.extra.get("field")
             form.add_error(field if field in form.fields else None, exc.message)
         else:
-            context["job"] = job
-    elif data is not None and form.is_valid():
-        preview = data.get("action") != "queue"
-        try:
-            result = _select(request, form, preview=preview)
-        except ApplicationError as exc:
-            field = exc.extra.get("field")
-            form.add_error(field if field in form.fields else None, exc.message)
-        else:
-            if not preview:
+            if action == "queue":
                 cycle = result.cycle
                 messages.success(request, f"Cycle #{cycle.cycle_number} opened: {len(result.candidates)} compound{pluralize(len(result.candidates))} queued.")
                 return redirect(f"{reverse('labeling:queue')}?cycle={cycle.pk}&model={cycle.model_id}")
-            context.update(result=result, space_map=_space_map(result), new_structures=_new_structures(result))
+            if action != "background":
+                context.update(result=result, space_map=_space_map(result), new_structures=_new_structures(result))
     if _partial(request) and request.method == "POST":
         return render(request, "cycles/selection.html#preview", context)
     return render(request, "cycles/selection.html", context, status=400 if form.errors else 200)
