@@ -202,16 +202,20 @@ def _chunk_rows_copy(chunk: np.ndarray, spec: features.FeatureSpec) -> ChunkRows
     # ids are int64 from the database, so the array literal is safe to inline; COPY
     # takes no bind parameters, hence mogrify for the featurizer name.
     id_array = "'{" + ",".join(map(str, chunk.tolist())) + "}'::bigint[]"
-    query = (
-        f"SELECT {', '.join(columns)} FROM {table} WHERE id = ANY({id_array}) AND "
-        + " AND ".join(conditions) + " ORDER BY id"
-    )
+    # No ORDER BY: PostgreSQL would sort ~55 MB a chunk, spilling to disk at the default
+    # work_mem (~85 ms of server CPU per 50k rows, measured); numpy sorts the ids instead.
+    query = f"SELECT {', '.join(columns)} FROM {table} WHERE id = ANY({id_array}) AND " + " AND ".join(conditions)
     parsed = copy_fixed_width(query, [spec.name] if spec.n_stored else None, widths)
     if parsed is None:
         return None
     ids = parsed[0].view(">i8").ravel().astype(np.int64)
+    packed = parsed[1]
     stored = parsed[2].view("<f4") if spec.n_stored else None
-    return ids, parsed[1], stored
+    if ids.size > 1 and not bool((ids[1:] > ids[:-1]).all()):
+        order = np.argsort(ids, kind="stable")
+        ids, packed = ids[order], packed[order]
+        stored = stored[order] if stored is not None else None
+    return ids, packed, stored
 
 
 # --- Training data ------------------------------------------------------------
