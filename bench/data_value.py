@@ -40,10 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from model_quality import featurize, load_solubility  # noqa: E402
+from model_quality import featurize, load_solubility, parsed  # noqa: E402
 
 from mlmodels.ml.ensemble import BootstrapEnsemble  # noqa: E402
-from mlmodels.ml.features import DEFAULT_SPEC, build_matrix, mols_from_smiles  # noqa: E402
+from mlmodels.ml.features import DEFAULT_SPEC, build_matrix  # noqa: E402
 from mlmodels.ml.smooth import KernelBasis  # noqa: E402
 
 
@@ -88,8 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
 
-    data = load_solubility()
-    f = featurize(mols_from_smiles(data.smiles), DEFAULT_SPEC)
+    data, mols = parsed(load_solubility())
+    f = featurize(mols, DEFAULT_SPEC)
     X = build_matrix(DEFAULT_SPEC, f.packed, f.stored)
     Xtr, Xte = X[data.train], X[~data.train]
     ytr, yte = data.logs[data.train].astype(np.float64), data.logs[~data.train].astype(np.float64)

@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from model_quality import featurize, load_solubility  # noqa: E402
+from model_quality import featurize, load_solubility, parsed  # noqa: E402
 
 from mlmodels.ml.ensemble import BootstrapEnsemble  # noqa: E402
-from mlmodels.ml.features import DEFAULT_SPEC, build_matrix, mols_from_smiles  # noqa: E402
+from mlmodels.ml.features import DEFAULT_SPEC, build_matrix  # noqa: E402
 from mlmodels.ml.smooth import KernelBasis  # noqa: E402
 
 
@@ -57,8 +57,8 @@ def main() -> None:
     parser.add_argument("--smooth-weights", default="0.5", help="comma-separated; the first is the reference")
     args = parser.parse_args()
 
-    data = load_solubility()
-    f = featurize(mols_from_smiles(data.smiles), DEFAULT_SPEC)
+    data, mols = parsed(load_solubility())
+    f = featurize(mols, DEFAULT_SPEC)
     X = build_matrix(DEFAULT_SPEC, f.packed, f.stored)
     Xtr, Xte = X[data.train], X[~data.train]
     ytr, yte = data.logs[data.train], data.logs[~data.train]
