@@ -171,6 +171,13 @@ CHEMLOOP_SDF_EXPORT_MAX = env.int("CHEMLOOP_SDF_EXPORT_MAX", default=20_000)
 # columns a compound) and its cost grows with candidates x landmarks: on a bigger pool it
 # designs over a seeded random sample of this many compounds (the cycle records it).
 CHEMLOOP_FEATURE_POOL_CAP = env.int("CHEMLOOP_FEATURE_POOL_CAP", default=20_000)
+# A selection over more than DISTRIBUTE_ABOVE compounds can share its scoring with this
+# many RQ helper jobs (cycles.services.scoring). 0 (the default) scores in the selecting
+# process, which already uses every core: a helper on the same machine only competes for
+# them (1M pool on 2 cores: 28.6 s alone, 47.7 s with one helper; BENCHMARKS.md). Set it
+# to the number of workers on OTHER machines.
+CHEMLOOP_SCORING_HELPERS = env.int("CHEMLOOP_SCORING_HELPERS", default=0)
+CHEMLOOP_DISTRIBUTE_ABOVE = env.int("CHEMLOOP_DISTRIBUTE_ABOVE", default=200_000)
 
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {

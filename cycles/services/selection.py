@@ -25,8 +25,8 @@ from mlmodels.models import MLModel, ModelStatus
 from mlmodels.selectors import metrics_headline
 
 MAX_BATCH_SIZE = 5000
-# Pools larger than this are scored in chunks shared by the RQ workers.
-DISTRIBUTE_ABOVE = getattr(settings, "CHEMLOOP_DISTRIBUTE_ABOVE", 200_000)
+# Pools larger than this are scored in chunks shared with CHEMLOOP_SCORING_HELPERS RQ jobs.
+DISTRIBUTE_ABOVE = settings.CHEMLOOP_DISTRIBUTE_ABOVE
 MAX_POOL_LIST = 100_000
 # Strategies that need the pool's feature matrix (variance_reduction) see a seeded random
 # sample of this many pool compounds (config/settings/base.py says why).
@@ -291,15 +291,17 @@ def cycle_select(
     preview: bool = False,
     with_pool_fingerprints: bool = False,
     distributed: bool | None = None,
-    helpers: int = 1,
+    helpers: int | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> SelectionResult:
     """Score the pool with the model, rank it with the strategy, and (unless previewing)
     open a new cycle whose queue holds the batch — all in one transaction.
 
-    `progress(stage, percent)` hears how far the scoring is (the background job's bar)."""
+    `progress(stage, percent)` hears how far the scoring is (the background job's bar).
+    `helpers`: RQ jobs that share a big pool's scoring (default `CHEMLOOP_SCORING_HELPERS`)."""
     info = selection_check(model=model, user=user, strategy=strategy, batch_size=batch_size)
     progress = progress or (lambda stage, percent: None)
+    helpers = settings.CHEMLOOP_SCORING_HELPERS if helpers is None else helpers
     pool = pool or PoolSpec()
     if preview and pool.kind == "smiles":
         return _preview_pasted(
@@ -342,13 +344,15 @@ def cycle_select(
         qs, pool_sampled = _feature_pool(qs, random_state)
         distributed = False
     elif distributed is None:
-        # Big pools on RQ are shared with other workers; small ones are scored right here.
-        distributed = not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
+        # Big pools on RQ are shared with the configured helpers (workers on other
+        # machines); small ones, and every pool when there are none, are scored right here.
+        distributed = helpers > 0 and not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
     if distributed:
         from cycles.services.scoring import pool_score_distributed
 
         scores = pool_score_distributed(
-            model=model, pool=pool, queryset=qs, with_members=needs_members, with_fingerprints=needs_fps, helpers=helpers
+            model=model, pool=pool, queryset=qs, with_members=needs_members, with_fingerprints=needs_fps,
+            helpers=helpers,
         )
     else:
         scores = model_services.model_score_compounds(

@@ -68,3 +68,24 @@ def test_a_distributed_selection_within_a_series_picks_the_same_batch(setup, mon
     shared = cycle_select(**kwargs, distributed=True, helpers=0)
     assert [c.compound.pk for c in shared.candidates] == [c.compound.pk for c in local.candidates]
     assert shared.pool_size == local.pool_size < pool_queryset(model=setup["model"], pool=PoolSpec())[0].count()
+
+
+@pytest.mark.parametrize("helpers", [0, 1])
+def test_a_big_pool_is_shared_only_with_configured_helpers(setup, settings, rq_queue, monkeypatch, helpers):  # type: ignore[no-untyped-def]
+    """Helpers on the selecting machine only compete for its cores (BENCHMARKS.md), so a big
+    pool goes to RQ helper jobs only when CHEMLOOP_SCORING_HELPERS names some; either way
+    the batch is the one the selecting process alone picks."""
+    from cycles.services import selection
+
+    settings.JOBS_IN_PROCESS = False
+    settings.CHEMLOOP_SCORING_HELPERS = helpers
+    monkeypatch.setattr(selection, "DISTRIBUTE_ABOVE", 10)  # the ~80-compound pool counts as big
+    monkeypatch.setattr(scoring, "CHUNK_IDS", 25)
+    kwargs = {"model": setup["model"], "user": setup["lead"], "strategy": "uncertainty", "batch_size": 10, "preview": True}
+    alone = cycle_select(**kwargs, distributed=False)
+    assert rq_queue.count == 0
+    picked = cycle_select(**kwargs)
+    # No worker runs here: the selecting process scores every chunk itself, and the
+    # helper job it enqueued (if any) is still waiting in the real queue.
+    assert [job.func_name for job in rq_queue.jobs] == ["cycles.jobs.score_chunks"] * helpers
+    assert [c.compound.pk for c in picked.candidates] == [c.compound.pk for c in alone.candidates]
