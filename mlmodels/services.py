@@ -7,6 +7,7 @@ into rows.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import uuid
@@ -640,10 +641,21 @@ def model_score_compounds(
     parts: list[dict[str, np.ndarray]] = []
     done = 0
 
-    def prepared() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    # X buffers the predict loop is done with, for the next chunks to reuse (not when the
+    # caller keeps X): two are in use at a time, one predicted and one being built.
+    free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
+    buffer_rows = min(chunk_size, pool_ids.size)
+
+    def prepared() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
         for ids, packed, stored in pool_chunks(pool_ids=pool_ids, spec=spec, chunk_size=chunk_size):
-            X = features.build_matrix(spec, packed, stored)
-            yield ids, packed, X, applicability.applicability_distance(packed, train_fps)
+            buffer = None
+            if not with_features:
+                try:
+                    buffer = free.get_nowait()
+                except queue.Empty:
+                    buffer = np.empty((buffer_rows, spec.n_features), dtype=np.float32)
+            X = features.build_matrix(spec, packed, stored, out=buffer)
+            yield ids, packed, X, applicability.applicability_distance(packed, train_fps), buffer
 
     chunks = prepared()
     if total > chunk_size and connection.vendor == "postgresql" and not connection.in_atomic_block:
@@ -651,8 +663,10 @@ def model_score_compounds(
         # this one is predicted: the driver, numpy, the compiled applicability kernel and
         # XGBoost all release the GIL, so the stages overlap (one chunk more in memory).
         chunks = _prefetched(chunks)
-    for ids, packed, X, distance in chunks:
+    for ids, packed, X, distance, buffer in chunks:
         pred = art.ensemble.predict(X, return_members=with_members)
+        if buffer is not None:
+            free.put(buffer)  # nothing refers to X after the prediction
         part: dict[str, Any] = {"ids": ids, "applicability": distance}
         if with_features:
             part["features"] = X

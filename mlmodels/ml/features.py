@@ -256,8 +256,14 @@ def stored_from_bytes(blobs: Sequence[bytes | memoryview | None], spec: FeatureS
     return out
 
 
-def build_matrix(spec: FeatureSpec, packed_fps: np.ndarray | None, stored: np.ndarray | None) -> np.ndarray:
+def build_matrix(
+    spec: FeatureSpec, packed_fps: np.ndarray | None, stored: np.ndarray | None, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """X (n, spec.n_features) float32 from stored packed fingerprints + stored feature vectors.
+
+    `out`: a float32 (≥ n, n_features) C-contiguous array to write X into (its first n
+    rows are returned) instead of a new one, so a pool's chunks can reuse one buffer
+    rather than fault in ~143 MB of fresh pages per 50,000 rows.
 
     Dense float32: XGBoost's `inplace_predict` is fastest on it, and a dense matrix
     keeps 0 meaning "bit off" (in CSR XGBoost would read absent entries as missing,
@@ -285,7 +291,18 @@ def build_matrix(spec: FeatureSpec, packed_fps: np.ndarray | None, stored: np.nd
         n = stored.shape[0]
     if len(blocks) == 1:
         return blocks[0].astype(np.float32, copy=False)
-    out = np.empty((n or 0, spec.n_features), dtype=np.float32)
+    rows = n or 0
+    if (
+        out is not None
+        and out.dtype == np.float32
+        and out.ndim == 2
+        and out.shape[0] >= rows
+        and out.shape[1] == spec.n_features
+        and out.flags.c_contiguous
+    ):
+        out = out[:rows]
+    else:
+        out = np.empty((rows, spec.n_features), dtype=np.float32)
     col = 0
     for b in blocks:
         out[:, col : col + b.shape[1]] = b

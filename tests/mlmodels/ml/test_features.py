@@ -59,6 +59,23 @@ def test_stored_path_equals_the_smiles_path(spec: FeatureSpec, mols: list, packe
     assert len(feature_names(spec)) == spec.n_features
 
 
+def test_x_written_into_a_reused_buffer_equals_a_new_x(mols: list, packed: np.ndarray) -> None:
+    """The pool scoring reuses X buffers between chunks: the rows are the same, the buffer's
+    rows past n are left alone, and a buffer that does not fit is not used."""
+    spec = FeatureSpec(name="props+bits512", n_bits=512, descriptors="props")
+    stored = stored_from_bytes([compute_stored_features(m, spec).tobytes() for m in mols], spec)
+    fresh = build_matrix(spec, packed, stored)
+    buffer = np.full((len(mols) + 3, spec.n_features), 7.0, dtype=np.float32)
+    into = build_matrix(spec, packed, stored, out=buffer)
+    assert np.shares_memory(into, buffer) and into.shape == fresh.shape
+    np.testing.assert_array_equal(into, fresh)
+    assert (buffer[len(mols):] == 7.0).all()
+    for unfit in (np.zeros((len(mols) - 1, spec.n_features), np.float32), np.zeros((len(mols), spec.n_features))):
+        other = build_matrix(spec, packed, stored, out=unfit)
+        assert not np.shares_memory(other, unfit)
+        np.testing.assert_array_equal(other, fresh)
+
+
 def test_pure_bits_spec_stores_nothing(mols: list) -> None:
     spec = FeatureSpec(name="bits")
     assert spec.n_stored == 0
