@@ -31,15 +31,32 @@ from .compiled import kernel, split_rows
 
 @kernel
 def _normal_scores(
-    X: np.ndarray, columns: np.ndarray, knots: np.ndarray, scores: np.ndarray, offsets: np.ndarray, out: np.ndarray
+    X: np.ndarray,
+    columns: np.ndarray,
+    knots: np.ndarray,
+    scores: np.ndarray,
+    slopes: np.ndarray,
+    offsets: np.ndarray,
+    guide: np.ndarray,
+    guide_lo: np.ndarray,
+    guide_scale: np.ndarray,
+    out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled; tested through KernelBasis.transform
     """out[i, c] = np.interp(X[i, columns[c]], knots_c, scores_c), NaN -> 0, 0 for a
     one-knot column; knots_c = knots[offsets[c]:offsets[c + 1]] (strictly increasing).
 
     Row by row over X as it is stored (no column gather), and the same float64
-    arithmetic as numpy's interp (its slope formula and its exact-knot and end
-    cases), so the same values; releases the GIL so rows can go to threads.
+    arithmetic as numpy's interp (its slope formula, computed once per interval as
+    numpy does: `slopes[a]` = (scores[a + 1] - scores[a]) / (knots[a + 1] - knots[a]),
+    and its exact-knot and end cases), so the same values; releases the GIL so rows
+    can go to threads.
+
+    The knot interval is found through `guide` (see `_interval_guide`): the value's
+    bucket on an even grid over the knots names the few knots it can lie between, so a
+    search takes ~2 steps instead of ~8. The two loops after it make the interval exact
+    whatever the bucket's rounding: the result is the last knot <= x, as before.
     """
+    n_buckets = guide.shape[1] - 1
     for i in range(X.shape[0]):
         for c in range(columns.shape[0]):
             lo, hi = offsets[c], offsets[c + 1]
@@ -52,19 +69,46 @@ def _normal_scores(
             elif x >= knots[hi - 1]:
                 r = scores[hi - 1]
             else:
-                # The last knot <= x (knots[lo] <= x < knots[hi - 1]); branch-free halving.
-                a = lo
-                n = hi - 1 - lo
+                b = int((x - guide_lo[c]) * guide_scale[c])
+                b = 0 if b < 0 else (n_buckets - 1 if b >= n_buckets else b)
+                # The last knot <= x within the bucket's knots; branch-free halving.
+                a = guide[c, b]
+                n = guide[c, b + 1] - a + 1
                 while n > 1:
                     half = n >> 1
                     a = a + half if knots[a + half] <= x else a
                     n -= half
-                if knots[a] == x:
-                    r = scores[a]
-                else:
-                    slope = (scores[a + 1] - scores[a]) / (knots[a + 1] - knots[a])
-                    r = slope * (x - knots[a]) + scores[a]
+                while a > lo and knots[a] > x:
+                    a -= 1
+                while a + 1 < hi - 1 and knots[a + 1] <= x:
+                    a += 1
+                r = scores[a] if knots[a] == x else slopes[a] * (x - knots[a]) + scores[a]
             out[i, c] = 0.0 if np.isnan(r) else r
+
+
+GUIDE_BUCKETS = 256
+
+
+def _interval_guide(knots: list[np.ndarray], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column, an even grid of GUIDE_BUCKETS over [first knot, last knot]: guide[c, b] is
+    the last knot (global index, at most the second to last) at or below bucket b's lower
+    edge, guide[c, GUIDE_BUCKETS] the second to last knot; plus each grid's start and
+    buckets per unit. One-knot columns get an unused row."""
+    guide = np.zeros((len(knots), GUIDE_BUCKETS + 1), dtype=np.int64)
+    start = np.zeros(len(knots))
+    scale = np.zeros(len(knots))
+    for c, k in enumerate(knots):
+        k = k.astype(np.float64)
+        if k.size < 2:
+            continue
+        start[c] = k[0]
+        # Finite: float32 knots are at least ~1e-45 apart.
+        scale[c] = GUIDE_BUCKETS / (k[-1] - k[0])
+        edges = k[0] + np.arange(GUIDE_BUCKETS + 1) / scale[c]
+        last = np.clip(np.searchsorted(k, edges, side="right") - 1, 0, k.size - 2)
+        last[-1] = k.size - 2
+        guide[c] = offsets[c] + last
+    return guide, start, scale
 
 
 @kernel
@@ -148,8 +192,14 @@ class KernelBasis:
         # float64 as np.interp computes; the stored knots are float32.
         knots = np.concatenate(self.knots_).astype(np.float64)
         scores = np.concatenate(self.scores_).astype(np.float64)
+        guide, guide_lo, guide_scale = _interval_guide(self.knots_, offsets)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # Across column boundaries the value is never read (a < the column's last knot).
+            slopes = np.append((scores[1:] - scores[:-1]) / (knots[1:] - knots[:-1]), 0.0)
         split_rows(
-            lambda lo, hi: _normal_scores(X[lo:hi], self.columns_, knots, scores, offsets, out[lo:hi]),
+            lambda lo, hi: _normal_scores(
+                X[lo:hi], self.columns_, knots, scores, slopes, offsets, guide, guide_lo, guide_scale, out[lo:hi]
+            ),
             X.shape[0],
             workers=workers,
         )

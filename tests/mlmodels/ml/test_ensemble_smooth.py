@@ -130,11 +130,15 @@ def test_the_quantile_transform_equals_numpy_interp_bit_for_bit(dtype: type) -> 
         np.where(rng.random(n) < 0.1, np.nan, rng.exponential(size=n)),  # missing values
         np.full(n, 2.5),  # constant: one knot
         rng.integers(0, 2, size=n),  # bits
+        rng.lognormal(0.0, 3.0, size=n),  # heavy tail: most knots in the first buckets of the guide
     ]).astype(dtype)
-    basis = KernelBasis(n_landmarks=16).fit(X[:1000], np.array([0, 1, 2, 3]), seed=0)
-    # Rows outside the fitted range, on the knots themselves, and NaN.
+    basis = KernelBasis(n_landmarks=16).fit(X[:1000], np.array([0, 1, 2, 3, 5]), seed=0)
+    # Rows outside the fitted range, on the knots themselves, on the guide's bucket edges, and NaN.
     X[:3, 0] = [-1e9, 1e9, basis.knots_[0][5]]
     X[3, 1] = basis.knots_[1][-1]
+    X[4:4 + basis.knots_[4].size, 5] = basis.knots_[4]
+    k0 = basis.knots_[0].astype(np.float64)
+    X[300:557, 0] = k0[0] + np.arange(257) * (k0[-1] - k0[0]) / 256
     expected = _interp_reference(basis, X)
     for workers in (1, 2, 3):
         got = basis.transform(X, workers=workers)
