@@ -1,12 +1,14 @@
 """Selection on a big pool, end to end: score with the 10-member model, rank with the
 default strategy, create the cycle and its queue items.
 
-    python bench/select_pool.py [--pool-dataset "bench pool pool1m.smi"] [--batch 100] [--workers 0 1]
+    python bench/select_pool.py [--pool-dataset "bench pool pool1m.smi"] [--batch 100] [--workers 0 1] [--pin]
 
 Run after bench/score_pool.py (which imports the pool, trains "Bench solubility"
 and stores the features). With `--workers 1` one extra `rqworker` process shares
 the chunked scoring with the process running the selection (the distributed path
-that lets many machines share one selection); the speed-up is printed.
+that lets many machines share one selection); the speed-up is printed. On one machine the
+extra worker can only compete for the cores the selecting process already uses; `--pin` gives
+each process its own CPU, as separate one-core machines would have.
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--strategy", default=None, help="default: the model-improvement preset's strategy")
+    parser.add_argument(
+        "--pin", action="store_true",
+        help="emulate one-core machines on this one: this process on the first CPU, worker i on the next "
+        "(taskset); PostgreSQL and Redis are not pinned, as a shared database server would not be",
+    )
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin:
+        os.sched_setaffinity(0, {cpus[0]})
     _django.setup()
     import django_rq
     from django.contrib.auth.models import Group, User
@@ -54,10 +64,11 @@ def main() -> None:
     django_rq.get_queue("default").empty()
     timings = {}
     for workers in args.workers:
+        pinned = (lambda i: ["taskset", "-c", str(cpus[(i + 1) % len(cpus)])]) if args.pin else (lambda i: [])
         procs = [
-            subprocess.Popen([sys.executable, "manage.py", "rqworker", "default"], cwd=ROOT, env={**os.environ},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(workers)
+            subprocess.Popen([*pinned(i), sys.executable, "manage.py", "rqworker", "default"], cwd=ROOT,
+                             env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for i in range(workers)
         ]
         try:
             time.sleep(5 if workers else 0)
@@ -72,6 +83,8 @@ def main() -> None:
         timings[workers] = elapsed
         n_items = LabelQueueItem.objects.filter(cycle=result.cycle).count()
         who = f"this process + {workers} worker(s)" if workers else "one process"
+        if args.pin:
+            who += ", one CPU each"
         print(f"selection ({who}): pool "
               f"{result.pool_size:,} compounds, strategy {strategy}, {n_items} queue items in cycle "
               f"{result.cycle.cycle_number} → {elapsed:.1f} s")
