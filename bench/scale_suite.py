@@ -26,41 +26,43 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# (name, script and arguments, the regexes whose first group is a figure, goal)
-SUITE: list[tuple[str, list[str], list[str], str]] = [
-    ("score 1M", ["score_pool.py", "/tmp/pool1m.smi"], [r"in ([\d.]+ s) →"], "≤ 30 s"),
+# (key for --skip, name, script and arguments, the regexes whose first group is a figure, goal)
+SUITE: list[tuple[str, str, list[str], list[str], str]] = [
+    ("score", "score 1M", ["score_pool.py", "/tmp/pool1m.smi"], [r"in ([\d.]+ s) →"], "≤ 30 s"),
     (
+        "select",
         "selection on 1M (one process / + 1 worker)",
         ["select_pool.py", "--workers", "0", "1"],
         [r"\(one process\):.*→ ([\d.]+ s)", r"worker\(s\)\):.*→ ([\d.]+ s)"],
         "≤ 45 s",
     ),
     (
+        "import",
         "import 100k",
         ["import_throughput.py", "/tmp/pool100k.smi"],
         [r"→ ([\d,]+ compounds/s)", r"end-to-end / bare = (\d+ ?%)"],
         "≥ 3,000/s",
     ),
     (
+        "web",
         "queue page p95 / label submissions",
         ["web_load.py", "--duration", "30"],
         [r"lead session\):\n.*p95=([\d.]+)", r"different item per request\):\n\{\"requests_per_s\": ([\d.]+)",
          r"different item per request\):\n.*errors_status=(\d+)"],
         "p95 ≤ 100 ms; ≥ 150/s, 0 errors",
     ),
-    ("retrain 10 members on 5,010 labels", ["retrain.py"], [r"members in ([\d.]+ s) \("], "≤ 20 s"),
+    ("retrain", "retrain 10 members on 5,010 labels", ["retrain.py"], [r"members in ([\d.]+ s) \("], "≤ 20 s"),
 ]
 
 
-def run(script: list[str]) -> tuple[str, float]:
+def run(script: list[str]) -> str:
     env = {**os.environ, "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chemloop_bench")}
     if script[0] == "import_throughput.py":
         env.pop("DATABASE_URL")  # it always uses its own database
-    started = time.perf_counter()
     done = subprocess.run([sys.executable, *script], cwd=HERE, env=env, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{' '.join(script)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return done.stdout, time.perf_counter() - started
+    return done.stdout
 
 
 def main() -> None:
@@ -70,15 +72,14 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated: score,select,import,web,retrain")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    keys = ["score", "select", "import", "web", "retrain"]
     repeats = {"score": args.score_runs, "import": args.import_runs}
     rows = []
-    for key, (name, script, patterns, goal) in zip(keys, SUITE, strict=True):
+    for key, name, script, patterns, goal in SUITE:
         if key in skip:
             continue
         figures = []
         for _ in range(repeats.get(key, 1)):
-            out, _elapsed = run(script)
+            out = run(script)
             found = [m.group(1) if (m := re.search(p, out)) else "?" for p in patterns]
             figures.append(" / ".join(found))
             print(f"{time.strftime('%H:%M:%S')} {name}: {figures[-1]}", flush=True)
