@@ -7,9 +7,11 @@
         --skip-classification --quick-speed                       # the 2026-11-29 rows
 
 Algorithm "xgboost" is the default member (200 trees + the kernel-ridge smooth half,
-see mlmodels.ml.smooth); "xgboost-trees" is the same without the smooth half
-(smooth_weight=0); "xgboost-old" is the pre-2026-11-29 default (400 trees, eta 0.06,
-trees only).
+see mlmodels.ml.smooth), with the melting-point prior wherever the product turns it on
+(mlmodels.ml.physchem: featurizers with the "fast" descriptors); "xgboost-noprior" is the
+same without the prior (the 2026-11-29 default); "xgboost-trees" is the default without
+the smooth half (smooth_weight=0); "xgboost-old" is the pre-2026-11-29 default (400
+trees, eta 0.06, trees only, no prior). rf and mlp get the prior as the product does.
 
 Quality: trains on the 1,025 `train` rows of solubility.csv and reports the 257
 `test` rows, for each featurizer × algorithm with 10 bootstrap members (logS
@@ -39,6 +41,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mlmodels.ml import physchem  # noqa: E402
 from mlmodels.ml.applicability import applicability_distance  # noqa: E402
 from mlmodels.ml.ensemble import BootstrapEnsemble, RegressionPrediction, predict_pool  # noqa: E402
 from mlmodels.ml.features import (  # noqa: E402
@@ -148,8 +151,9 @@ def fmt(value: float | None, digits: int = 3) -> str:
 # Algorithm names of this benchmark -> BootstrapEnsemble keyword arguments.
 ALGORITHM_PARAMS: dict[str, dict[str, Any]] = {
     "xgboost": {},
+    "xgboost-noprior": {"melting_point_prior": False},
     "xgboost-trees": {"smooth_weight": 0.0},
-    "xgboost-old": {"smooth_weight": 0.0, "n_estimators": 400, "learning_rate": 0.06},
+    "xgboost-old": {"smooth_weight": 0.0, "n_estimators": 400, "learning_rate": 0.06, "melting_point_prior": False},
     "rf": {"algorithm": "rf"},
     "mlp": {"algorithm": "mlp"},
 }
@@ -165,6 +169,7 @@ REGRESSION_RUNS: list[tuple[str, str]] = [
     ("props+bits", "xgboost"),
     ("fast+bits", "xgboost"),
     ("fast+bits512", "xgboost"),
+    ("fast+bits512", "xgboost-noprior"),
     ("fast+bits512", "xgboost-trees"),
     ("fast+bits512", "xgboost-old"),
     ("fast+bits512", "rf"),
@@ -191,9 +196,9 @@ def run_quality(
         f = cache[spec_name]
         X = build_matrix(spec, f.packed, f.stored)
         model, fit_s = timed(
-            lambda X=X, algorithm=algorithm: BootstrapEnsemble(**ALGORITHM_PARAMS[algorithm]).fit(
-                X[tr], data.logs[tr]
-            )
+            lambda X=X, algorithm=algorithm, spec=spec: BootstrapEnsemble(
+                **physchem.ensemble_kwargs(spec, ALGORITHM_PARAMS[algorithm])
+            ).fit(X[tr], data.logs[tr])
         )
         pred = model.predict(X[te])
         assert isinstance(pred, RegressionPrediction)
@@ -215,10 +220,10 @@ def run_quality(
         "| algorithm | accuracy | balanced acc. | macro ROC-AUC | PR-AUC | F1 macro | log loss | Brier | ECE | fit s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for algorithm in ("xgboost", "xgboost-old", "rf"):
+    for algorithm in ("xgboost", "xgboost-noprior", "xgboost-old", "rf"):
         model, fit_s = timed(
             lambda algorithm=algorithm: BootstrapEnsemble(
-                task="classification", **ALGORITHM_PARAMS[algorithm]
+                task="classification", **physchem.ensemble_kwargs(DEFAULT_SPEC, ALGORITHM_PARAMS[algorithm])
             ).fit(X[tr], data.classes[tr])
         )
         c = classification_metrics(data.classes[te], model.predict(X[te]).proba)
@@ -253,6 +258,8 @@ def run_cv(data: Dataset, mols: list[Any], only: set[str] | None = None) -> None
         ("fast+bits512", ALGORITHM_PARAMS["xgboost-old"]),
         ("fast+bits512", ALGORITHM_PARAMS["xgboost-trees"]),
         ("fast+bits512", {"smooth_weight": 0.6}),
+        # 2026-12-01: the default with and without the melting-point prior.
+        ("fast+bits512", {"melting_point_prior": False}),
     ]
     if only:
         candidates = [c for c in candidates if c[0] in only]
@@ -268,7 +275,7 @@ def run_cv(data: Dataset, mols: list[Any], only: set[str] | None = None) -> None
         X = cache[spec_name]
         errs = []
         for k, (a, b) in enumerate(folds):
-            model = BootstrapEnsemble(random_state=k, **params).fit(X[a], y[a])
+            model = BootstrapEnsemble(random_state=k, **physchem.ensemble_kwargs(spec, params)).fit(X[a], y[a])
             errs.append(float(np.sqrt(np.mean((model.predict(X[b]).mean - y[b]) ** 2))))
         print(f"| {spec_name} | {params or 'defaults'} | {np.mean(errs):.3f} |", flush=True)
 
@@ -293,7 +300,7 @@ def run_speed(data: Dataset, mols: list[Any], cache: dict[str, Featurized]) -> N
     stored = f.stored[idx] * rng.normal(1.0, 0.02, size=(n_fit, spec.n_stored)).astype(np.float32)
     X = build_matrix(spec, f.packed[idx], stored)
     y = data.logs[idx] + rng.normal(0, 0.1, n_fit).astype(np.float32)
-    model, fit_s = timed(lambda: BootstrapEnsemble().fit(X, y))
+    model, fit_s = timed(lambda: BootstrapEnsemble(**physchem.ensemble_kwargs(spec)).fit(X, y))
     print(f"| 10-member default fit | {n_fit:,} × {X.shape[1]} | {wall_cpu(fit_s)} |", flush=True)
 
     # 1M pool: real packed fingerprints / stored vectors tiled (content only matters
@@ -323,7 +330,7 @@ def run_speed(data: Dataset, mols: list[Any], cache: dict[str, Featurized]) -> N
 
     from mlmodels.ml.explain import explain_smiles
 
-    small = BootstrapEnsemble().fit(X[:1000], y[:1000])
+    small = BootstrapEnsemble(**physchem.ensemble_kwargs(spec)).fit(X[:1000], y[:1000])
     _, ex_s = timed(lambda: explain_smiles(small, spec, "CC(=O)Nc1ccc(O)cc1"))
     print(f"| SHAP explanation + SVG, 10 members | 1 compound | {wall_cpu(ex_s)} |", flush=True)
 
@@ -348,8 +355,10 @@ def run_quick_speed(data: Dataset, mols: list[Any], cache: dict[str, Featurized]
     print(f"\n### Quick speed (DEFAULT_SPEC = {spec.name}, {spec.n_features} features)\n")
     print("| ensemble | 10-member fit, 5,000 rows | predict, CPU µs/compound (50,000 rows, best of 3) |")
     print("|---|---:|---:|")
-    for name in ("xgboost", "xgboost-old"):
-        model, fit_s = timed(lambda name=name: BootstrapEnsemble(**ALGORITHM_PARAMS[name]).fit(X, y))
+    for name in ("xgboost", "xgboost-noprior", "xgboost-old"):
+        model, fit_s = timed(
+            lambda name=name: BootstrapEnsemble(**physchem.ensemble_kwargs(spec, ALGORITHM_PARAMS[name])).fit(X, y)
+        )
         fit_txt = wall_cpu(fit_s)
         cpu = []
         for _ in range(3):

@@ -28,7 +28,7 @@ from compounds import chemistry
 from compounds.models import Assay, Compound, Measurement
 from compounds.selectors import copy_fixed_width
 from config.exceptions import Conflict, NotFound, ValidationFailed
-from mlmodels.ml import applicability, artifacts, features, metrics
+from mlmodels.ml import applicability, artifacts, features, metrics, physchem
 from mlmodels.ml.ensemble import BootstrapEnsemble, ClassificationPrediction, RegressionPrediction
 from mlmodels.models import MLModel, ModelStatus, ValidationSet
 from mlmodels.selectors import lineage_active_version
@@ -52,6 +52,8 @@ HYPERPARAMETER_KEYS = {
     # Its MinMax-kernel part on the count fingerprints (hit finding); the columns follow
     # from the featurizer and `count_fingerprints` (COUNT_FINGERPRINTS).
     "count_weight", "count_alpha", "count_landmarks", "count_fingerprints",
+    # The melting-point prior (mlmodels.ml.physchem): on by default where it applies.
+    "melting_point_prior",
 }
 # Which leading count columns of X the MinMax part compares. Atom-pair counts are ~4x
 # as many per molecule as Morgan environments, so on both blocks the kernel is mostly
@@ -337,6 +339,22 @@ def _count_fingerprints(value: Any) -> str:
     return str(value)
 
 
+def _melting_point_prior(value: Any, spec: features.FeatureSpec) -> bool:
+    """The `melting_point_prior` setting, checked: a bool, and only where X has its descriptors."""
+    if not isinstance(value, bool):
+        raise ValidationFailed(
+            f"melting_point_prior must be true or false, got {value!r}",
+            extra={"field": "hyperparameters.melting_point_prior"},
+        )
+    if value and spec.descriptors != physchem.DESCRIPTORS:
+        raise ValidationFailed(
+            f"melting_point_prior needs the {physchem.DESCRIPTORS!r} RDKit descriptors; "
+            f"featurizer {spec.name!r} has {spec.descriptors!r}",
+            extra={"field": "hyperparameters.melting_point_prior"},
+        )
+    return value
+
+
 def model_fit(
     *, model: MLModel, progress: ProgressFn = _noop
 ) -> tuple[BootstrapEnsemble, dict[str, Any], np.ndarray]:
@@ -372,6 +390,11 @@ def model_fit(
         if not params["count_columns"]:  # no fingerprint block to compare
             params.pop("count_weight")
             params.pop("count_columns")
+    if _melting_point_prior(params.get("melting_point_prior", physchem.prior_default(spec)), spec):
+        params["melting_point_prior"] = True
+        params["descriptor_offset"] = physchem.descriptor_offset(spec)
+    else:
+        params.pop("melting_point_prior", None)
     progress("training ensemble", 30)
     ensemble = BootstrapEnsemble(
         n_members=model.n_members,
@@ -417,7 +440,13 @@ def model_train(*, model: MLModel, progress: ProgressFn = _noop) -> MLModel:
     model.training_size = int(ids.size)
     model.trained_at = timezone.now()
     model.featurizer = spec.to_dict()
-    model.save(update_fields=["artifact", "metrics", "training_size", "trained_at", "featurizer"])
+    # Recorded, so the model page says what this version used and later versions keep it
+    # even if the default changes.
+    model.hyperparameters = {
+        **(model.hyperparameters or {}),
+        "melting_point_prior": getattr(ensemble, "prior_", None) is not None,
+    }
+    model.save(update_fields=["artifact", "metrics", "training_size", "trained_at", "featurizer", "hyperparameters"])
     return model
 
 
@@ -482,6 +511,8 @@ def model_create_initial(
     if hyperparameters and "count_fingerprints" in hyperparameters:
         _count_fingerprints(hyperparameters["count_fingerprints"])
     spec = features.FeatureSpec.from_dict(featurizer) if featurizer else features.DEFAULT_SPEC
+    if hyperparameters and "melting_point_prior" in hyperparameters:
+        _melting_point_prior(hyperparameters["melting_point_prior"], spec)
     with transaction.atomic():
         validation = validation_set_create(
             assay=assay,

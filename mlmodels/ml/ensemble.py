@@ -6,6 +6,7 @@ learned attributes end in `_`, randomness comes from `random_state`.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .features import FeatureSpec, build_matrix
+from .physchem import PRIOR_NAMES, MeltingPointPrior, load_prior
 from .smooth import KernelBasis, MinMaxBasis, fit_kernel_ridge, nystrom_whitener
 from .stacked import stack_boosters
 
@@ -36,6 +38,10 @@ STACK_MIN_ROWS = 2048
 # Stacked boosters of loaded ensembles, kept beside them rather than on them so an
 # artifact never pickles a second copy of the trees.
 _stacked: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+# One reusable X-with-prior buffer per thread for pool-sized blocks: a fresh ~144 MB
+# array per 50k-row chunk costs ~0.13 CPU-s of page faults (the same reason
+# features.build_matrix takes `out`). Per thread, so concurrent predictions never share one.
+_prior_buffers = threading.local()
 CLIP_SIDES: tuple[str, ...] = ("high", "low")
 TASKS: tuple[str, ...] = ("regression", "classification")
 
@@ -93,6 +99,12 @@ class BootstrapEnsemble(BaseEstimator):
     classification, rf/mlp members and when X has no non-binary column (fingerprint
     bits only). With a clipped target (hit finding) both halves fit the clipped
     values; the kernel half may then predict slightly beyond the clip level.
+
+    `melting_point_prior=True` appends two columns to X before any member sees it: a
+    melting point learned from 10k other compounds and the general solubility equation
+    with it (mlmodels.ml.physchem). X must hold the "fast" RDKit descriptors from column
+    `descriptor_offset` on. Callers still pass the plain X; `n_features_in_` counts it
+    without the two columns, and the prior's booster travels with the fitted ensemble.
     """
 
     def __init__(
@@ -123,6 +135,8 @@ class BootstrapEnsemble(BaseEstimator):
         count_columns: int = 0,
         count_alpha: float = 0.3,
         count_landmarks: int = 512,
+        melting_point_prior: bool = False,
+        descriptor_offset: int = 0,
         n_jobs: int = 2,
         chunk_size: int = 50_000,
         random_state: int | None = 0,
@@ -152,6 +166,8 @@ class BootstrapEnsemble(BaseEstimator):
         self.count_columns = count_columns
         self.count_alpha = count_alpha
         self.count_landmarks = count_landmarks
+        self.melting_point_prior = melting_point_prior
+        self.descriptor_offset = descriptor_offset
         self.n_jobs = n_jobs
         self.chunk_size = chunk_size
         self.random_state = random_state
@@ -182,6 +198,8 @@ class BootstrapEnsemble(BaseEstimator):
                 raise ValueError("regression targets must be finite")
             y = self._clip_target(y)
         self.n_features_in_ = X.shape[1]
+        self.prior_: MeltingPointPrior | None = load_prior() if self.melting_point_prior else None
+        X = self.member_input(X)
 
         rng = np.random.default_rng(self.random_state)
         # One independent seed per member, drawn up front, so threads cannot reorder them.
@@ -213,6 +231,25 @@ class BootstrapEnsemble(BaseEstimator):
             oob[idx] = False
             self.oob_masks_.append(oob)
         return self
+
+    def member_input(self, X: np.ndarray, *, reuse: bool = False) -> np.ndarray:
+        """X as the members see it: with the melting-point prior's two columns appended
+        when it is on (mlmodels.ml.physchem), else X itself. `reuse`: write pool-sized
+        blocks into this thread's buffer (only for a result used before the next call)."""
+        prior = getattr(self, "prior_", None)  # artifacts from before the prior have none
+        if prior is None:
+            return X
+        if not reuse or X.shape[0] < STACK_MIN_ROWS:
+            return prior.augment(X, self.descriptor_offset)
+        buf = getattr(_prior_buffers, "array", None)
+        if buf is None or buf.shape[0] < X.shape[0] or buf.shape[1] != X.shape[1] + 2:
+            buf = _prior_buffers.array = np.empty((X.shape[0], X.shape[1] + 2), dtype=np.float32)
+        return prior.augment(X, self.descriptor_offset, out=buf)
+
+    @property
+    def member_feature_names_extra(self) -> tuple[str, ...]:
+        """Names of the columns the ensemble appends to X before its members see it."""
+        return PRIOR_NAMES if getattr(self, "prior_", None) is not None else ()
 
     def _fit_basis(self, X: np.ndarray, seed: int) -> None:
         """The shared kernel bases of the smooth part (None where a part is off)."""
@@ -288,10 +325,15 @@ class BootstrapEnsemble(BaseEstimator):
     def smooth_members(self, X: np.ndarray) -> np.ndarray | None:
         """(members, n) smooth-part predictions for X (the parts averaged by their
         weights), or None when the smooth part is off."""
+        if not self._smooth_parts():
+            return None
+        return self._smooth_members(self.member_input(_as_float32(X)))
+
+    def _smooth_members(self, X: np.ndarray) -> np.ndarray | None:
+        """smooth_members for X that already has the prior's columns."""
         parts = self._smooth_parts()
         if not parts:
             return None
-        X = _as_float32(X)
         total = sum(w for w, _, _, _ in parts)
         out = np.zeros((parts[0][2].shape[0], X.shape[0]), dtype=np.float32)
         # float64 throughout (see KernelBasis.kernel), in blocks so the float64
@@ -421,6 +463,7 @@ class BootstrapEnsemble(BaseEstimator):
         X = _as_float32(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the ensemble was fit on {self.n_features_in_}")
+        X = self.member_input(X, reuse=True)
         if self.task == "regression":
             out = np.empty((len(self.members_), X.shape[0]), dtype=np.float32)
 
@@ -432,7 +475,7 @@ class BootstrapEnsemble(BaseEstimator):
                 out[:] = stacked.inplace_predict(X).T
             else:
                 self._map_members(regress)
-            smooth = self.smooth_members(X)
+            smooth = self._smooth_members(X)
             if smooth is not None:
                 w = np.float32(self.smooth_share)
                 out *= np.float32(1.0) - w

@@ -6,7 +6,8 @@ switched on is split evenly over the atoms of the environments that set it (per
 occurrence, then per atom), giving atom weights that sum to the "atom part".
 What cannot be put on atoms is reported separately:
 
-* descriptor columns (whole-molecule properties), and
+* descriptor columns (whole-molecule properties, including the melting-point prior's
+  two columns when the ensemble has it), and
 * fingerprint columns that are OFF in this compound: "this substructure is
   absent" moves the prediction too, but no atom of this molecule carries it.
 
@@ -163,13 +164,16 @@ def explain_smiles(
     else:
         class_index = None
 
-    shap_sum = np.zeros(x.shape[1], dtype=np.float64)
+    # The members' own columns: with the melting-point prior, X plus its two columns,
+    # which are whole-molecule terms like the descriptors.
+    x_members = ensemble.member_input(x)
+    shap_sum = np.zeros(x_members.shape[1], dtype=np.float64)
     base_sum = 0.0
     presents = (
         ensemble.member_classes_ if ensemble.task == "classification" else [None] * len(ensemble.members_)
     )
     for member, present in zip(ensemble.members_, presents, strict=True):
-        values, base = _member_shap(member, x, class_index, present)
+        values, base = _member_shap(member, x_members, class_index, present)
         shap_sum += values
         base_sum += base
     n = len(ensemble.members_)
@@ -197,9 +201,11 @@ def explain_smiles(
             atom_weights[atoms] += share / len(atoms)
     descriptor_part = float(contrib[n_fp:].sum()) + smooth_part
 
-    names = feature_names(spec)
+    names = [*feature_names(spec), *ensemble.member_feature_names_extra]
     order = np.argsort(-np.abs(contrib))[:top_k]
-    top = [FeatureContribution(names[i], float(x[0, i]), float(contrib[i])) for i in order if contrib[i] != 0]
+    top = [
+        FeatureContribution(names[i], float(x_members[0, i]), float(contrib[i])) for i in order if contrib[i] != 0
+    ]
     prediction = base_value + float(contrib.sum()) + smooth_part
     target = "value" if class_index is None else f"log-odds of class {class_index}"
     coloured = atoms_worth_colouring(atom_weights, descriptor_part + float(absent))

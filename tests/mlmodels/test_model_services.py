@@ -301,3 +301,47 @@ def test_the_prefetching_pipeline_scores_as_the_plain_loop_does(settings, tmp_pa
     assert prefetched.std.tolist() == plain.std.tolist()
     assert prefetched.applicability.tolist() == plain.applicability.tolist()
     assert prefetched.fingerprints.tobytes() == plain.fingerprints.tobytes()
+
+
+def test_the_melting_point_prior_is_on_by_default_and_recorded(setup, settings):  # type: ignore[no-untyped-def]
+    model = setup["model"]  # DEFAULT_SPEC: the "fast" descriptors the prior reads
+    assert model.hyperparameters["melting_point_prior"] is True
+    ensemble = load_artifact(settings.ARTIFACT_ROOT / model.artifact).ensemble
+    assert ensemble.prior_ is not None and ensemble.descriptor_offset == 512
+    off = services.model_create_initial(
+        assay=setup["assay"], name="no prior", validation_compound_ids=setup["validation_ids"], n_members=3,
+        hyperparameters={**FAST, "melting_point_prior": False},
+    )
+    assert load_artifact(settings.ARTIFACT_ROOT / off.artifact).ensemble.prior_ is None
+    assert off.hyperparameters["melting_point_prior"] is False
+    # A new version keeps what its lineage recorded.
+    assert services.model_version_create(parent=off).hyperparameters["melting_point_prior"] is False
+
+
+def test_hit_finding_and_featurizers_without_the_descriptors_train_without_the_prior(setup, settings):  # type: ignore[no-untyped-def]
+    hits = services.model_create_initial(
+        assay=setup["assay"], name="hits", validation_compound_ids=setup["validation_ids"], n_members=2,
+        preset="hit_finding", hyperparameters=FAST,
+    )
+    assert hits.hyperparameters["melting_point_prior"] is False
+    assert load_artifact(settings.ARTIFACT_ROOT / hits.artifact).ensemble.prior_ is None
+    counts = services.model_create_initial(
+        assay=setup["assay"], name="counts", validation_compound_ids=setup["validation_ids"], n_members=2,
+        featurizer=COUNTS_SPEC, hyperparameters=FAST,
+    )
+    assert counts.hyperparameters["melting_point_prior"] is False
+
+
+@pytest.mark.parametrize(
+    ("value", "featurizer", "message"),
+    [("yes", None, "must be true or false"), (1, None, "must be true or false"), (True, COUNTS_SPEC, "needs the 'fast'")],
+)
+def test_a_bad_melting_point_prior_is_refused_before_anything_is_written(setup, value, featurizer, message):  # type: ignore[no-untyped-def]
+    before = MLModel.objects.count()
+    with pytest.raises(ValidationFailed, match=message) as info:
+        services.model_create_initial(
+            assay=setup["assay"], name="bad prior", validation_compound_ids=setup["validation_ids"],
+            featurizer=featurizer, hyperparameters={**FAST, "melting_point_prior": value},
+        )
+    assert info.value.extra == {"field": "hyperparameters.melting_point_prior"}
+    assert MLModel.objects.count() == before
