@@ -156,6 +156,7 @@ def load_prior(directory: Path | None = None, data_path: Path = DATA_PATH) -> Me
         os.close(fd)
         try:
             booster.save_model(tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; workers may run as another user
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):

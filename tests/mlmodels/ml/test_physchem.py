@@ -93,6 +93,7 @@ def test_the_booster_is_trained_once_cached_on_disk_and_the_same_when_loaded(tmp
     fresh = physchem.load_prior.__wrapped__(cache, small)
     files = list(cache.iterdir())
     assert len(files) == 1 and files[0].name.startswith("melting_point_prior-") and files[0].suffix == ".ubj"
+    assert files[0].stat().st_mode & 0o044 == 0o044  # readable by workers running as another user
     again = physchem.load_prior.__wrapped__(cache, small)  # from the file this time
     X = featurize_smiles(SMILES, DEFAULT_SPEC)
     np.testing.assert_array_equal(fresh.columns(X, OFFSET), again.columns(X, OFFSET))
