@@ -390,11 +390,8 @@ def model_fit(
         if not params["count_columns"]:  # no fingerprint block to compare
             params.pop("count_weight")
             params.pop("count_columns")
-    if _melting_point_prior(params.get("melting_point_prior", physchem.prior_default(spec)), spec):
-        params["melting_point_prior"] = True
-        params["descriptor_offset"] = physchem.descriptor_offset(spec)
-    else:
-        params.pop("melting_point_prior", None)
+    _melting_point_prior(params.get("melting_point_prior", physchem.prior_default(spec)), spec)
+    params = physchem.ensemble_kwargs(spec, params)
     progress("training ensemble", 30)
     ensemble = BootstrapEnsemble(
         n_members=model.n_members,

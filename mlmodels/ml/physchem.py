@@ -28,6 +28,8 @@ its own copy in its artifact, so a model scores the same whatever the cache hold
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import json
 import os
@@ -117,9 +119,6 @@ class MeltingPointPrior:
 
 
 def training_data(path: Path = DATA_PATH) -> tuple[list[str], np.ndarray]:
-    import csv
-    import gzip
-
     with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return [r["smiles"] for r in rows], np.array([float(r["tm_k"]) for r in rows], dtype=np.float32)
