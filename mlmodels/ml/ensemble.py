@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .features import FeatureSpec, build_matrix
-from .physchem import PRIOR_NAMES, MeltingPointPrior, load_prior
+from .physchem import PhyschemPrior, load_prior
 from .smooth import KernelBasis, MinMaxBasis, fit_kernel_ridge, nystrom_whitener
 from .stacked import stack_boosters
 
@@ -100,11 +100,12 @@ class BootstrapEnsemble(BaseEstimator):
     bits only). With a clipped target (hit finding) both halves fit the clipped
     values; the kernel half may then predict slightly beyond the clip level.
 
-    `melting_point_prior=True` appends two columns to X before any member sees it: a
-    melting point learned from 10k other compounds and the general solubility equation
-    with it (mlmodels.ml.physchem). X must hold the "fast" RDKit descriptors from column
-    `descriptor_offset` on. Callers still pass the plain X; `n_features_in_` counts it
-    without the two columns, and the prior's booster travels with the fitted ensemble.
+    `melting_point_prior=True` appends three columns to X before any member sees it: a
+    melting point learned from 10k other compounds, a log P learned from 3.7k, and the
+    general solubility equation with both (mlmodels.ml.physchem). X must hold the "fast"
+    RDKit descriptors from column `descriptor_offset` on. Callers still pass the plain X;
+    `n_features_in_` counts it without those columns, and the prior's boosters travel with
+    the fitted ensemble (models fit before the log P booster keep their two columns).
     """
 
     def __init__(
@@ -198,7 +199,7 @@ class BootstrapEnsemble(BaseEstimator):
                 raise ValueError("regression targets must be finite")
             y = self._clip_target(y)
         self.n_features_in_ = X.shape[1]
-        self.prior_: MeltingPointPrior | None = load_prior() if self.melting_point_prior else None
+        self.prior_: PhyschemPrior | None = load_prior() if self.melting_point_prior else None
         X = self.member_input(X)
 
         rng = np.random.default_rng(self.random_state)
@@ -233,7 +234,7 @@ class BootstrapEnsemble(BaseEstimator):
         return self
 
     def member_input(self, X: np.ndarray, *, reuse: bool = False) -> np.ndarray:
-        """X as the members see it: with the melting-point prior's two columns appended
+        """X as the members see it: with the physico-chemical prior's columns appended
         when it is on (mlmodels.ml.physchem), else X itself. `reuse`: write pool-sized
         blocks into this thread's buffer (only for a result used before the next call)."""
         prior = getattr(self, "prior_", None)  # artifacts from before the prior have none
@@ -242,14 +243,16 @@ class BootstrapEnsemble(BaseEstimator):
         if not reuse or X.shape[0] < STACK_MIN_ROWS:
             return prior.augment(X, self.descriptor_offset)
         buf = getattr(_prior_buffers, "array", None)
-        if buf is None or buf.shape[0] < X.shape[0] or buf.shape[1] != X.shape[1] + 2:
-            buf = _prior_buffers.array = np.empty((X.shape[0], X.shape[1] + 2), dtype=np.float32)
+        width = X.shape[1] + prior.n_columns
+        if buf is None or buf.shape[0] < X.shape[0] or buf.shape[1] != width:
+            buf = _prior_buffers.array = np.empty((X.shape[0], width), dtype=np.float32)
         return prior.augment(X, self.descriptor_offset, out=buf)
 
     @property
     def member_feature_names_extra(self) -> tuple[str, ...]:
         """Names of the columns the ensemble appends to X before its members see it."""
-        return PRIOR_NAMES if getattr(self, "prior_", None) is not None else ()
+        prior = getattr(self, "prior_", None)
+        return prior.names if prior is not None else ()
 
     def _fit_basis(self, X: np.ndarray, seed: int) -> None:
         """The shared kernel bases of the smooth part (None where a part is off)."""

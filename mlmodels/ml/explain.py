@@ -6,8 +6,8 @@ switched on is split evenly over the atoms of the environments that set it (per
 occurrence, then per atom), giving atom weights that sum to the "atom part".
 What cannot be put on atoms is reported separately:
 
-* descriptor columns (whole-molecule properties, including the melting-point prior's
-  two columns when the ensemble has it), and
+* descriptor columns (whole-molecule properties, including the physico-chemical
+  prior's columns when the ensemble has it), and
 * fingerprint columns that are OFF in this compound: "this substructure is
   absent" moves the prediction too, but no atom of this molecule carries it.
 
@@ -164,7 +164,7 @@ def explain_smiles(
     else:
         class_index = None
 
-    # The members' own columns: with the melting-point prior, X plus its two columns,
+    # The members' own columns: with the physico-chemical prior, X plus its columns,
     # which are whole-molecule terms like the descriptors.
     x_members = ensemble.member_input(x)
     shap_sum = np.zeros(x_members.shape[1], dtype=np.float64)

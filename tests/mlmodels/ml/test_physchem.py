@@ -1,4 +1,4 @@
-"""The melting-point prior: its data, its two columns, its cache, and an ensemble that uses it."""
+"""The physico-chemical prior: its data, its columns, its cache, and an ensemble that uses it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rdkit import Chem
 from rdkit.Chem import Crippen
 from scipy.stats import spearmanr
 
+from mlmodels.ml import ensemble as ensemble_module
 from mlmodels.ml import physchem
 from mlmodels.ml.artifacts import load_artifact, save_artifact
 from mlmodels.ml.ensemble import BootstrapEnsemble
@@ -26,13 +27,18 @@ OFFSET = DEFAULT_SPEC.n_bits  # DEFAULT_SPEC: 512 folded bits, then the "fast" d
 
 
 @pytest.fixture(scope="module")
-def prior() -> physchem.MeltingPointPrior:
+def prior() -> physchem.PhyschemPrior:
     return physchem.load_prior()
 
 
 @pytest.fixture(scope="module")
 def melting_points() -> tuple[list[str], np.ndarray]:
     return physchem.training_data()
+
+
+@pytest.fixture(scope="module")
+def log_p_values() -> tuple[list[str], np.ndarray]:
+    return physchem.log_p_training_data()
 
 
 def _connectivity(smiles: str) -> str:
@@ -46,24 +52,29 @@ def test_the_general_solubility_equation_by_hand() -> None:
 
 
 def test_the_shipped_data_holds_no_compound_of_the_solubility_benchmark(
-    melting_points: tuple[list[str], np.ndarray],
+    melting_points: tuple[list[str], np.ndarray], log_p_values: tuple[list[str], np.ndarray]
 ) -> None:
     smiles, tm = melting_points
     assert len(smiles) > 10_000 and np.all((tm > 50) & (tm < 800))  # kelvin: propene 88, perylene dyes 766
+    lp_smiles, lp = log_p_values
+    assert len(lp_smiles) > 3_500 and np.all((lp > -6) & (lp < 13))
     with (SHARED / "solubility.csv").open(newline="") as fh:
         benchmark = {_connectivity(r["smiles"]) for r in csv.DictReader(fh)}
     assert benchmark.isdisjoint(_connectivity(s) for s in smiles)
+    assert benchmark.isdisjoint(_connectivity(s) for s in lp_smiles)
 
 
-def test_the_columns_are_the_boosters_melting_point_and_the_gse_with_crippen_logp(
-    prior: physchem.MeltingPointPrior,
+def test_the_columns_are_the_learned_melting_point_and_log_p_and_the_gse_with_both(
+    prior: physchem.PhyschemPrior,
 ) -> None:
     X = featurize_smiles(SMILES, DEFAULT_SPEC)
+    block = X[:, OFFSET : OFFSET + physchem.N_DESCRIPTORS]
     cols = prior.columns(X, OFFSET)
-    expected_tm = prior.booster.inplace_predict(X[:, OFFSET : OFFSET + physchem.N_DESCRIPTORS])
-    np.testing.assert_array_equal(cols[:, 0], expected_tm)
-    logp = np.array([Crippen.MolLogP(Chem.MolFromSmiles(s)) for s in SMILES])
-    np.testing.assert_allclose(cols[:, 1], physchem.gse_log_s(cols[:, 0], logp), atol=1e-4)
+    assert cols.shape == (len(SMILES), 3) and prior.names == physchem.PRIOR_NAMES
+    np.testing.assert_array_equal(cols[:, 0], prior.booster.inplace_predict(block))
+    crippen = np.array([Crippen.MolLogP(Chem.MolFromSmiles(s)) for s in SMILES])
+    np.testing.assert_allclose(cols[:, 1], crippen + prior.log_p_booster.inplace_predict(block), atol=1e-4)
+    np.testing.assert_allclose(cols[:, 2], physchem.gse_log_s(cols[:, 0], cols[:, 1]), atol=1e-4)
     augmented = prior.augment(X, OFFSET)
     np.testing.assert_array_equal(augmented[:, : X.shape[1]], X)
     np.testing.assert_array_equal(augmented[:, X.shape[1] :], cols)
@@ -71,8 +82,36 @@ def test_the_columns_are_the_boosters_melting_point_and_the_gse_with_crippen_log
         prior.columns(X, X.shape[1] - 10)
 
 
+def test_a_prior_pickled_before_the_log_p_booster_keeps_its_two_columns(prior: physchem.PhyschemPrior) -> None:
+    """Models of the eleventh session pickled a MeltingPointPrior holding only `booster`."""
+    old = physchem.MeltingPointPrior.__new__(physchem.MeltingPointPrior)
+    old.__dict__["booster"] = prior.booster  # what unpickling such an artifact restores
+    X = featurize_smiles(SMILES, DEFAULT_SPEC)
+    cols = old.columns(X, OFFSET)
+    assert old.names == physchem.MELTING_POINT_ONLY_NAMES and cols.shape == (len(SMILES), 2)
+    crippen = np.array([Crippen.MolLogP(Chem.MolFromSmiles(s)) for s in SMILES])
+    np.testing.assert_array_equal(cols[:, 0], prior.columns(X, OFFSET)[:, 0])
+    np.testing.assert_allclose(cols[:, 1], physchem.gse_log_s(cols[:, 0], crippen), atol=1e-4)
+    assert old.augment(X, OFFSET).shape == (len(SMILES), X.shape[1] + 2)
+
+
+def test_the_log_p_booster_corrects_crippen_on_measured_values(
+    prior: physchem.PhyschemPrior, log_p_values: tuple[list[str], np.ndarray]
+) -> None:
+    """A wrong descriptor block, or the correction added to the wrong column, would make
+    the learned log P worse than Crippen's instead of better."""
+    smiles, lp = log_p_values
+    pick = np.random.default_rng(0).choice(len(smiles), 200, replace=False)
+    X = featurize_smiles([smiles[i] for i in pick], DEFAULT_SPEC)
+    learned = prior.columns(X, OFFSET)[:, 1]
+    crippen = X[:, OFFSET + physchem.descriptor_names(physchem.DESCRIPTORS).index("MolLogP")]
+    err_learned = np.sqrt(np.mean((learned - lp[pick]) ** 2))
+    err_crippen = np.sqrt(np.mean((crippen - lp[pick]) ** 2))
+    assert err_learned < 0.8 * err_crippen
+
+
 def test_the_booster_orders_melting_points_it_learned(
-    prior: physchem.MeltingPointPrior, melting_points: tuple[list[str], np.ndarray]
+    prior: physchem.PhyschemPrior, melting_points: tuple[list[str], np.ndarray]
 ) -> None:
     """A wrong descriptor block or order would leave the booster guessing (ρ ≈ 0)."""
     smiles, tm = melting_points
@@ -82,22 +121,27 @@ def test_the_booster_orders_melting_points_it_learned(
     assert rho > 0.8
 
 
-def test_the_booster_is_trained_once_cached_on_disk_and_the_same_when_loaded(tmp_path: Path) -> None:
-    smiles, tm = physchem.training_data()
-    small = tmp_path / "small.csv.gz"
-    with gzip.open(small, "wt", newline="") as fh:
+def _small_copy(path: Path, rows: tuple[list[str], np.ndarray], column: str) -> Path:
+    smiles, values = rows
+    with gzip.open(path, "wt", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["smiles", "tm_k"])
-        writer.writerows((s, f"{t:.2f}") for s, t in zip(smiles[:300], tm[:300], strict=True))
+        writer.writerow(["smiles", column])
+        writer.writerows((s, f"{v:.2f}") for s, v in zip(smiles[:300], values[:300], strict=True))
+    return path
+
+
+def test_the_boosters_are_trained_once_cached_on_disk_and_the_same_when_loaded(tmp_path: Path) -> None:
+    tm = _small_copy(tmp_path / "tm.csv.gz", physchem.training_data(), "tm_k")
+    lp = _small_copy(tmp_path / "lp.csv.gz", physchem.log_p_training_data(), "log_p")
     cache = tmp_path / "cache"
-    fresh = physchem.load_prior.__wrapped__(cache, small)
-    files = list(cache.iterdir())
-    assert len(files) == 1 and files[0].name.startswith("melting_point_prior-") and files[0].suffix == ".ubj"
-    assert files[0].stat().st_mode & 0o044 == 0o044  # readable by workers running as another user
-    again = physchem.load_prior.__wrapped__(cache, small)  # from the file this time
+    fresh = physchem.load_prior.__wrapped__(cache, tm, lp)
+    files = sorted(cache.iterdir())
+    assert [f.name.split("-")[0] for f in files] == ["log_p_prior", "melting_point_prior"]
+    assert all(f.suffix == ".ubj" and f.stat().st_mode & 0o044 == 0o044 for f in files)  # workers of other users
+    again = physchem.load_prior.__wrapped__(cache, tm, lp)  # from the files this time
     X = featurize_smiles(SMILES, DEFAULT_SPEC)
     np.testing.assert_array_equal(fresh.columns(X, OFFSET), again.columns(X, OFFSET))
-    assert list(cache.iterdir()) == files  # no temp files left behind
+    assert sorted(cache.iterdir()) == files  # no temp files left behind
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +150,15 @@ def with_prior(logs: np.ndarray) -> BootstrapEnsemble:
     return BootstrapEnsemble(**FAST, melting_point_prior=True, descriptor_offset=OFFSET).fit(X, logs)
 
 
-def test_an_ensemble_with_the_prior_takes_plain_x_and_its_members_see_two_more_columns(
+def test_an_ensemble_with_the_prior_takes_plain_x_and_its_members_see_three_more_columns(
     with_prior: BootstrapEnsemble, logs: np.ndarray
 ) -> None:
     X = featurize_smiles(SMILES, DEFAULT_SPEC)
     assert with_prior.n_features_in_ == X.shape[1]
-    assert with_prior.members_[0].num_features() == X.shape[1] + 2
-    # The kernel half uses the prior's columns too (both vary over the molecules).
-    assert {X.shape[1], X.shape[1] + 1} <= set(with_prior.basis_.columns_.tolist())
+    assert with_prior.members_[0].num_features() == X.shape[1] + 3
+    assert with_prior.member_feature_names_extra == physchem.PRIOR_NAMES
+    # The kernel half uses the prior's columns too (all three vary over the molecules).
+    assert {X.shape[1], X.shape[1] + 1, X.shape[1] + 2} <= set(with_prior.basis_.columns_.tolist())
     without = BootstrapEnsemble(**FAST, descriptor_offset=OFFSET).fit(X, logs)
     assert without.members_[0].num_features() == X.shape[1]
     assert not np.array_equal(with_prior.predict(X).mean, without.predict(X).mean)
@@ -137,6 +182,26 @@ def test_the_prior_travels_with_the_artifact(with_prior: BootstrapEnsemble, tmp_
     X = featurize_smiles(SMILES, DEFAULT_SPEC)
     np.testing.assert_array_equal(loaded.predict(X).mean, with_prior.predict(X).mean)
     assert loaded.prior_ is not physchem.load_prior()  # its own copy, not the machine's cache
+
+
+def test_a_model_fit_with_the_melting_point_only_prior_scores_as_before_after_a_round_trip(
+    prior: physchem.PhyschemPrior, logs: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An eleventh-session artifact: its members were fit on X plus two columns."""
+    old = physchem.MeltingPointPrior.__new__(physchem.MeltingPointPrior)
+    old.__dict__["booster"] = prior.booster
+    monkeypatch.setattr(ensemble_module, "load_prior", lambda: old)
+    X = featurize_smiles(SMILES, DEFAULT_SPEC)
+    fitted = BootstrapEnsemble(**FAST, melting_point_prior=True, descriptor_offset=OFFSET).fit(X, logs)
+    assert fitted.members_[0].num_features() == X.shape[1] + 2
+    path = tmp_path / "old.joblib"
+    save_artifact(path, fitted, feature_spec=DEFAULT_SPEC, training_ids=list(range(len(SMILES))), metrics={})
+    loaded = load_artifact(path).ensemble
+    assert "log_p_booster" not in vars(loaded.prior_)  # as pickled before the log P booster existed
+    assert loaded.member_feature_names_extra == physchem.MELTING_POINT_ONLY_NAMES
+    np.testing.assert_array_equal(loaded.predict(X).mean, fitted.predict(X).mean)
+    pool = np.tile(X, (300, 1))  # 6,000 rows: the reused buffer at the old width
+    np.testing.assert_allclose(loaded.predict(pool).mean[: len(SMILES)], fitted.predict(X).mean, atol=1e-5)
 
 
 def test_the_explanation_adds_up_and_names_the_prior_columns(with_prior: BootstrapEnsemble) -> None:
