@@ -1,26 +1,30 @@
-"""What the melting-point prior (mlmodels.ml.physchem) does for the default solubility model.
+"""What the physico-chemical prior (mlmodels.ml.physchem) does for the default solubility model.
 
-    .venv/bin/python bench/melting_point_prior.py                        # ≈ 25 min on 2 cores
+Three arms, paired (same folds, subsets and ensemble seeds): no prior; the eleventh
+session's prior (learned melting point, GSE with Crippen log P); the default prior
+(learned melting point and log P, GSE with both).
+
+    .venv/bin/python bench/melting_point_prior.py                        # ≈ 40 min on 2 cores
     .venv/bin/python bench/melting_point_prior.py --skip cv,subsets      # the quick parts
     .venv/bin/python bench/melting_point_prior.py --measured chemicals-1.5.2-py3-none-any.whl
 
-1. booster: its hold-out RMSE on 1,000 of the shipped melting points, trained on the rest
-   with the product's settings.
+1. booster: the boosters' hold-out RMSE (1,000 of the shipped melting points, 600 of the
+   log P values), trained on the rest with the product's settings.
 2. cv: 5-fold CV on the 1,024 training compounds, fold seeds 0-4 (`KFold(5, shuffle=True,
-   random_state=s)`, `BootstrapEnsemble(random_state=fold)`), default with vs without the
-   prior, paired.
-3. test: the 257 test compounds, ensemble seeds 0-4, with vs without.
+   random_state=s)`, `BootstrapEnsemble(random_state=fold)`).
+3. test: the 257 test compounds, ensemble seeds 0-4.
 4. subsets: 8 random subsets of 150, 375 and 550 training compounds (the active-learning
-   budgets), each fit with and without, scored on the test split.
+   budgets), scored on the test split.
 5. --measured WHEEL: a ceiling, not a model the product could use: the same ensemble with
-   the *measured* melting point (Bradley's data in the `chemicals` wheel, matched by
-   connectivity; the booster's value where none is known) in place of the predicted one.
+   the *measured* melting point and log P (the data in the `chemicals` wheel, matched by
+   connectivity; the boosters' value where none is known) in place of the predicted ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import io
 import sys
 import time
@@ -41,58 +45,71 @@ from mlmodels.ml import physchem  # noqa: E402
 from mlmodels.ml.ensemble import BootstrapEnsemble  # noqa: E402
 from mlmodels.ml.features import (  # noqa: E402
     DEFAULT_SPEC,
-    SPECS,
     build_matrix,
-    compute_stored_features,
-    descriptor_names,
-    mols_from_smiles,
 )
 
 WITH = physchem.ensemble_kwargs(DEFAULT_SPEC)
 WITHOUT = {"melting_point_prior": False}
+OFFSET = WITH["descriptor_offset"]
 
 
 def rmse(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((pred - y) ** 2)))
 
 
-def paired(label: str, a: list[float], b: list[float]) -> None:
+def _diff(a: list[float], b: list[float]) -> str:
     d = np.array(b) - np.array(a)
-    print(
-        f"| {label} | {np.mean(a):.4f} | {np.mean(b):.4f} | {d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(d.size):.4f} | "
-        f"{int((d < 0).sum())} of {d.size} |",
-        flush=True,
-    )
+    return f"{d.mean():+.4f} ± {d.std(ddof=1) / np.sqrt(d.size):.4f} ({int((d < 0).sum())} of {d.size} better)"
+
+
+def paired(label: str, *arms: list[float]) -> None:
+    """Means of each arm, then the last arm against each earlier one."""
+    means = " | ".join(f"{np.mean(a):.4f}" for a in arms)
+    diffs = " | ".join(_diff(a, arms[-1]) for a in arms[:-1])
+    print(f"| {label} | {means} | {diffs} |", flush=True)
 
 
 def booster_holdout() -> None:
     import xgboost as xgb
 
     smiles, tm = physchem.training_data()
-    X = np.stack([compute_stored_features(m, SPECS["desc_fast"]) for m in mols_from_smiles(smiles)])
+    X = physchem.descriptor_block(smiles)
     perm = np.random.default_rng(0).permutation(len(tm))
     hold, fit = perm[:1000], perm[1000:]
     booster = xgb.train(physchem.BOOSTER_PARAMS, xgb.DMatrix(X[fit], label=tm[fit]), physchem.N_ROUNDS)
     pred = booster.inplace_predict(X[hold])
     print(
         f"melting-point booster: {len(fit):,} training rows, hold-out RMSE {rmse(pred, tm[hold]):.1f} K "
-        f"(sd of the hold-out {tm[hold].std():.1f} K)\n",
+        f"(sd of the hold-out {tm[hold].std():.1f} K)",
+        flush=True,
+    )
+    smiles, lp = physchem.log_p_training_data()
+    X = physchem.descriptor_block(smiles)
+    perm = np.random.default_rng(0).permutation(len(lp))
+    hold, fit = perm[:600], perm[600:]
+    booster = physchem.train_log_p_booster([smiles[i] for i in fit], lp[fit])
+    pred = X[hold, physchem.LOG_P_COLUMN] + booster.inplace_predict(X[hold])
+    print(
+        f"log P booster: {len(fit):,} training rows, hold-out RMSE {rmse(pred, lp[hold]):.3f} "
+        f"(Crippen {rmse(X[hold, physchem.LOG_P_COLUMN], lp[hold]):.3f}, sd of the hold-out {lp[hold].std():.2f})\n",
         flush=True,
     )
 
 
-def measured_melting_points(wheel: Path, mols: list) -> np.ndarray:
-    """Bradley's measured Tm of each compound (NaN if unknown), matched by connectivity."""
+def _measured(wheel: Path, table: str, column: str, mols: list) -> np.ndarray:
+    """The wheel's measured value of each compound (NaN if unknown), matched by connectivity."""
     with zipfile.ZipFile(wheel) as z:
-        with z.open("chemicals/Phase Change/OpenNotebook Melting Points.tsv") as fh:
-            tm = {r["CAS"]: float(r["Tm"]) for r in csv.DictReader(io.TextIOWrapper(fh, "utf-8"), delimiter="\t")}
+        with z.open(table) as fh:
+            raw = fh.read()
+        text = gzip.decompress(raw).decode("utf-8") if table.endswith(".gz") else raw.decode("utf-8")
+        values = {r["CAS"]: float(r[column]) for r in csv.DictReader(io.StringIO(text), delimiter="\t")}
         by_key: dict[str, list[float]] = {}
-        for name in ("large", "small"):
-            with z.open(f"chemicals/Identifiers/chemical identifiers pubchem {name}.tsv") as fh:
+        for name in ("pubchem large", "pubchem small", "example user db"):
+            with z.open(f"chemicals/Identifiers/chemical identifiers {name}.tsv") as fh:
                 for line in io.TextIOWrapper(fh, "utf-8"):
                     parts = line.split("\t")
-                    if len(parts) > 4 and parts[1] in tm and (m := Chem.MolFromSmiles(parts[4])) is not None:
-                        by_key.setdefault(Chem.MolToInchiKey(m).split("-")[0], []).append(tm[parts[1]])
+                    if len(parts) > 4 and parts[1] in values and (m := Chem.MolFromSmiles(parts[4])) is not None:
+                        by_key.setdefault(Chem.MolToInchiKey(m).split("-")[0], []).append(values[parts[1]])
     keys = [Chem.MolToInchiKey(m).split("-")[0] for m in mols]
     return np.array([float(np.median(by_key[k])) if k in by_key else np.nan for k in keys])
 
@@ -100,7 +117,7 @@ def measured_melting_points(wheel: Path, mols: list) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip", default="", help="comma-separated: booster, cv, test, subsets")
-    parser.add_argument("--measured", type=Path, help="chemicals-1.5.2 wheel: the measured-Tm ceiling")
+    parser.add_argument("--measured", type=Path, help="chemicals-1.5.2 wheel: the measured-value ceiling")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     started = time.perf_counter()
@@ -111,52 +128,63 @@ def main() -> None:
     f = featurize(mols, DEFAULT_SPEC)
     X = build_matrix(DEFAULT_SPEC, f.packed, f.stored)
     tr, te, y = np.flatnonzero(data.train), np.flatnonzero(~data.train), data.logs
+    prior = physchem.load_prior()
+    # The eleventh session's prior, exactly as its models appended it: the same melting-point booster.
+    X_tm = physchem.PhyschemPrior(prior.booster).augment(X, OFFSET)
+    # Every arm fits the plain ensemble on its own X, so the arms differ in the columns only.
+    arms = {"none": X, "melting point only": X_tm, "melting point + log P (default)": prior.augment(X, OFFSET)}
 
-    def fit_score(idx: np.ndarray, seed: int, kwargs: dict, target: np.ndarray, Xs: np.ndarray = X) -> np.ndarray:
-        return BootstrapEnsemble(random_state=seed, **kwargs).fit(Xs[idx], y[idx]).predict(Xs[target]).mean
+    def fit_score(idx: np.ndarray, seed: int, target: np.ndarray, Xs: np.ndarray) -> np.ndarray:
+        return BootstrapEnsemble(random_state=seed, **WITHOUT).fit(Xs[idx], y[idx]).predict(Xs[target]).mean
 
-    print("| what (logS RMSE) | without the prior | with | paired difference ± se | runs better with |")
-    print("|---|---:|---:|---:|---:|")
+    def scores(idx_seeds: list[tuple[np.ndarray, int]], target: np.ndarray) -> list[list[float]]:
+        return [[rmse(fit_score(i, s, target, Xs), y[target]) for i, s in idx_seeds] for Xs in arms.values()]
+
+    names = list(arms)
+    print(f"| what (logS RMSE) | {' | '.join(names)} | " + " | ".join(f"default − {n}" for n in names[:-1]) + " |")
+    print("|---|" + "---:|" * (2 * len(names) - 1))
     if "test" not in skip:
-        a = [rmse(fit_score(tr, s, WITHOUT, te), y[te]) for s in range(5)]
-        b = [rmse(fit_score(tr, s, WITH, te), y[te]) for s in range(5)]
-        paired(f"test split, {tr.size:,} training compounds, ensemble seeds 0-4", a, b)
+        paired(f"test split, {tr.size:,} training compounds, ensemble seeds 0-4", *scores([(tr, s) for s in range(5)], te))
     if "cv" not in skip:
-        a, b = [], []
+        cv: list[list[float]] = [[] for _ in arms]
         for cv_seed in range(5):
-            oof = {False: np.zeros(tr.size), True: np.zeros(tr.size)}
-            for fold, (i, j) in enumerate(KFold(5, shuffle=True, random_state=cv_seed).split(tr)):
-                for on, kwargs in ((False, WITHOUT), (True, WITH)):
-                    oof[on][j] = fit_score(tr[i], fold, kwargs, tr[j])
-            a.append(rmse(oof[False], y[tr]))
-            b.append(rmse(oof[True], y[tr]))
-        paired("5-fold CV on the training split, fold seeds 0-4", a, b)
+            for k, Xs in enumerate(arms.values()):
+                oof = np.zeros(tr.size)
+                for fold, (i, j) in enumerate(KFold(5, shuffle=True, random_state=cv_seed).split(tr)):
+                    oof[j] = fit_score(tr[i], fold, tr[j], Xs)
+                cv[k].append(rmse(oof, y[tr]))
+        paired("5-fold CV on the training split, fold seeds 0-4", *cv)
     if "subsets" not in skip:
         for size in (150, 375, 550):
-            a, b = [], []
-            for k in range(8):
-                sub = np.random.default_rng(100 + k).choice(tr, size, replace=False)
-                a.append(rmse(fit_score(sub, k, WITHOUT, te), y[te]))
-                b.append(rmse(fit_score(sub, k, WITH, te), y[te]))
-            paired(f"test split, {size} random training compounds, 8 subsets", a, b)
+            subsets = [(np.random.default_rng(100 + k).choice(tr, size, replace=False), k) for k in range(8)]
+            paired(f"test split, {size} random training compounds, 8 subsets", *scores(subsets, te))
     if args.measured:
-        measured = measured_melting_points(args.measured, mols)
-        prior = physchem.load_prior()
-        cols = prior.columns(X, WITH["descriptor_offset"])
-        tm = np.where(np.isfinite(measured), measured, cols[:, 0])
-        known = np.isfinite(measured)
-        logp = X[:, WITH["descriptor_offset"] + descriptor_names(physchem.DESCRIPTORS).index("MolLogP")]
-        Xm = np.column_stack([X, tm, physchem.gse_log_s(tm, logp)]).astype(np.float32)
-        Xp = prior.augment(X, WITH["descriptor_offset"])
+        tm = _measured(args.measured, "chemicals/Phase Change/OpenNotebook Melting Points.tsv", "Tm", mols)
+        lp = _measured(args.measured, "chemicals/Environment/Syrres logP data.csv.gz", "logP", mols)
+        cols = prior.columns(X, OFFSET)
+        for label, measured, col, unit in (("melting point", tm, 0, "K"), ("log P", lp, 1, "")):
+            known = np.isfinite(measured)
+            print(
+                f"\nmeasured {label} for {known.sum()} of {known.size} compounds (learned vs measured there: "
+                f"RMSE {rmse(cols[known, col], measured[known]):.3f} {unit}"
+                + (f"; Crippen {rmse(X[known, OFFSET + physchem.LOG_P_COLUMN], measured[known]):.3f})" if col else ")")
+            )
+        tm_m = np.where(np.isfinite(tm), tm, cols[:, 0])
+        lp_m = np.where(np.isfinite(lp), lp, cols[:, 1])
+        arms = {
+            "learned (the default)": arms["melting point + log P (default)"],
+            "measured Tm": np.column_stack([X, tm_m, cols[:, 1], physchem.gse_log_s(tm_m, cols[:, 1])]).astype(np.float32),
+            "measured Tm and log P": np.column_stack([X, tm_m, lp_m, physchem.gse_log_s(tm_m, lp_m)]).astype(np.float32),
+        }
+        print("\nceiling: the default's three columns from measured values where known")
+        print("| what | " + " | ".join(arms) + " | measured Tm and log P − learned | measured Tm and log P − measured Tm |")
+        print("|---|---:|---:|---:|---:|---:|")
+        learned, m_tm, m_both = scores([(tr, s) for s in range(5)], te)
         print(
-            f"\nceiling: measured melting points for {known.sum()} of {known.size} compounds "
-            f"(predicted vs measured there: RMSE {rmse(cols[known, 0], measured[known]):.1f} K)"
+            f"| test split, ensemble seeds 0-4 | {np.mean(learned):.4f} | {np.mean(m_tm):.4f} | {np.mean(m_both):.4f} | "
+            f"{_diff(learned, m_both)} | {_diff(m_tm, m_both)} |",
+            flush=True,
         )
-        a = [rmse(fit_score(tr, s, WITHOUT, te, Xp), y[te]) for s in range(5)]
-        b = [rmse(fit_score(tr, s, WITHOUT, te, Xm), y[te]) for s in range(5)]
-        print("| what | predicted Tm (the prior) | measured Tm | paired difference ± se | runs better |")
-        print("|---|---:|---:|---:|---:|")
-        paired("test split, ensemble seeds 0-4", a, b)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

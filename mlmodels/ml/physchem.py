@@ -65,7 +65,7 @@ PRIOR_NAMES: tuple[str, ...] = ("prior:melting_point_K", "prior:logP", "prior:GS
 MELTING_POINT_ONLY_NAMES: tuple[str, ...] = ("prior:melting_point_K", "prior:GSE_logS")
 DESCRIPTORS = "fast"  # the stored descriptor block the booster reads
 N_DESCRIPTORS = len(descriptor_names(DESCRIPTORS))
-_LOGP = descriptor_names(DESCRIPTORS).index("MolLogP")
+LOG_P_COLUMN = descriptor_names(DESCRIPTORS).index("MolLogP")
 ROOM_TEMPERATURE_K = 298.15
 
 # Chosen on the solubility training split (CV of the ensemble fed by the booster): 150
@@ -123,7 +123,7 @@ class PhyschemPrior:
         out = np.empty((X.shape[0], self.n_columns), dtype=np.float32)
         if X.shape[0]:
             out[:, 0] = self.booster.inplace_predict(block)
-            log_p = block[:, _LOGP]
+            log_p = block[:, LOG_P_COLUMN]
             if self.log_p_booster is not None:
                 # The booster learned the correction to Crippen's atom contributions.
                 out[:, 1] = log_p + self.log_p_booster.inplace_predict(block)
@@ -180,7 +180,7 @@ def train_log_p_booster(smiles: list[str], log_p: np.ndarray) -> xgb.Booster:
     that leaves 0.44 log units of error where Crippen alone has 0.74 (and 0.47 for a
     booster on log P itself)."""
     X = descriptor_block(smiles)
-    return xgb.train(BOOSTER_PARAMS, xgb.DMatrix(X, label=log_p - X[:, _LOGP]), num_boost_round=N_ROUNDS)
+    return xgb.train(BOOSTER_PARAMS, xgb.DMatrix(X, label=log_p - X[:, LOG_P_COLUMN]), num_boost_round=N_ROUNDS)
 
 
 def cache_dir() -> Path:
