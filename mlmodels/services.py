@@ -52,7 +52,8 @@ HYPERPARAMETER_KEYS = {
     # Its MinMax-kernel part on the count fingerprints (hit finding); the columns follow
     # from the featurizer and `count_fingerprints` (COUNT_FINGERPRINTS).
     "count_weight", "count_alpha", "count_landmarks", "count_fingerprints",
-    # The melting-point prior (mlmodels.ml.physchem): on by default where it applies.
+    # The physico-chemical prior (mlmodels.ml.physchem: learned melting point and log P;
+    # the key keeps the name it had when it held the melting point only): on by default.
     "melting_point_prior",
 }
 # Which leading count columns of X the MinMax part compares. Atom-pair counts are ~4x
