@@ -52,18 +52,20 @@ PUBCHEM = (
 MORE_IDENTIFIERS = ("chemicals/Identifiers/chemical identifiers example user db.tsv",)
 
 
-def _connectivity(mol: Chem.Mol) -> str:
+def connectivity(mol: Chem.Mol) -> str:
     return Chem.MolToInchiKey(mol).split("-")[0]
 
 
-def _tsv(wheel: zipfile.ZipFile, name: str, column: str) -> dict[str, float]:
+def read_values(wheel: zipfile.ZipFile, name: str, column: str) -> dict[str, float]:
+    """CAS number → value from one of the wheel's tables."""
     with wheel.open(name) as fh:
         raw = fh.read()
     text = gzip.decompress(raw).decode("utf-8") if name.endswith(".gz") else raw.decode("utf-8")
     return {r["CAS"]: float(r[column]) for r in csv.DictReader(io.StringIO(text), delimiter="\t")}
 
 
-def _structures(wheel: zipfile.ZipFile, names: tuple[str, ...], wanted: dict[str, float]) -> dict[str, str]:
+def structures(wheel: zipfile.ZipFile, names: tuple[str, ...], wanted: dict[str, float]) -> dict[str, str]:
+    """CAS number → SMILES for the wanted CAS numbers, the first identifier table that has one wins."""
     cas_smiles: dict[str, str] = {}
     for name in names:
         with wheel.open(name) as fh:
@@ -84,7 +86,7 @@ def _write(
         if mol is None or "." in smiles:
             counts["refused"] += 1
             continue
-        key = _connectivity(mol)
+        key = connectivity(mol)
         if key in excluded:
             counts["in solubility.csv"] += 1
             continue
@@ -121,15 +123,15 @@ def main() -> None:
 
     with args.solubility.open(encoding="utf-8", newline="") as fh:
         excluded = {
-            _connectivity(m) for m in (Chem.MolFromSmiles(r["smiles"]) for r in csv.DictReader(fh)) if m is not None
+            connectivity(m) for m in (Chem.MolFromSmiles(r["smiles"]) for r in csv.DictReader(fh)) if m is not None
         }
     with zipfile.ZipFile(args.wheel) as wheel:
-        tm = _tsv(wheel, MELTING_POINTS, "Tm")
-        _write(tm, _structures(wheel, PUBCHEM, tm), excluded, args.melting_points, "tm_k")
-        log_p = _tsv(wheel, LOG_P, "logP")
-        for cas, value in _tsv(wheel, LOG_P_CRC, "logP").items():
+        tm = read_values(wheel, MELTING_POINTS, "Tm")
+        _write(tm, structures(wheel, PUBCHEM, tm), excluded, args.melting_points, "tm_k")
+        log_p = read_values(wheel, LOG_P, "logP")
+        for cas, value in read_values(wheel, LOG_P_CRC, "logP").items():
             log_p.setdefault(cas, value)
-        _write(log_p, _structures(wheel, PUBCHEM + MORE_IDENTIFIERS, log_p), excluded, args.log_p, "log_p")
+        _write(log_p, structures(wheel, PUBCHEM + MORE_IDENTIFIERS, log_p), excluded, args.log_p, "log_p")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,6 @@ session's prior (learned melting point, GSE with Crippen log P); the default pri
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
-import io
 import sys
 import time
 import zipfile
@@ -37,6 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from build_prior_data import (  # noqa: E402
+    LOG_P,
+    MELTING_POINTS,
+    MORE_IDENTIFIERS,
+    PUBCHEM,
+    connectivity,
+    read_values,
+    structures,
+)
 from model_quality import featurize, load_solubility, parsed  # noqa: E402
 from rdkit import Chem  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
@@ -99,18 +105,13 @@ def booster_holdout() -> None:
 def _measured(wheel: Path, table: str, column: str, mols: list) -> np.ndarray:
     """The wheel's measured value of each compound (NaN if unknown), matched by connectivity."""
     with zipfile.ZipFile(wheel) as z:
-        with z.open(table) as fh:
-            raw = fh.read()
-        text = gzip.decompress(raw).decode("utf-8") if table.endswith(".gz") else raw.decode("utf-8")
-        values = {r["CAS"]: float(r[column]) for r in csv.DictReader(io.StringIO(text), delimiter="\t")}
-        by_key: dict[str, list[float]] = {}
-        for name in ("pubchem large", "pubchem small", "example user db"):
-            with z.open(f"chemicals/Identifiers/chemical identifiers {name}.tsv") as fh:
-                for line in io.TextIOWrapper(fh, "utf-8"):
-                    parts = line.split("\t")
-                    if len(parts) > 4 and parts[1] in values and (m := Chem.MolFromSmiles(parts[4])) is not None:
-                        by_key.setdefault(Chem.MolToInchiKey(m).split("-")[0], []).append(values[parts[1]])
-    keys = [Chem.MolToInchiKey(m).split("-")[0] for m in mols]
+        values = read_values(z, table, column)
+        cas_smiles = structures(z, PUBCHEM + MORE_IDENTIFIERS, values)
+    by_key: dict[str, list[float]] = {}
+    for cas, smiles in cas_smiles.items():
+        if (m := Chem.MolFromSmiles(smiles)) is not None:
+            by_key.setdefault(connectivity(m), []).append(values[cas])
+    keys = [connectivity(m) for m in mols]
     return np.array([float(np.median(by_key[k])) if k in by_key else np.nan for k in keys])
 
 
@@ -159,8 +160,8 @@ def main() -> None:
             subsets = [(np.random.default_rng(100 + k).choice(tr, size, replace=False), k) for k in range(8)]
             paired(f"test split, {size} random training compounds, 8 subsets", *scores(subsets, te))
     if args.measured:
-        tm = _measured(args.measured, "chemicals/Phase Change/OpenNotebook Melting Points.tsv", "Tm", mols)
-        lp = _measured(args.measured, "chemicals/Environment/Syrres logP data.csv.gz", "logP", mols)
+        tm = _measured(args.measured, MELTING_POINTS, "Tm", mols)
+        lp = _measured(args.measured, LOG_P, "logP", mols)
         cols = prior.columns(X, OFFSET)
         for label, measured, col, unit in (("melting point", tm, 0, "K"), ("log P", lp, 1, "")):
             known = np.isfinite(measured)

@@ -104,9 +104,13 @@ class FeatureSpec:
         return n + self.atom_pairs + len(descriptor_names(self.descriptors))
 
     @property
+    def descriptor_offset(self) -> int:
+        """The first descriptor column of this spec's X: after the fingerprint blocks."""
+        return (self.n_bits if self.morgan != "none" else 0) + self.atom_pairs
+
+    @property
     def n_features(self) -> int:
-        n_morgan = self.n_bits if self.morgan != "none" else 0
-        return n_morgan + self.atom_pairs + len(descriptor_names(self.descriptors))
+        return self.descriptor_offset + len(descriptor_names(self.descriptors))
 
 
 # Named specs compared in bench/model_quality.py. DEFAULT_SPEC was chosen there by
