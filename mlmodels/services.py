@@ -55,6 +55,9 @@ HYPERPARAMETER_KEYS = {
     # The physico-chemical prior (mlmodels.ml.physchem: learned melting point and log P;
     # the key keeps the name it had when it held the melting point only): on by default.
     "melting_point_prior",
+    # How it is used in regression: its columns' weight in the kernel half's distance,
+    # and the share of a line in its GSE column the members learn around (0 = none).
+    "smooth_prior_weight", "prior_baseline",
 }
 # Which leading count columns of X the MinMax part compares. Atom-pair counts are ~4x
 # as many per molecule as Morgan environments, so on both blocks the kernel is mostly

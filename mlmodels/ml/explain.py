@@ -29,7 +29,9 @@ fingerprints, see mlmodels.ml.smooth) are explained as
 `(1 - w) * tree SHAP + w * smooth part`: the smooth part is a whole-molecule
 similarity term, so its deviation from its training-set mean is added to
 `descriptor_contribution` (and `smooth_contribution` reports it alone), and that
-mean to `base_value`. Atom weights then carry the tree half only.
+mean to `base_value`. Atom weights then carry the tree half only. With the prior, a
+regression ensemble also adds a line in the prior's GSE column (the `prior_baseline`);
+it is booked on that column, its training mean in `base_value`.
 
 For classification the explained quantity is a member's raw margin (log-odds)
 for `class_index`, averaged over members, because SHAP is additive there, not in
@@ -186,6 +188,13 @@ def explain_smiles(
         contrib *= 1.0 - w
         base_value = (1.0 - w) * base_value + w * ensemble.smooth_expected_
         smooth_part = w * (float(smooth.mean()) - ensemble.smooth_expected_)
+    baseline = ensemble.baseline_terms(x_members)
+    if baseline is not None:
+        # The linear term on the prior's GSE column (BootstrapEnsemble._fit_baseline):
+        # its training mean joins the base value, its deviation that column.
+        column, value, mean = baseline
+        base_value += mean
+        contrib[column] += float(value[0]) - mean
 
     atom_weights = np.zeros(mol.GetNumAtoms(), dtype=np.float64)
     mapped = atom_bit_map(mol, spec)

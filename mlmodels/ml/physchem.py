@@ -61,9 +61,10 @@ from .features import (
 
 DATA_PATH = Path(__file__).with_name("data") / "melting_points.csv.gz"
 LOG_P_DATA_PATH = Path(__file__).with_name("data") / "log_p.csv.gz"
-PRIOR_NAMES: tuple[str, ...] = ("prior:melting_point_K", "prior:logP", "prior:GSE_logS")
+GSE_NAME = "prior:GSE_logS"
+PRIOR_NAMES: tuple[str, ...] = ("prior:melting_point_K", "prior:logP", GSE_NAME)
 # What models trained before the log P booster (2026-12-01, eleventh session) append.
-MELTING_POINT_ONLY_NAMES: tuple[str, ...] = ("prior:melting_point_K", "prior:GSE_logS")
+MELTING_POINT_ONLY_NAMES: tuple[str, ...] = ("prior:melting_point_K", GSE_NAME)
 DESCRIPTORS = "fast"  # the stored descriptor block the booster reads
 N_DESCRIPTORS = len(descriptor_names(DESCRIPTORS))
 LOG_P_COLUMN = descriptor_names(DESCRIPTORS).index("MolLogP")

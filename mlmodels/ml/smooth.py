@@ -147,8 +147,19 @@ class KernelBasis:
                 cols.append(j)
         return np.asarray(cols, dtype=np.int64)
 
-    def fit(self, X: np.ndarray, columns: np.ndarray, seed: int) -> KernelBasis:
+    def fit(
+        self, X: np.ndarray, columns: np.ndarray, seed: int, *, weights: np.ndarray | None = None
+    ) -> KernelBasis:
+        """`weights` (one per column, default 1) scale the columns' normal scores, so a
+        column with weight w counts as w**2 columns in the RBF distance; gamma is still
+        set from the unweighted scores, so weighting some columns leaves the others'
+        length scale as it was."""
         self.columns_ = np.asarray(columns, dtype=np.int64)
+        self.weights_ = None
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float64)
+            if weights.shape != self.columns_.shape or not np.all(weights > 0):
+                raise ValueError("weights must be one positive number per basis column")
         Z = np.asarray(X[:, self.columns_], dtype=np.float64)
         probs = np.linspace(0.0, 1.0, self.n_quantiles)
         # Normal scores of the quantile levels, the ends pulled in so they stay finite.
@@ -169,6 +180,9 @@ class KernelBasis:
         T = self.transform(X)
         # gamma as a multiple of sklearn's "scale": 1 / (n_columns * variance of T).
         self.gamma_ = float(self.gamma / (T.shape[1] * max(float(T.var()), 1e-12)))
+        if weights is not None:
+            self.weights_ = weights
+            T *= weights
         rng = np.random.default_rng(seed)
         unique_rows = np.unique(T, axis=0)
         m = min(self.n_landmarks, unique_rows.shape[0])
@@ -203,6 +217,9 @@ class KernelBasis:
             X.shape[0],
             workers=workers,
         )
+        weights = getattr(self, "weights_", None)  # bases pickled before weights have none
+        if weights is not None:
+            out *= weights
         return out
 
     def kernel(self, X: np.ndarray, *, workers: int | None = None) -> np.ndarray:

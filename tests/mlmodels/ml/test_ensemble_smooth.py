@@ -159,3 +159,19 @@ def test_the_rbf_kernel_equals_the_numpy_formula_bit_for_bit_for_any_thread_spli
         np.testing.assert_array_equal(basis.kernel(X, workers=workers), expected)
     # A landmark is at distance 0 from itself.
     assert basis.kernel(X[:300]).max() == 1.0
+
+
+def test_a_column_weight_scales_its_normal_scores_and_leaves_gamma_alone() -> None:
+    X, _ = _data()
+    columns = KernelBasis.usable_columns(X)
+    plain = KernelBasis(n_landmarks=64).fit(X, columns, 0)
+    weights = np.where(columns == 9, 3.0, 1.0)
+    weighted = KernelBasis(n_landmarks=64).fit(X, columns, 0, weights=weights)
+    unweighted = plain.transform(X)
+    np.testing.assert_array_equal(weighted.transform(X), unweighted * weights)
+    assert weighted.gamma_ == plain.gamma_
+    # A basis pickled before weights existed has no `weights_`: it transforms as unweighted.
+    del plain.weights_
+    np.testing.assert_array_equal(plain.transform(X), unweighted)
+    with pytest.raises(ValueError, match="weights"):
+        KernelBasis().fit(X, columns, 0, weights=np.zeros(columns.size))

@@ -214,3 +214,63 @@ def test_the_explanation_adds_up_and_names_the_prior_columns(with_prior: Bootstr
     assert set(physchem.PRIOR_NAMES) & set(named)
     if physchem.PRIOR_NAMES[0] in named:
         assert named[physchem.PRIOR_NAMES[0]].value > 400  # it melts at 559 K
+
+
+# --- How a regression ensemble uses the prior: kernel weight and GSE baseline ---------
+
+
+def test_the_kernel_half_weights_the_prior_columns_and_only_them(with_prior: BootstrapEnsemble) -> None:
+    basis = with_prior.basis_
+    is_prior = basis.columns_ >= with_prior.n_features_in_
+    assert is_prior.sum() == 3
+    np.testing.assert_array_equal(basis.weights_, np.where(is_prior, with_prior.smooth_prior_weight, 1.0))
+    assert with_prior.smooth_prior_weight == 4.0  # the default (BENCHMARKS.md, 2026-12-01)
+
+
+def test_the_baseline_is_half_the_least_squares_line_in_the_gse_column(
+    with_prior: BootstrapEnsemble, logs: np.ndarray
+) -> None:
+    X = with_prior.member_input(featurize_smiles(SMILES, DEFAULT_SPEC))
+    gse = X[:, with_prior.n_features_in_ + 2].astype(np.float64)
+    slope, intercept = np.polyfit(gse, logs, 1)
+    b = with_prior.baseline_
+    assert b["column"] == with_prior.n_features_in_ + 2
+    assert (b["slope"], b["intercept"]) == pytest.approx((0.5 * slope, 0.5 * intercept))
+    assert (b["lo"], b["hi"]) == (pytest.approx(gse.min()), pytest.approx(gse.max()))
+    # Beyond the training range it stays at the end of the line, not extrapolated along it.
+    beyond = X[:2].copy()
+    beyond[:, b["column"]] = [gse.max() + 10.0, gse.min() - 10.0]
+    end = [b["slope"] * gse.max() + b["intercept"], b["slope"] * gse.min() + b["intercept"]]
+    np.testing.assert_allclose(with_prior.baseline_terms(beyond)[1], end, rtol=1e-5)
+
+
+def test_the_baseline_moves_every_member_alike_so_the_spread_is_the_members(
+    with_prior: BootstrapEnsemble,
+) -> None:
+    X = featurize_smiles(SMILES, DEFAULT_SPEC)
+    with_baseline = with_prior.predict_members(X)
+    _, value, _ = with_prior.baseline_terms(with_prior.member_input(X))
+    saved = with_prior.baseline_
+    try:
+        with_prior.baseline_ = None  # as an artifact from before the baseline loads
+        without = with_prior.predict_members(X)
+    finally:
+        with_prior.baseline_ = saved
+    np.testing.assert_allclose(with_baseline - without, np.broadcast_to(value, without.shape), atol=1e-5)
+    assert np.ptp(value) > 0.5  # a real line over these compounds, not a constant
+    np.testing.assert_allclose(with_baseline.std(axis=0), without.std(axis=0), atol=1e-5)
+
+
+def test_without_the_prior_or_with_a_zero_share_there_is_no_baseline_nor_weight(logs: np.ndarray) -> None:
+    X = featurize_smiles(SMILES, DEFAULT_SPEC)
+    plain = BootstrapEnsemble(**FAST, descriptor_offset=OFFSET).fit(X, logs)
+    assert plain.baseline_ is None and plain.basis_.weights_ is None
+    off = BootstrapEnsemble(**FAST, melting_point_prior=True, descriptor_offset=OFFSET, prior_baseline=0.0).fit(X, logs)
+    assert off.baseline_ is None and off.baseline_terms(off.member_input(X)) is None
+
+
+@pytest.mark.parametrize(("param", "value"), [("prior_baseline", 1.5), ("prior_baseline", -0.1), ("smooth_prior_weight", 0.0)])
+def test_it_refuses_a_baseline_share_or_a_kernel_weight_out_of_range(logs: np.ndarray, param: str, value: float) -> None:
+    X = featurize_smiles(SMILES, DEFAULT_SPEC)
+    with pytest.raises(ValueError, match=param):
+        BootstrapEnsemble(**FAST, melting_point_prior=True, descriptor_offset=OFFSET, **{param: value}).fit(X, logs)
