@@ -443,10 +443,15 @@ def model_train(*, model: MLModel, progress: ProgressFn = _noop) -> MLModel:
     model.featurizer = spec.to_dict()
     # Recorded, so the model page says what this version used and later versions keep it
     # even if the default changes.
-    model.hyperparameters = {
-        **(model.hyperparameters or {}),
-        "melting_point_prior": getattr(ensemble, "prior_", None) is not None,
-    }
+    with_prior = getattr(ensemble, "prior_", None) is not None
+    model.hyperparameters = {**(model.hyperparameters or {}), "melting_point_prior": with_prior}
+    if with_prior and ensemble.task == "regression":
+        # How the prior was used, likewise (lineages trained before these settings existed
+        # take the defaults of the day at their next version, and keep them from then on).
+        model.hyperparameters |= {
+            "smooth_prior_weight": ensemble.smooth_prior_weight,
+            "prior_baseline": ensemble.prior_baseline,
+        }
     model.save(update_fields=["artifact", "metrics", "training_size", "trained_at", "featurizer", "hyperparameters"])
     return model
 
