@@ -6,7 +6,7 @@ session's prior (learned melting point, GSE with Crippen log P); the twelfth ses
 the product's own path (`physchem.ensemble_kwargs`: the same three columns, weighted 4x in
 the kernel half, and the members learning around half a line in the GSE column).
 
-    .venv/bin/python bench/melting_point_prior.py                        # ≈ 40 min on 2 cores
+    .venv/bin/python bench/melting_point_prior.py                        # ≈ 7 min on 2 cores
     .venv/bin/python bench/melting_point_prior.py --skip cv,subsets      # the quick parts
     .venv/bin/python bench/melting_point_prior.py --measured chemicals-1.5.2-py3-none-any.whl
 
