@@ -295,10 +295,11 @@ class BootstrapEnsemble(BaseEstimator):
         The members then learn y minus it. Trees and an RBF kernel are flat beyond their
         data, so a near-linear physical relation (logS ~ GSE) is what they capture worst,
         most of all with few labels. Half the line, not all of it: 5-fold CV on the
-        solubility training split 0.512 with half, 0.514 with all of it, 0.516 without
+        solubility training split 0.512 with half, 0.515 with all of it, 0.516 without
         (BENCHMARKS.md, 2026-12-01); the clip keeps a compound whose prior is far outside
         the training range (an aminoglycoside with a predicted log P of -7.7) from being
-        extrapolated along the line.
+        extrapolated along the line. A GSE that is not finite (a descriptor RDKit could not
+        compute) takes the training median.
         """
         w = float(self.prior_baseline)
         if not 0.0 <= w <= 1.0:
@@ -308,18 +309,27 @@ class BootstrapEnsemble(BaseEstimator):
             return None
         column = self.n_features_in_ + prior.names.index(GSE_NAME)
         g = X[:, column].astype(np.float64)
-        lo, hi = float(g.min()), float(g.max())
-        if hi <= lo:  # one value: no line to fit
+        finite = np.isfinite(g)
+        if finite.sum() < 2 or np.ptp(g[finite]) == 0.0:  # no line to fit
             return None
-        slope, intercept = np.polyfit(g, np.asarray(y, dtype=np.float64), 1)
-        baseline = {"column": column, "slope": w * float(slope), "intercept": w * float(intercept), "lo": lo, "hi": hi}
+        g, target = g[finite], np.asarray(y, dtype=np.float64)[finite]
+        slope, intercept = np.polyfit(g, target, 1)
+        baseline = {
+            "column": column,
+            "slope": w * float(slope),
+            "intercept": w * float(intercept),
+            "lo": float(g.min()),
+            "hi": float(g.max()),
+            "fill": float(np.median(g)),
+        }
         baseline["mean"] = float(self._baseline(X, baseline).mean())
         return baseline
 
     def _baseline(self, X: np.ndarray, baseline: dict[str, float] | None = None) -> np.ndarray:
         """The fitted baseline for X with the prior's columns (float32, (n,))."""
         b = baseline or self.baseline_
-        g = np.clip(X[:, int(b["column"])], np.float32(b["lo"]), np.float32(b["hi"]))
+        g = X[:, int(b["column"])]
+        g = np.clip(np.where(np.isfinite(g), g, np.float32(b["fill"])), np.float32(b["lo"]), np.float32(b["hi"]))
         return np.float32(b["slope"]) * g + np.float32(b["intercept"])
 
     def baseline_terms(self, X: np.ndarray) -> tuple[int, np.ndarray, float] | None:

@@ -274,3 +274,13 @@ def test_it_refuses_a_baseline_share_or_a_kernel_weight_out_of_range(logs: np.nd
     X = featurize_smiles(SMILES, DEFAULT_SPEC)
     with pytest.raises(ValueError, match=param):
         BootstrapEnsemble(**FAST, melting_point_prior=True, descriptor_offset=OFFSET, **{param: value}).fit(X, logs)
+
+
+def test_a_gse_that_is_not_finite_takes_the_training_median(with_prior: BootstrapEnsemble) -> None:
+    X = with_prior.member_input(featurize_smiles(SMILES, DEFAULT_SPEC))
+    b = with_prior.baseline_
+    gse = X[:, b["column"]].astype(np.float64)
+    assert b["fill"] == pytest.approx(float(np.median(gse)))
+    odd = X[:1].copy()
+    odd[0, b["column"]] = np.nan
+    assert with_prior.baseline_terms(odd)[1][0] == pytest.approx(b["slope"] * b["fill"] + b["intercept"], rel=1e-5)
