@@ -48,7 +48,8 @@ HYPERPARAMETER_KEYS = {
     # training targets; the side defaults to the assay's direction.
     "target_clip_quantile", "target_clip_side",
     # The kernel-ridge half of regression members (mlmodels.ml.smooth); 0 turns it off.
-    "smooth_weight", "smooth_landmarks", "smooth_gamma", "smooth_alpha",
+    # smooth_all_rows: the share of its mean fit on all rows instead of the bootstraps.
+    "smooth_weight", "smooth_landmarks", "smooth_gamma", "smooth_alpha", "smooth_all_rows",
     # Its MinMax-kernel part on the count fingerprints (hit finding); the columns follow
     # from the featurizer and `count_fingerprints` (COUNT_FINGERPRINTS).
     "count_weight", "count_alpha", "count_landmarks", "count_fingerprints",
@@ -445,6 +446,10 @@ def model_train(*, model: MLModel, progress: ProgressFn = _noop) -> MLModel:
     # even if the default changes.
     with_prior = getattr(ensemble, "prior_", None) is not None
     model.hyperparameters = {**(model.hyperparameters or {}), "melting_point_prior": with_prior}
+    if getattr(ensemble, "basis_", None) is not None:
+        # Likewise for the kernel half's all-rows share (lineages from before it take the
+        # default of the day at their next version).
+        model.hyperparameters["smooth_all_rows"] = ensemble.smooth_all_rows
     if with_prior and ensemble.task == "regression":
         # How the prior was used, likewise (lineages trained before these settings existed
         # take the defaults of the day at their next version, and keep them from then on).

@@ -311,15 +311,17 @@ def test_the_melting_point_prior_is_on_by_default_and_recorded(setup, settings):
     # How a regression ensemble uses it is recorded too, and a new version keeps it.
     assert model.hyperparameters["smooth_prior_weight"] == 4.0
     assert model.hyperparameters["prior_baseline"] == 0.5
+    assert model.hyperparameters["smooth_all_rows"] == 1.0  # the kernel half's all-rows share
     assert ensemble.baseline_ is not None
     tuned = services.model_create_initial(
         assay=setup["assay"], name="tuned prior", validation_compound_ids=setup["validation_ids"], n_members=3,
-        hyperparameters={**FAST, "prior_baseline": 0.0, "smooth_prior_weight": 2.0},
+        hyperparameters={**FAST, "prior_baseline": 0.0, "smooth_prior_weight": 2.0, "smooth_all_rows": 0.0},
     )
     tuned_ensemble = load_artifact(settings.ARTIFACT_ROOT / tuned.artifact).ensemble
     assert tuned_ensemble.baseline_ is None and tuned_ensemble.smooth_prior_weight == 2.0
+    assert tuned_ensemble.smooth_all_rows == 0.0
     child = services.model_version_create(parent=tuned).hyperparameters
-    assert (child["prior_baseline"], child["smooth_prior_weight"]) == (0.0, 2.0)
+    assert (child["prior_baseline"], child["smooth_prior_weight"], child["smooth_all_rows"]) == (0.0, 2.0, 0.0)
     off = services.model_create_initial(
         assay=setup["assay"], name="no prior", validation_compound_ids=setup["validation_ids"], n_members=3,
         hyperparameters={**FAST, "melting_point_prior": False},

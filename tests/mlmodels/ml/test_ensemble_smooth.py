@@ -7,7 +7,7 @@ import pytest
 import xgboost as xgb
 
 from mlmodels.ml.ensemble import BootstrapEnsemble, RegressionPrediction
-from mlmodels.ml.smooth import KernelBasis
+from mlmodels.ml.smooth import KernelBasis, fit_kernel_ridge, nystrom_whitener
 
 FAST = {"n_members": 4, "n_estimators": 25, "learning_rate": 0.2, "max_depth": 3}
 
@@ -104,10 +104,34 @@ def test_far_from_the_training_data_the_spread_grows() -> None:
     assert model.predict(far).std.mean() > model.predict(near).std.mean()
 
 
-def test_it_refuses_a_weight_outside_zero_one() -> None:
+@pytest.mark.parametrize("params", [{"smooth_weight": 1.5}, {"smooth_all_rows": 1.2}, {"smooth_all_rows": -0.1}])
+def test_it_refuses_a_weight_outside_zero_one(params: dict) -> None:
     X, y = _data()
-    with pytest.raises(ValueError, match="smooth_weight"):
-        BootstrapEnsemble(smooth_weight=1.5, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match=next(iter(params))):
+        BootstrapEnsemble(**params, **FAST).fit(X, y)
+
+
+def test_the_all_rows_share_moves_the_kernel_mean_and_leaves_the_spread_alone() -> None:
+    X, y = _data(0, 200)
+    Xv, _ = _data(1, 100)
+    bags = BootstrapEnsemble(smooth_all_rows=0.0, **FAST).fit(X, y)
+    half = BootstrapEnsemble(smooth_all_rows=0.5, **FAST).fit(X, y)
+    whole = BootstrapEnsemble(smooth_all_rows=1.0, **FAST).fit(X, y)
+    # The kernel half on all rows, fit directly: what share 1 must average to.
+    assert whole.basis_ is not None
+    P_whitener = nystrom_whitener(whole.basis_.gram())
+    K = whole.basis_.kernel(X)
+    coef, intercept = fit_kernel_ridge(K @ P_whitener, y, P_whitener, whole.smooth_alpha)
+    reference = whole.basis_.kernel(Xv) @ coef + intercept
+    smooth = {m: m.smooth_members(Xv) for m in (bags, half, whole)}
+    np.testing.assert_allclose(smooth[whole].mean(axis=0), reference, atol=1e-4)
+    np.testing.assert_allclose(smooth[half].mean(axis=0), 0.5 * smooth[bags].mean(axis=0) + 0.5 * reference, atol=1e-4)
+    assert np.abs(smooth[half].mean(axis=0) - smooth[bags].mean(axis=0)).max() > 1e-3
+    # Every member moved by the same function: the members' spread (the uncertainty) is the bootstraps'.
+    preds = {m: m.predict(Xv) for m in (bags, half, whole)}
+    np.testing.assert_allclose(preds[half].std, preds[bags].std, atol=1e-4)
+    np.testing.assert_allclose(preds[whole].std, preds[bags].std, atol=1e-4)
+    assert (preds[half].std > 0).all()
 
 
 def _interp_reference(basis: KernelBasis, X: np.ndarray) -> np.ndarray:

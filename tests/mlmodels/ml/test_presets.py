@@ -13,6 +13,8 @@ def test_presets_are_json_and_name_known_specs() -> None:
         features.FeatureSpec.from_dict(preset["featurizer"])
     assert presets.HIT_FINDING["featurizer"] == features.HIT_FINDING_SPEC.to_dict()
     assert features.SPECS["hit_finding"] is features.HIT_FINDING_SPEC
+    # Hit finding keeps the settings it was benchmarked with: no all-rows share in its kernel parts.
+    assert presets.HIT_FINDING["hyperparameters"]["smooth_all_rows"] == 0.0
 
 
 @pytest.mark.parametrize(("side", "flat_end"), [("high", "max"), ("low", "min")])
