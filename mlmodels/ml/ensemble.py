@@ -399,7 +399,7 @@ class BootstrapEnsemble(BaseEstimator):
             fitted = list(pool.map(fit_one, samples))
         coef = np.stack([c for c, _ in fitted])
         intercept = np.array([b for _, b in fitted], dtype=np.float64)
-        share = float(getattr(self, "smooth_all_rows", 0.0))
+        share = float(self.smooth_all_rows)
         if share > 0.0:
             # A bootstrap leaves out ~37 % of the rows, which costs a kernel ridge more than
             # the trees. Move the members' mean `share` of the way to a fit on all rows, by
