@@ -67,6 +67,7 @@ def tile() -> None:
     from django.db import connection
 
     from mlmodels.ml.features import DEFAULT_SPEC
+    from mlmodels.ml.physchem import load_prior
 
     t = time.perf_counter()
     with connection.cursor() as cur:
@@ -76,17 +77,19 @@ def tile() -> None:
         cur.execute(
             """
             WITH src AS (
-                SELECT row_number() OVER (ORDER BY id) - 1 AS k, feature_vector
-                FROM compounds_compound WHERE feature_set = %(spec)s
+                SELECT row_number() OVER (ORDER BY id) - 1 AS k, feature_vector, prior_columns
+                FROM compounds_compound WHERE feature_set = %(spec)s AND prior_key = %(key)s
             ), n AS (SELECT count(*) AS n FROM src),
             tgt AS (
                 SELECT id, row_number() OVER (ORDER BY id) - 1 AS k
-                FROM compounds_compound WHERE feature_set <> %(spec)s
+                FROM compounds_compound WHERE feature_set <> %(spec)s OR prior_key <> %(key)s
             )
-            UPDATE compounds_compound c SET feature_vector = src.feature_vector, feature_set = %(spec)s
+            UPDATE compounds_compound c SET feature_vector = src.feature_vector, feature_set = %(spec)s,
+                prior_columns = src.prior_columns, prior_key = %(key)s
             FROM tgt, src, n WHERE c.id = tgt.id AND src.k = tgt.k %% n.n
             """,
-            {"spec": DEFAULT_SPEC.name},
+            # The prior's columns go with their vectors, as the backfill job stores them.
+            {"spec": DEFAULT_SPEC.name, "key": load_prior().key},
         )
         print(f"tiled stored vectors onto {cur.rowcount:,} compounds in {time.perf_counter() - t:.0f} s "
               "(benchmark set-up only)")

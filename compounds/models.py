@@ -51,6 +51,11 @@ class Compound(models.Model):
     # background job; `feature_set` names the featurizer that produced them.
     feature_vector = models.BinaryField(null=True, blank=True)
     feature_set = models.CharField(max_length=64, blank=True)
+    # The physico-chemical prior's columns for that vector (float32 bytes), stored with it
+    # so scoring a pool skips the prior's boosters; valid only for an ensemble whose prior
+    # has this key (mlmodels.ml.physchem.PhyschemPrior.key).
+    prior_columns = models.BinaryField(null=True, blank=True)
+    prior_key = models.CharField(max_length=16, blank=True)
     # Packed RDKit pattern fingerprint (chemistry.PATTERN_FP_BITS), the substructure
     # search's screen; null until the background job has computed it.
     pattern_fp = models.BinaryField(null=True, blank=True)

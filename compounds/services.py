@@ -895,9 +895,9 @@ def _copy_chunk(
         cur.execute(
             """
             INSERT INTO compounds_compound (smiles, canonical_smiles, inchikey, name, external_id, mw, clogp, tpsa,
-                hbd, hba, rotatable_bonds, heavy_atoms, fingerprint, feature_set, created_at)
+                hbd, hba, rotatable_bonds, heavy_atoms, fingerprint, feature_set, prior_key, created_at)
             SELECT smiles, canonical_smiles, inchikey, left(name, 200), '', mw, clogp, tpsa, hbd, hba,
-                rotatable_bonds, heavy_atoms, fingerprint, '', now()
+                rotatable_bonds, heavy_atoms, fingerprint, '', '', now()
             FROM chemloop_import WHERE NOT dup ORDER BY row_no
             ON CONFLICT (inchikey) DO NOTHING
             """

@@ -15,12 +15,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rdkit import Chem
 
@@ -95,12 +95,44 @@ def compound_features_ensure(*, spec: features.FeatureSpec, compound_ids: Sequen
     )
     if not missing:
         return 0
-    updates = []
-    for pk, smiles in missing:
-        mol = Chem.MolFromSmiles(smiles)
-        vector = features.compute_stored_features(mol, spec)
-        updates.append(Compound(id=pk, feature_vector=vector.tobytes(), feature_set=spec.name))
-    Compound.objects.bulk_update(updates, ["feature_vector", "feature_set"], batch_size=2000)
+    vectors = np.stack([features.compute_stored_features(Chem.MolFromSmiles(smiles), spec) for _, smiles in missing])
+    # A vector and its prior columns are written together, so stored columns always
+    # belong to the stored vector (without the prior the old ones are cleared).
+    prior = physchem.load_prior_if_cached() if physchem.prior_default(spec) else None
+    columns = prior.columns(vectors, physchem.stored_descriptor_offset(spec)) if prior is not None else None
+    updates = [
+        Compound(
+            id=pk,
+            feature_vector=vectors[i].tobytes(),
+            feature_set=spec.name,
+            prior_columns=columns[i].tobytes() if columns is not None else None,
+            prior_key=prior.key if prior is not None else "",
+        )
+        for i, (pk, _) in enumerate(missing)
+    ]
+    Compound.objects.bulk_update(
+        updates, ["feature_vector", "feature_set", "prior_columns", "prior_key"], batch_size=2000
+    )
+    return len(updates)
+
+
+def compound_prior_ensure(*, spec: features.FeatureSpec, compound_ids: Sequence[int], prior: physchem.PhyschemPrior) -> int:
+    """Store `prior`'s columns for the compounds whose stored `spec` vector has none under
+    its key, from that vector (no molecule is parsed). Returns how many were stored."""
+    rows = [
+        r
+        for r in Compound.objects.filter(id__in=list(compound_ids), feature_set=spec.name)
+        .exclude(prior_key=prior.key)
+        .values_list("id", "feature_vector")
+        if r[1] is not None and len(r[1]) == 4 * spec.n_stored  # others get recomputed, prior and all
+    ]
+    if not rows:
+        return 0
+    columns = prior.columns(
+        features.stored_from_bytes([r[1] for r in rows], spec), physchem.stored_descriptor_offset(spec)
+    )
+    updates = [Compound(id=r[0], prior_columns=columns[i].tobytes(), prior_key=prior.key) for i, r in enumerate(rows)]
+    Compound.objects.bulk_update(updates, ["prior_columns", "prior_key"], batch_size=2000)
     return len(updates)
 
 
@@ -127,13 +159,35 @@ def pool_id_array(queryset: QuerySet[Compound]) -> np.ndarray:
     )
 
 
-ChunkRows = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # ids, packed fingerprints, stored features
+class ChunkRows(NamedTuple):
+    ids: np.ndarray
+    packed: np.ndarray  # packed fingerprints
+    stored: np.ndarray | None  # stored feature vectors
+    # The prior's stored columns when asked for (`prior`): NaN rows where none are stored
+    # under its key; the ensemble computes those (BootstrapEnsemble.member_input).
+    prior: np.ndarray | None = None
+
+
+# (key, number of columns) of the physico-chemical prior whose stored columns to read.
+PriorRead = tuple[str, int]
+
+
+def _prior_read(ensemble: BootstrapEnsemble, spec: features.FeatureSpec) -> PriorRead | None:
+    prior = getattr(ensemble, "prior_", None)
+    if prior is None or not spec.n_stored:
+        return None
+    return prior.key, prior.n_columns
 
 
 def pool_chunks(
-    *, pool_ids: np.ndarray, spec: features.FeatureSpec, chunk_size: int = POOL_CHUNK
+    *,
+    pool_ids: np.ndarray,
+    spec: features.FeatureSpec,
+    chunk_size: int = POOL_CHUNK,
+    prior: PriorRead | None = None,
 ) -> Iterator[ChunkRows]:
-    """Walk a pool by primary key: (ids, packed fingerprints, stored features) per chunk.
+    """Walk a pool by primary key: (ids, packed fingerprints, stored features) per chunk,
+    and the stored columns of the prior `prior` names.
 
     The pool's ids come first (`pool_id_array`: one query, 8 bytes a compound), then
     each chunk's rows by primary key. Asking the pool's own query for "the next chunk_size by id" instead
@@ -146,30 +200,44 @@ def pool_chunks(
     """
     for start in range(0, pool_ids.size, chunk_size):
         chunk = pool_ids[start : start + chunk_size]
-        fast = _chunk_rows_copy(chunk, spec) if connection.vendor == "postgresql" else None
+        fast = _chunk_rows_copy(chunk, spec, prior) if connection.vendor == "postgresql" else None
         if fast is None:
-            rows = _chunk_rows_orm(chunk.tolist(), spec)
+            rows = _chunk_rows_orm(chunk.tolist(), spec, prior)
         else:
             # Rows the COPY left out (features missing or from another featurizer, or
             # deleted compounds): the ordinary path computes and stores their features.
             rest = np.setdiff1d(chunk, fast[0], assume_unique=True)
-            more = _chunk_rows_orm(rest.tolist(), spec) if rest.size else None
+            more = _chunk_rows_orm(rest.tolist(), spec, prior) if rest.size else None
             rows = fast if more is None else _merged_by_id(fast, more)
         if rows is not None and rows[0].size:
             yield rows
 
 
 def _merged_by_id(a: ChunkRows, b: ChunkRows) -> ChunkRows:
-    ids = np.concatenate([a[0], b[0]])
+    ids = np.concatenate([a.ids, b.ids])
     order = np.argsort(ids, kind="stable")
-    packed = np.concatenate([a[1], b[1]])[order]
-    stored = None if a[2] is None or b[2] is None else np.concatenate([a[2], b[2]])[order]
-    return ids[order], packed, stored
+
+    def merged(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None or y is None else np.concatenate([x, y])[order]
+
+    return ChunkRows(ids[order], np.concatenate([a.packed, b.packed])[order], merged(a.stored, b.stored), merged(a.prior, b.prior))
 
 
-def _chunk_rows_orm(chunk: list[int], spec: features.FeatureSpec) -> ChunkRows | None:
+def _prior_array(blobs: Sequence[tuple[str, Any]], prior: PriorRead) -> np.ndarray:
+    """(n, columns) float32 from (key, bytes) per row: NaN where nothing is stored under the key."""
+    key, k = prior
+    out = np.full((len(blobs), k), np.nan, dtype=np.float32)
+    for i, (row_key, blob) in enumerate(blobs):
+        if row_key == key and blob is not None and len(blob) == 4 * k:
+            out[i] = np.frombuffer(blob, dtype=np.float32)
+    return out
+
+
+def _chunk_rows_orm(chunk: list[int], spec: features.FeatureSpec, prior: PriorRead | None = None) -> ChunkRows | None:
     """The chunk's rows through the ORM (any database); None if none exist any more."""
-    fields = ("id", "fingerprint", "feature_vector", "feature_set") if spec.n_stored else ("id", "fingerprint")
+    fields: tuple[str, ...] = ("id", "fingerprint")
+    if spec.n_stored:
+        fields += ("feature_vector", "feature_set", "prior_key", "prior_columns")
     rows = []
     # IN lists of at most _IN_BATCH ids: SQLite refuses more than 32,766 variables.
     for at in range(0, len(chunk), _IN_BATCH):
@@ -179,20 +247,27 @@ def _chunk_rows_orm(chunk: list[int], spec: features.FeatureSpec) -> ChunkRows |
         return None  # deleted since the ids were read
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     packed = chemistry.fingerprints_to_matrix([r[1] for r in rows])
-    stored = None
+    stored = prior_columns = None
     if spec.n_stored:
         stale = [int(r[0]) for r in rows if r[3] != spec.name]
         if stale:
             compound_features_ensure(spec=spec, compound_ids=stale)
-            fresh = dict(Compound.objects.filter(id__in=stale).values_list("id", "feature_vector"))
-            blobs = [fresh.get(int(r[0]), r[2]) if r[3] != spec.name else r[2] for r in rows]
-        else:
-            blobs = [r[2] for r in rows]
-        stored = features.stored_from_bytes(blobs, spec)
-    return ids, packed, stored
+            fresh = {
+                r[0]: r[1:]
+                for r in Compound.objects.filter(id__in=stale).values_list(
+                    "id", "feature_vector", "prior_key", "prior_columns"
+                )
+            }
+            rows = [
+                (r[0], r[1], fresh[r[0]][0], spec.name, *fresh[r[0]][1:]) if r[0] in fresh else r for r in rows
+            ]
+        stored = features.stored_from_bytes([r[2] for r in rows], spec)
+        if prior is not None:
+            prior_columns = _prior_array([(r[4], r[5]) for r in rows], prior)
+    return ChunkRows(ids, packed, stored, prior_columns)
 
 
-def _chunk_rows_copy(chunk: np.ndarray, spec: features.FeatureSpec) -> ChunkRows | None:
+def _chunk_rows_copy(chunk: np.ndarray, spec: features.FeatureSpec, prior: PriorRead | None = None) -> ChunkRows | None:
     """The chunk's complete rows through binary COPY (PostgreSQL): 0.36 s vs 1.30 s per 50k by the ORM.
 
     Only rows whose fingerprint and stored features have the expected width and
@@ -203,27 +278,41 @@ def _chunk_rows_copy(chunk: np.ndarray, spec: features.FeatureSpec) -> ChunkRows
     columns = ["id", "fingerprint"]
     widths = [8, chemistry.FP_BYTES]
     conditions = [f"octet_length(fingerprint) = {chemistry.FP_BYTES}"]
+    params: list[str] = []
     if spec.n_stored:
         columns.append("feature_vector")
         widths.append(4 * spec.n_stored)
+        if prior is not None:
+            # Fixed width either way: the stored columns under the key, else float32 NaNs
+            # (little-endian 0x7fc00000), which the ensemble computes.
+            key, k = prior
+            columns.append(
+                f"CASE WHEN prior_key = %s AND octet_length(prior_columns) = {4 * k} THEN prior_columns "
+                f"ELSE decode(repeat('0000c07f', {k}), 'hex') END"
+            )
+            widths.append(4 * k)
+            params.append(key)
         conditions += ["feature_set = %s", f"octet_length(feature_vector) = {4 * spec.n_stored}"]
+        params.append(spec.name)
     # ids are int64 from the database, so the array literal is safe to inline; COPY
     # takes no bind parameters, hence mogrify for the featurizer name.
     id_array = "'{" + ",".join(map(str, chunk.tolist())) + "}'::bigint[]"
     # No ORDER BY: PostgreSQL would sort ~55 MB a chunk, spilling to disk at the default
     # work_mem (~85 ms of server CPU per 50k rows, measured); numpy sorts the ids instead.
     query = f"SELECT {', '.join(columns)} FROM {table} WHERE id = ANY({id_array}) AND " + " AND ".join(conditions)
-    parsed = copy_fixed_width(query, [spec.name] if spec.n_stored else None, widths)
+    parsed = copy_fixed_width(query, params or None, widths)
     if parsed is None:
         return None
     ids = parsed[0].view(">i8").ravel().astype(np.int64)
     packed = parsed[1]
     stored = parsed[2].view("<f4") if spec.n_stored else None
+    prior_columns = parsed[3].view("<f4") if spec.n_stored and prior is not None else None
     if ids.size > 1 and not bool((ids[1:] > ids[:-1]).all()):
         order = np.argsort(ids, kind="stable")
         ids, packed = ids[order], packed[order]
         stored = stored[order] if stored is not None else None
-    return ids, packed, stored
+        prior_columns = prior_columns[order] if prior_columns is not None else None
+    return ChunkRows(ids, packed, stored, prior_columns)
 
 
 # --- Training data ------------------------------------------------------------
@@ -688,8 +777,14 @@ def model_score_compounds(
     free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
     buffer_rows = min(chunk_size, pool_ids.size)
 
-    def prepared() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]]:
-        for ids, packed, stored in pool_chunks(pool_ids=pool_ids, spec=spec, chunk_size=chunk_size):
+    # The prior's columns stored with the compounds' features, when its boosters are this
+    # model's: 0.33 CPU-s per 50,000 rows the ensemble then does not spend (BENCHMARKS.md).
+    prior = _prior_read(art.ensemble, spec)
+
+    def prepared() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        for ids, packed, stored, prior_columns in pool_chunks(
+            pool_ids=pool_ids, spec=spec, chunk_size=chunk_size, prior=prior
+        ):
             buffer = None
             if not with_features:
                 try:
@@ -697,7 +792,7 @@ def model_score_compounds(
                 except queue.Empty:
                     buffer = np.empty((buffer_rows, spec.n_features), dtype=np.float32)
             X = features.build_matrix(spec, packed, stored, out=buffer)
-            yield ids, packed, X, applicability.applicability_distance(packed, train_fps), buffer
+            yield ids, packed, X, applicability.applicability_distance(packed, train_fps), buffer, prior_columns
 
     chunks = prepared()
     if total > chunk_size and connection.vendor == "postgresql" and not connection.in_atomic_block:
@@ -705,8 +800,8 @@ def model_score_compounds(
         # this one is predicted: the driver, numpy, the compiled applicability kernel and
         # XGBoost all release the GIL, so the stages overlap (one chunk more in memory).
         chunks = _prefetched(chunks)
-    for ids, packed, X, distance, buffer in chunks:
-        pred = art.ensemble.predict(X, return_members=with_members)
+    for ids, packed, X, distance, buffer, prior_columns in chunks:
+        pred = art.ensemble.predict(X, return_members=with_members, prior_columns=prior_columns)
         if buffer is not None:
             free.put(buffer)  # nothing refers to X after the prediction
         part: dict[str, Any] = {"ids": ids, "applicability": distance}
@@ -855,14 +950,22 @@ BACKFILL_CHUNK = 20_000
 
 
 def compound_features_backfill_range(*, spec: features.FeatureSpec, id_from: int, id_to: int) -> int:
-    ids = list(
-        Compound.objects.filter(id__gte=id_from, id__lt=id_to)
-        .exclude(feature_set=spec.name)
-        .values_list("id", flat=True)
-    )
+    """Store the features `spec` needs, and the prior's columns with them, for id_from <= id < id_to.
+
+    A worker may train the prior's boosters here (once per machine, ≈ 50 s); storing
+    features elsewhere only uses boosters already cached (`compound_features_ensure`).
+    """
+    prior = physchem.load_prior() if spec.n_stored and physchem.prior_default(spec) else None
+    in_range = Compound.objects.filter(id__gte=id_from, id__lt=id_to)
+    ids = list(in_range.exclude(feature_set=spec.name).values_list("id", flat=True))
     done = 0
     for start in range(0, len(ids), 2000):
         done += compound_features_ensure(spec=spec, compound_ids=ids[start : start + 2000])
+    if prior is not None:
+        # Vectors stored before the prior's columns were (or under other boosters).
+        stale = list(in_range.filter(feature_set=spec.name).exclude(prior_key=prior.key).values_list("id", flat=True))
+        for start in range(0, len(stale), 2000):
+            done += compound_prior_ensure(spec=spec, compound_ids=stale[start : start + 2000], prior=prior)
     return done
 
 
@@ -876,7 +979,13 @@ def compound_features_backfill_enqueue(*, spec: features.FeatureSpec | None = No
     spec = spec or features.DEFAULT_SPEC
     if spec.n_stored == 0:
         return 0
-    bounds = Compound.objects.exclude(feature_set=spec.name).aggregate(lo=Min("id"), hi=Max("id"))
+    stale = ~Q(feature_set=spec.name)
+    if physchem.prior_default(spec):
+        # Stored vectors without the prior's columns, or with another machine's: the
+        # boosters' key is known once they are cached, and before that none are stored.
+        prior = physchem.load_prior_if_cached()
+        stale |= ~Q(prior_key=prior.key) if prior is not None else Q(prior_key="")
+    bounds = Compound.objects.filter(stale).aggregate(lo=Min("id"), hi=Max("id"))
     if bounds["lo"] is None:
         return 0
     n = 0

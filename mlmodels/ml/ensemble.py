@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -250,20 +249,29 @@ class BootstrapEnsemble(BaseEstimator):
             self.oob_masks_.append(oob)
         return self
 
-    def member_input(self, X: np.ndarray, *, reuse: bool = False) -> np.ndarray:
+    def member_input(self, X: np.ndarray, *, reuse: bool = False, prior_columns: np.ndarray | None = None) -> np.ndarray:
         """X as the members see it: with the physico-chemical prior's columns appended
         when it is on (mlmodels.ml.physchem), else X itself. `reuse`: write pool-sized
-        blocks into this thread's buffer (only for a result used before the next call)."""
+        blocks into this thread's buffer (only for a result used before the next call).
+        `prior_columns`: the prior's columns as stored per compound under `prior_key`
+        (rows of NaN are computed); ignored by an ensemble without the prior."""
         prior = getattr(self, "prior_", None)  # artifacts from before the prior have none
         if prior is None:
             return X
         if not reuse or X.shape[0] < STACK_MIN_ROWS:
-            return prior.augment(X, self.descriptor_offset)
+            return prior.augment(X, self.descriptor_offset, stored=prior_columns)
         buf = getattr(_prior_buffers, "array", None)
         width = X.shape[1] + prior.n_columns
         if buf is None or buf.shape[0] < X.shape[0] or buf.shape[1] != width:
             buf = _prior_buffers.array = np.empty((X.shape[0], width), dtype=np.float32)
-        return prior.augment(X, self.descriptor_offset, out=buf)
+        return prior.augment(X, self.descriptor_offset, out=buf, stored=prior_columns)
+
+    @property
+    def prior_key(self) -> str | None:
+        """The key of the prior's boosters (`PhyschemPrior.key`), None without the prior:
+        stored columns are valid for this ensemble only under this key."""
+        prior = getattr(self, "prior_", None)
+        return prior.key if prior is not None else None
 
     @property
     def member_feature_names_extra(self) -> tuple[str, ...]:
@@ -552,13 +560,14 @@ class BootstrapEnsemble(BaseEstimator):
         if not hasattr(self, "members_"):
             raise RuntimeError("BootstrapEnsemble is not fitted; call fit(X, y) first")
 
-    def predict_members(self, X: np.ndarray) -> np.ndarray:
-        """Raw member outputs for one block: (members, n) regression or (members, n, K) proba."""
+    def predict_members(self, X: np.ndarray, *, prior_columns: np.ndarray | None = None) -> np.ndarray:
+        """Raw member outputs for one block: (members, n) regression or (members, n, K) proba.
+        `prior_columns`: see `member_input`."""
         self._check_fitted()
         X = _as_float32(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the ensemble was fit on {self.n_features_in_}")
-        X = self.member_input(X, reuse=True)
+        X = self.member_input(X, reuse=True, prior_columns=prior_columns)
         if self.task == "regression":
             out = np.empty((len(self.members_), X.shape[0]), dtype=np.float32)
 
@@ -630,12 +639,23 @@ class BootstrapEnsemble(BaseEstimator):
             return p.reshape(X.shape[0], k)
         return member.predict_proba(X)
 
-    def predict(self, X: np.ndarray, *, return_members: bool = True) -> Prediction:
-        """Mean and spread for X, computed in `chunk_size` row blocks to keep memory flat."""
+    def predict(
+        self, X: np.ndarray, *, return_members: bool = True, prior_columns: np.ndarray | None = None
+    ) -> Prediction:
+        """Mean and spread for X, computed in `chunk_size` row blocks to keep memory flat.
+        `prior_columns` (n, prior columns): the prior's columns as stored per compound under
+        `prior_key`, NaN where none are; scoring a pool then skips the prior's boosters."""
         self._check_fitted()
+        size = max(int(self.chunk_size), 1)
         parts = [
-            self._summarise(self.predict_members(block), return_members)
-            for block in _chunks(X, self.chunk_size)
+            self._summarise(
+                self.predict_members(
+                    X[start : start + size],
+                    prior_columns=None if prior_columns is None else prior_columns[start : start + size],
+                ),
+                return_members,
+            )
+            for start in range(0, max(X.shape[0], 1), size)
         ]
         return _concat(parts, self.task, return_members)
 
@@ -668,12 +688,6 @@ def _as_float32(X: np.ndarray) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D, got shape {X.shape}")
     return np.ascontiguousarray(X, dtype=np.float32)
-
-
-def _chunks(X: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    size = max(int(size), 1)
-    for start in range(0, max(X.shape[0], 1), size):
-        yield X[start : start + size]
 
 
 def _concat(parts: list[Prediction], task: str, return_members: bool) -> Prediction:

@@ -133,9 +133,41 @@ class PhyschemPrior:
             out[:, -1] = gse_log_s(out[:, 0], log_p)
         return out
 
-    def augment(self, X: np.ndarray, offset: int, *, out: np.ndarray | None = None) -> np.ndarray:
+    @property
+    def key(self) -> str:
+        """Names these boosters exactly (a hash of their saved trees and the column names):
+        columns stored per compound under this key are the ones `columns` would compute,
+        so scoring may read them instead (mlmodels.services, "stored prior columns")."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            h = hashlib.sha256(json.dumps(self.names).encode())
+            for booster in (self.booster, self.log_p_booster):
+                if booster is not None:
+                    h.update(bytes(booster.save_raw("ubj")))
+            key = self.__dict__["_key"] = h.hexdigest()[:16]
+        return key
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The key is recomputed from the boosters, never trusted from a pickle.
+        return {k: v for k, v in self.__dict__.items() if k != "_key"}
+
+    def fill(self, X: np.ndarray, offset: int, columns: np.ndarray) -> np.ndarray:
+        """`columns` (n, n_columns) as read from storage, with every row that holds a NaN
+        (nothing stored, or stored under another key) computed from X instead."""
+        if columns.shape != (X.shape[0], self.n_columns):
+            raise ValueError(f"stored prior columns must be ({X.shape[0]}, {self.n_columns}), got {columns.shape}")
+        missing = np.isnan(columns).any(axis=1)
+        if missing.any():
+            columns = np.array(columns, dtype=np.float32)
+            columns[missing] = self.columns(X[missing], offset)
+        return columns
+
+    def augment(
+        self, X: np.ndarray, offset: int, *, out: np.ndarray | None = None, stored: np.ndarray | None = None
+    ) -> np.ndarray:
         """X with the prior's columns appended: written into `out` (float32, C-contiguous,
-        ≥ n rows, n_columns more columns than X; its first n rows are returned) or a new array."""
+        ≥ n rows, n_columns more columns than X; its first n rows are returned) or a new array.
+        `stored`: the columns as stored per compound (NaN rows computed, see `fill`)."""
         shape = (X.shape[0], X.shape[1] + self.n_columns)
         if (
             out is not None
@@ -148,7 +180,7 @@ class PhyschemPrior:
         else:
             out = np.empty(shape, dtype=np.float32)
         out[:, : X.shape[1]] = X
-        out[:, X.shape[1] :] = self.columns(X, offset)
+        out[:, X.shape[1] :] = self.columns(X, offset) if stored is None else self.fill(X, offset, stored)
         return out
 
 
@@ -234,6 +266,22 @@ def load_prior(
             directory, "log_p_prior", log_p_data_path, lambda p: train_log_p_booster(*log_p_training_data(p))
         ),
     )
+
+
+def load_prior_if_cached(directory: Path | None = None) -> PhyschemPrior | None:
+    """The machine's prior if its boosters are in the disk cache, else None: for callers
+    that must never spend the ≈ 50 s of training them (a web request storing features)."""
+    directory = directory or cache_dir()
+    for stem, data_path in (("melting_point_prior", DATA_PATH), ("log_p_prior", LOG_P_DATA_PATH)):
+        if not (directory / f"{stem}-{_cache_key(data_path)}.ubj").exists():
+            return None
+    return load_prior(directory)
+
+
+def stored_descriptor_offset(spec: FeatureSpec) -> int:
+    """Where the "fast" descriptors start in the spec's stored vector (X puts the
+    fingerprint bits, which are not stored, in front of it)."""
+    return spec.descriptor_offset - (spec.n_features - spec.n_stored)
 
 
 def prior_default(spec: FeatureSpec) -> bool:

@@ -48,7 +48,9 @@ def test_enrichment_is_idempotent(rq_queue):  # type: ignore[no-untyped-def]
 
 
 def test_after_an_import_the_default_features_are_stored_by_a_real_worker(run_worker, rq_queue, settings):  # type: ignore[no-untyped-def]
+    from mlmodels import services as services_ml
     from mlmodels.ml.features import DEFAULT_SPEC
+    from mlmodels.ml.physchem import load_prior
 
     settings.CHEMLOOP_IMPORT_FOLLOWUPS = ["mlmodels.services.compound_features_backfill_enqueue"]
     data = ("smiles\n" + "\n".join(ROWS[:8]) + "\n").encode()
@@ -57,6 +59,16 @@ def test_after_an_import_the_default_features_are_stored_by_a_real_worker(run_wo
     run_worker()
     assert set(Compound.objects.values_list("feature_set", flat=True)) == {DEFAULT_SPEC.name}
     assert all(len(bytes(c.feature_vector)) == 4 * DEFAULT_SPEC.n_stored for c in Compound.objects.all())
+    # With the physico-chemical prior's columns, under the key of this machine's boosters.
+    key = load_prior().key
+    assert set(Compound.objects.values_list("prior_key", flat=True)) == {key}
+    assert all(len(bytes(c.prior_columns)) == 12 for c in Compound.objects.all())
+    # Vectors stored before the columns were (an upgrade) are found by the next import's follow-up.
+    Compound.objects.filter(pk=Compound.objects.order_by("id").first().pk).update(prior_key="", prior_columns=None)
+    assert services_ml.compound_features_backfill_enqueue() == 1
+    run_worker()
+    assert set(Compound.objects.values_list("prior_key", flat=True)) == {key}
+    assert services_ml.compound_features_backfill_enqueue() == 0
 
 
 def test_after_an_import_the_substructure_screen_is_stored_by_a_real_worker(run_worker, rq_queue, settings):  # type: ignore[no-untyped-def]

@@ -80,7 +80,7 @@ def test_the_binary_copy_read_matches_the_orm_read_and_fills_stale_rows(setup): 
     assert not Compound.objects.filter(id__in=ids).exclude(feature_set=spec.name).exists()
     orm = services._chunk_rows_orm(ids, spec)
     assert orm is not None
-    orm_ids, orm_packed, orm_stored = orm
+    orm_ids, orm_packed, orm_stored, _ = orm
     assert orm_ids.tolist() == ids
     np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), orm_packed)
     np.testing.assert_array_equal(np.concatenate([c[2] for c in chunks]), orm_stored)

@@ -284,3 +284,39 @@ def test_a_gse_that_is_not_finite_takes_the_training_median(with_prior: Bootstra
     odd = X[:1].copy()
     odd[0, b["column"]] = np.nan
     assert with_prior.baseline_terms(odd)[1][0] == pytest.approx(b["slope"] * b["fill"] + b["intercept"], rel=1e-5)
+
+
+def test_stored_prior_columns_stand_in_for_the_boosters_and_nan_rows_are_computed(
+    with_prior: BootstrapEnsemble,
+) -> None:
+    X = featurize_smiles(SMILES, DEFAULT_SPEC)
+    for rows in (X, np.repeat(X, 100, axis=0)):  # a few rows, and pool-sized blocks (the reused buffer)
+        columns = with_prior.prior_.columns(rows, OFFSET)
+        partial = columns.copy()
+        partial[::2] = np.nan  # nothing stored for these: computed
+        want = with_prior.predict(rows, return_members=False)
+        for given in (columns, partial):
+            got = with_prior.predict(rows, return_members=False, prior_columns=given)
+            np.testing.assert_array_equal(got.mean, want.mean)
+            np.testing.assert_array_equal(got.std, want.std)
+        # The given columns are what the members see: other values, other scores.
+        shifted = with_prior.predict(rows, return_members=False, prior_columns=columns + np.float32(50.0))
+        assert not np.allclose(shifted.mean, want.mean)
+    with pytest.raises(ValueError, match="stored prior columns"):
+        with_prior.predict(X, prior_columns=np.zeros((len(SMILES), 2), dtype=np.float32))
+
+
+def test_the_key_names_the_boosters_and_survives_the_artifact(
+    with_prior: BootstrapEnsemble, prior: physchem.PhyschemPrior, tmp_path: Path
+) -> None:
+    assert with_prior.prior_key == prior.key and len(prior.key) == 16
+    path = tmp_path / "model.joblib"
+    save_artifact(path, with_prior, feature_spec=DEFAULT_SPEC, training_ids=list(range(len(SMILES))), metrics={})
+    loaded = load_artifact(path).ensemble
+    assert "_key" not in loaded.prior_.__getstate__()  # recomputed from the trees, never read from a file
+    assert loaded.prior_key == prior.key
+    melting_point_only = physchem.PhyschemPrior(prior.booster)
+    assert melting_point_only.key != prior.key
+    swapped = physchem.PhyschemPrior(prior.log_p_booster, prior.booster)
+    assert swapped.key != prior.key
+    assert BootstrapEnsemble(**FAST).prior_key is None  # no prior, nothing stored is read
