@@ -34,11 +34,12 @@ ORDERINGS = {
 }
 
 
-# The compound's stored vectors are ~1 kB a row and no list shows them; nor the JSON of
-# models and cycles.
+# The compound's stored vectors are ~1 kB a row and no list shows them (nor the
+# substructure screen or the prior's columns); nor the JSON of models and cycles.
 QUEUE_LIST_DEFERRED = (
-    "compound__fingerprint", "compound__feature_vector", "model__metrics", "model__hyperparameters",
-    "model__featurizer", "cycle__metrics_before", "cycle__metrics_after", "cycle__strategy_params",
+    "compound__fingerprint", "compound__feature_vector", "compound__pattern_fp", "compound__prior_columns",
+    "model__metrics", "model__hyperparameters", "model__featurizer", "cycle__metrics_before",
+    "cycle__metrics_after", "cycle__strategy_params",
 )
 
 
