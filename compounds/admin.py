@@ -1,5 +1,6 @@
 from typing import Any
 
+import numpy as np
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
@@ -131,7 +132,11 @@ class CompoundAdmin(admin.ModelAdmin):
     def features(self, obj: Compound) -> str:
         if not obj.feature_vector:
             return "not computed yet (computed on demand or by the background job)"
-        return f"{obj.feature_set}: {len(bytes(obj.feature_vector)) // 4} values"
+        text = f"{obj.feature_set}: {len(bytes(obj.feature_vector)) // 4} values"
+        if obj.prior_columns:
+            values = ", ".join(f"{v:.4g}" for v in np.frombuffer(bytes(obj.prior_columns), dtype=np.float32))
+            text += f"; the physico-chemical prior's columns ({values}) under key {obj.prior_key}"
+        return text
 
     @admin.display(description="Substructure screen")
     def screen(self, obj: Compound) -> str:

@@ -106,3 +106,13 @@ def test_a_featurizer_without_the_prior_stores_no_columns(setup):  # type: ignor
     assert services.compound_features_ensure(spec=spec, compound_ids=ids) == 4
     rows = Compound.objects.filter(id__in=ids).values_list("feature_set", "prior_key", "prior_columns")
     assert {r for r in rows} == {(spec.name, "", None)}
+
+
+def test_the_admin_compound_page_shows_the_stored_prior_columns(setup, client_for, lead):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    pk = sorted(setup["pool_ids"])[0]
+    melting_point = _stored_columns([pk])[0, 0]
+    page = client_for(lead).get(reverse("admin:compounds_compound_change", args=[pk])).content.decode()
+    assert f"under key {setup['ensemble'].prior_key}" in page
+    assert f"{melting_point:.4g}" in page
