@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.messages import get_messages
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
@@ -25,6 +24,7 @@ from compounds.models import Assay
 from config import charts
 from config.csv_export import csv_response
 from config.exceptions import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from config.paginator import DeferredJoinPaginator
 from config.roles import LEAD, SCIENTIST, VIEWER, has_role, role_required, user_roles
 from labeling import selectors, services
 from labeling.forms import BulkActionForm, CorrectLabelForm, LabelForm, QueueFilterForm, labelers
@@ -135,7 +135,10 @@ def _queue_context(request: HttpRequest) -> dict[str, Any]:
     sort = f["sort"]
     return {
         "ignored_filters": _ignored_filters(form) if form.errors else "",
-        "page": Paginator(items, PAGE_SIZE).get_page(request.GET.get("page")),
+        # The page's ids first (label_queue alone, in queue order), then those rows with their
+        # joins: without fresh statistics the planner joined every open item before sorting
+        # (66 ms a page for 10,000 items; BENCHMARKS.md, seventeenth session).
+        "page": DeferredJoinPaginator(items, PAGE_SIZE).get_page(request.GET.get("page")),
         "form": form,
         "status": f["status"],
         "assigned": f["assigned"],

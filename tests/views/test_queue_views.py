@@ -122,6 +122,10 @@ def test_paging(client_for, viewer, model):  # type: ignore[no-untyped-def]
     page2 = c.get(QUEUE, {"page": 2}).content.decode()
     assert "page 1 of 2" in page1 and str(made[0].pk) in page1 and str(made[29].pk) not in page1
     assert str(made[29].pk) in page2
+    # Each page in queue order (the page's ids are read first, then its rows: config.paginator).
+    for page, rows in ((page1, made[:25]), (page2, made[25:])):
+        positions = [page.find(reverse("labeling:item", args=[item.pk])) for item in rows]
+        assert -1 not in positions and positions == sorted(positions)
 
 
 @pytest.mark.parametrize(
