@@ -981,8 +981,8 @@ def compound_features_backfill_enqueue(*, spec: features.FeatureSpec | None = No
         return 0
     stale = ~Q(feature_set=spec.name)
     if physchem.prior_default(spec):
-        # Stored vectors without the prior's columns, or with another machine's: the
-        # boosters' key is known once they are cached, and before that none are stored.
+        # Stored vectors without the prior's columns, or with other boosters' (a library
+        # upgrade): the key is known once the boosters are cached; before, none are stored.
         prior = physchem.load_prior_if_cached()
         stale |= ~Q(prior_key=prior.key) if prior is not None else Q(prior_key="")
     bounds = Compound.objects.filter(stale).aggregate(lo=Min("id"), hi=Max("id"))

@@ -137,7 +137,7 @@ class PhyschemPrior:
     def key(self) -> str:
         """Names these boosters exactly (a hash of their saved trees and the column names):
         columns stored per compound under this key are the ones `columns` would compute,
-        so scoring may read them instead (mlmodels.services, "stored prior columns")."""
+        so scoring may read them instead (mlmodels.services.model_score_compounds)."""
         key = self.__dict__.get("_key")
         if key is None:
             h = hashlib.sha256(json.dumps(self.names).encode())
