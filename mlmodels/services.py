@@ -971,14 +971,23 @@ def compound_features_backfill_range(*, spec: features.FeatureSpec, id_from: int
 
 def compound_features_backfill_enqueue(*, spec: features.FeatureSpec | None = None, chunk: int = BACKFILL_CHUNK) -> int:
     """Split the registry into id ranges and enqueue one job per range; returns the job count."""
-    from django.db.models import Max, Min
-
     from config.jobs import enqueue_background
     from mlmodels import jobs
 
     spec = spec or features.DEFAULT_SPEC
+    ranges = compound_features_backfill_ranges(spec=spec, chunk=chunk)
+    for start, stop in ranges:
+        enqueue_background(jobs.compute_features_range, spec.to_dict(), start, stop)
+    return len(ranges)
+
+
+def compound_features_backfill_ranges(*, spec: features.FeatureSpec, chunk: int = BACKFILL_CHUNK) -> list[tuple[int, int]]:
+    """[start, stop) id ranges of `chunk` ids covering every compound whose stored features
+    or prior columns are missing or stale (empty when none are)."""
+    from django.db.models import Max, Min
+
     if spec.n_stored == 0:
-        return 0
+        return []
     stale = ~Q(feature_set=spec.name)
     if physchem.prior_default(spec):
         # Stored vectors without the prior's columns, or with other boosters' (a library
@@ -987,12 +996,8 @@ def compound_features_backfill_enqueue(*, spec: features.FeatureSpec | None = No
         stale |= ~Q(prior_key=prior.key) if prior is not None else Q(prior_key="")
     bounds = Compound.objects.filter(stale).aggregate(lo=Min("id"), hi=Max("id"))
     if bounds["lo"] is None:
-        return 0
-    n = 0
-    for start in range(bounds["lo"], bounds["hi"] + 1, chunk):
-        enqueue_background(jobs.compute_features_range, spec.to_dict(), start, start + chunk)
-        n += 1
-    return n
+        return []
+    return [(start, start + chunk) for start in range(bounds["lo"], bounds["hi"] + 1, chunk)]
 
 
 def model_require_active(model: MLModel, *, hint: str) -> None:
