@@ -99,7 +99,7 @@ def compound_features_ensure(*, spec: features.FeatureSpec, compound_ids: Sequen
     # A vector and its prior columns are written together, so stored columns always
     # belong to the stored vector (without the prior the old ones are cleared).
     prior = physchem.load_prior_if_cached() if physchem.prior_default(spec) else None
-    columns = prior.columns(vectors, physchem.stored_descriptor_offset(spec)) if prior is not None else None
+    columns = prior.stored_columns(vectors, spec) if prior is not None else None
     updates = [
         Compound(
             id=pk,
@@ -128,9 +128,7 @@ def compound_prior_ensure(*, spec: features.FeatureSpec, compound_ids: Sequence[
     ]
     if not rows:
         return 0
-    columns = prior.columns(
-        features.stored_from_bytes([r[1] for r in rows], spec), physchem.stored_descriptor_offset(spec)
-    )
+    columns = prior.stored_columns(features.stored_from_bytes([r[1] for r in rows], spec), spec)
     updates = [Compound(id=r[0], prior_columns=columns[i].tobytes(), prior_key=prior.key) for i, r in enumerate(rows)]
     Compound.objects.bulk_update(updates, ["prior_columns", "prior_key"], batch_size=2000)
     return len(updates)
@@ -252,15 +250,8 @@ def _chunk_rows_orm(chunk: list[int], spec: features.FeatureSpec, prior: PriorRe
         stale = [int(r[0]) for r in rows if r[3] != spec.name]
         if stale:
             compound_features_ensure(spec=spec, compound_ids=stale)
-            fresh = {
-                r[0]: r[1:]
-                for r in Compound.objects.filter(id__in=stale).values_list(
-                    "id", "feature_vector", "prior_key", "prior_columns"
-                )
-            }
-            rows = [
-                (r[0], r[1], fresh[r[0]][0], spec.name, *fresh[r[0]][1:]) if r[0] in fresh else r for r in rows
-            ]
+            fresh = {r[0]: r for r in Compound.objects.filter(id__in=stale).values_list(*fields)}
+            rows = [fresh.get(r[0], r) for r in rows]
         stored = features.stored_from_bytes([r[2] for r in rows], spec)
         if prior is not None:
             prior_columns = _prior_array([(r[4], r[5]) for r in rows], prior)

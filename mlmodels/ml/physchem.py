@@ -151,6 +151,12 @@ class PhyschemPrior:
         # The key is recomputed from the boosters, never trusted from a pickle.
         return {k: v for k, v in self.__dict__.items() if k != "_key"}
 
+    def stored_columns(self, stored: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+        """`columns` for `spec`'s stored vectors (n, spec.n_stored), as kept per compound:
+        the same values as for the X those vectors build (X puts the fingerprint bits,
+        which are not stored, in front of them)."""
+        return self.columns(stored, spec.descriptor_offset - (spec.n_features - spec.n_stored))
+
     def fill(self, X: np.ndarray, offset: int, columns: np.ndarray) -> np.ndarray:
         """`columns` (n, n_columns) as read from storage, with every row that holds a NaN
         (nothing stored, or stored under another key) computed from X instead."""
@@ -276,12 +282,6 @@ def load_prior_if_cached(directory: Path | None = None) -> PhyschemPrior | None:
         if not (directory / f"{stem}-{_cache_key(data_path)}.ubj").exists():
             return None
     return load_prior(directory)
-
-
-def stored_descriptor_offset(spec: FeatureSpec) -> int:
-    """Where the "fast" descriptors start in the spec's stored vector (X puts the
-    fingerprint bits, which are not stored, in front of it)."""
-    return spec.descriptor_offset - (spec.n_features - spec.n_stored)
 
 
 def prior_default(spec: FeatureSpec) -> bool:
