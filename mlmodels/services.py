@@ -943,7 +943,7 @@ BACKFILL_CHUNK = 20_000
 def compound_features_backfill_range(*, spec: features.FeatureSpec, id_from: int, id_to: int) -> int:
     """Store the features `spec` needs, and the prior's columns with them, for id_from <= id < id_to.
 
-    A worker may train the prior's boosters here (once per machine, ≈ 50 s); storing
+    A worker may train the prior's boosters here (once per machine, ≈ 1 min); storing
     features elsewhere only uses boosters already cached (`compound_features_ensure`).
     """
     prior = physchem.load_prior() if spec.n_stored and physchem.prior_default(spec) else None
