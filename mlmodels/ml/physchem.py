@@ -7,11 +7,11 @@ encodes (BENCHMARKS.md, "Model quality"). Yalkowsky's general solubility equatio
     log S = 0.5 - 0.01 (Tm - 25 °C) - log P          (the Tm term is 0 for liquids)
 
 says how melting point and lipophilicity combine. A compound's own melting point and log P
-are rarely measured, so two small XGBoost boosters learn them from measurements of *other*
+are rarely measured, so two XGBoost boosters learn them from measurements of *other*
 compounds, from the same "fast" RDKit descriptors every compound already stores:
 
 - melting point: 10,116 compounds of the Jean-Claude Bradley Open Melting Point Dataset
-  (CC0); hold-out RMSE 36.1 K (38.8 K with the 150-round booster used until 2026-12-02);
+  (CC0); hold-out RMSE 36.1 K (37.8 K with the 150-round booster used until 2026-12-02);
 - log P: 3,678 experimental octanol/water values (the KOWWIN data set of EPI Suite, with
   the CRC Handbook's table); the booster learns the correction to Crippen's `MolLogP`,
   hold-out RMSE 0.41 against Crippen's 0.78 (0.44 with the 150-round booster).
