@@ -78,13 +78,11 @@ def paired(label: str, *arms: list[float]) -> None:
 
 
 def booster_holdout() -> None:
-    import xgboost as xgb
-
     smiles, tm = physchem.training_data()
     X = physchem.descriptor_block(smiles)
     perm = np.random.default_rng(0).permutation(len(tm))
     hold, fit = perm[:1000], perm[1000:]
-    booster = xgb.train(physchem.BOOSTER_PARAMS, xgb.DMatrix(X[fit], label=tm[fit]), physchem.N_ROUNDS)
+    booster = physchem.fit_booster(X[fit], tm[fit])
     pred = booster.inplace_predict(X[hold])
     print(
         f"melting-point booster: {len(fit):,} training rows, hold-out RMSE {rmse(pred, tm[hold]):.1f} K "

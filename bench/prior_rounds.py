@@ -2,7 +2,7 @@
 
 Paired arms of the default solubility ensemble (`physchem.ensemble_kwargs(DEFAULT_SPEC)`)
 that differ only in the prior's boosters: both trained from the shipped data with
-`physchem.BOOSTER_PARAMS`, but `rounds` rounds at learning rate `eta` (rounds × eta = 15
+`physchem.fit_booster`, but `rounds` rounds at learning rate `eta` (rounds × eta = 15
 in every arm). Same test split, subsets and fold seeds as bench/melting_point_prior.py:
 
     .venv/bin/python bench/prior_rounds.py                      # ≈ 8 min on 2 cores
@@ -43,8 +43,8 @@ def rmse(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(X: np.ndarray, target: np.ndarray, rounds: int, eta: float) -> xgb.Booster:
-    booster = xgb.train({**physchem.BOOSTER_PARAMS, "eta": eta}, xgb.DMatrix(X, label=target), num_boost_round=rounds)
-    booster.set_param({"nthread": 2})
+    booster = physchem.fit_booster(X, target, rounds=rounds, eta=eta)
+    booster.set_param({"nthread": 2})  # as the product's cached boosters predict
     return booster
 
 

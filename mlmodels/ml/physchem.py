@@ -214,9 +214,15 @@ def descriptor_block(smiles: list[str]) -> np.ndarray:
     return np.stack([compute_stored_features(m, spec) for m in mols_from_smiles(smiles)])
 
 
+def fit_booster(X: np.ndarray, target: np.ndarray, *, rounds: int = N_ROUNDS, eta: float | None = None) -> xgb.Booster:
+    """One of the prior's boosters on descriptor blocks X; `rounds` and `eta` other than the
+    defaults are for benchmarks (bench/prior_rounds.py)."""
+    params = BOOSTER_PARAMS if eta is None else {**BOOSTER_PARAMS, "eta": eta}
+    return xgb.train(params, xgb.DMatrix(X, label=target), num_boost_round=rounds)
+
+
 def train_booster(smiles: list[str], melting_points: np.ndarray) -> xgb.Booster:
-    X = descriptor_block(smiles)
-    return xgb.train(BOOSTER_PARAMS, xgb.DMatrix(X, label=melting_points), num_boost_round=N_ROUNDS)
+    return fit_booster(descriptor_block(smiles), melting_points)
 
 
 def train_log_p_booster(smiles: list[str], log_p: np.ndarray) -> xgb.Booster:
@@ -224,7 +230,7 @@ def train_log_p_booster(smiles: list[str], log_p: np.ndarray) -> xgb.Booster:
     that leaves 0.41 log units of error where Crippen alone has 0.78 (and 0.43 for a
     booster on log P itself)."""
     X = descriptor_block(smiles)
-    return xgb.train(BOOSTER_PARAMS, xgb.DMatrix(X, label=log_p - X[:, LOG_P_COLUMN]), num_boost_round=N_ROUNDS)
+    return fit_booster(X, log_p - X[:, LOG_P_COLUMN])
 
 
 def cache_dir() -> Path:
