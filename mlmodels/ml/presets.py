@@ -17,7 +17,11 @@ hyperparameters, n_members) and `cycle_select` (strategy, params) take:
   with 10 seeds (2026-11-30): lower RMSE at every budget up to 425 labels (0.759 vs
   0.837 at 75), the same at 550 (0.571 vs 0.571), curve area 0.638 vs 0.659 (random
   0.662); random's RMSE at 550 reached with 500 labels vs 475 (a 0.004 difference at
-  475, within the seeds' noise). The 30 % goal (385 labels) is not met. See
+  475, within the seeds' noise). On today's model (the prior's 2,400-round boosters,
+  2026-12-02, 10 seeds) it is still ahead of random early (0.620 vs 0.668 after 75
+  labels), level with it from 300 to 525 labels and 0.526 vs 0.530 at 550 (curve
+  area 0.566 vs 0.577): random's RMSE at 550 is reached only at 550, so the 30 %
+  goal (385 labels) is not met. See
   bench/model_improvement.py and BENCHMARKS.md. The preset is goal-based:
   classification assays get the same selection without the warm-up
   (CLASSIFICATION_IMPROVEMENT).
