@@ -428,6 +428,8 @@ def _item_context(
         "entropy_share": entropy_share,
         "prediction_chart": _prediction_chart(item),
         "coverage": (item.model.metrics or {}).get("coverage_95"),
+        "calibrated": bool((item.model.metrics or {}).get("uncertainty_calibration")),
+        "predictive_std": None if classes else model_selectors.predictive_std(model=item.model, std=item.uncertainty),
         "out_of_domain": (item.applicability_distance or 0) > APPLICABILITY_WARNING,
         "ad_threshold": APPLICABILITY_WARNING,
         "similar": model_selectors.assay_similar_labeled(compound=item.compound, assay=assay, k=5),
@@ -462,7 +464,8 @@ def _prediction_chart(item: LabelQueueItem) -> str:
     if item.prediction is None:
         return ""
     span = model_selectors.assay_value_range(assay=assay) or (item.prediction - 1, item.prediction + 1)
-    return charts.interval_bar(mean=item.prediction, std=item.uncertainty or 0.0, lo=span[0], hi=span[1], units=assay.units)
+    std = model_selectors.predictive_std(model=item.model, std=item.uncertainty)
+    return charts.interval_bar(mean=item.prediction, std=std or 0.0, lo=span[0], hi=span[1], units=assay.units)
 
 
 def _next_item(request: HttpRequest, item: LabelQueueItem, model_id: int | None) -> LabelQueueItem | None:

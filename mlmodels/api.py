@@ -151,7 +151,14 @@ class ModelPredictApi(APIView):
             input = serializers.CharField()
             compound_id = serializers.IntegerField(allow_null=True)
             prediction = serializers.FloatField(allow_null=True)
-            uncertainty = serializers.FloatField(allow_null=True)
+            uncertainty = serializers.FloatField(
+                allow_null=True, help_text="Regression: the spread (std) of the members; classification: predictive entropy."
+            )
+            predictive_std = serializers.FloatField(
+                allow_null=True,
+                help_text="Regression: the std of the error to expect (the spread calibrated on out-of-bag errors); "
+                "prediction ± 1.96 × it is the 95 % interval. Null for classification.",
+            )
             applicability_distance = serializers.FloatField(allow_null=True)
             probabilities = serializers.ListField(child=serializers.FloatField(), allow_null=True)
             predicted_class = serializers.CharField(allow_null=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,16 @@ def assay_similar_labeled(*, compound: Compound, assay: Assay, k: int = 5) -> li
     for cid, value in rows.values_list("compound_id", "value"):
         values.setdefault(cid, []).append(assay.format_value(value))
     return [LabeledNeighbour(s.compound, s.similarity, values.get(s.compound.pk, [])) for s in similar]
+
+
+def predictive_std(*, model: MLModel, std: float | None) -> float | None:
+    """A regression version's ensemble spread → the std of the error to expect, with the
+    calibration fit on its out-of-bag errors (`mlmodels.ml.ensemble.Calibration`, kept in
+    its metrics); the spread itself for versions trained before it."""
+    calibration = (model.metrics or {}).get("uncertainty_calibration")
+    if std is None or not calibration:
+        return std
+    return math.sqrt(float(calibration["scale"]) * std * std + float(calibration["noise"]))
 
 
 def metrics_headline(metrics: dict[str, Any] | None) -> dict[str, Any]:

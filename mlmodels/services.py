@@ -31,7 +31,7 @@ from config.exceptions import Conflict, NotFound, ValidationFailed
 from mlmodels.ml import applicability, artifacts, features, metrics, physchem
 from mlmodels.ml.ensemble import BootstrapEnsemble, ClassificationPrediction, RegressionPrediction
 from mlmodels.models import MLModel, ModelStatus, ValidationSet
-from mlmodels.selectors import lineage_active_version
+from mlmodels.selectors import lineage_active_version, predictive_std
 
 logger = logging.getLogger(__name__)
 
@@ -398,16 +398,26 @@ def _evaluate(
     ensemble: BootstrapEnsemble, spec: features.FeatureSpec, assay: Assay, validation: ValidationSet
 ) -> dict[str, Any]:
     ids, y = validation_targets(validation)
+    calibration = getattr(ensemble, "calibration_", None)
+    # Stored with the metrics so pages can turn a stored spread into an interval without the artifact.
+    calibrated = (
+        {"uncertainty_calibration": {"scale": round(calibration.scale, 6), "noise": round(calibration.noise, 6), "rows": calibration.n_rows}}
+        if calibration is not None
+        else {}
+    )
     if ids.size == 0:
-        return {"n": 0}
+        return {"n": 0, **calibrated}
     packed, stored = compound_features(spec=spec, compound_ids=ids)
     pred = ensemble.predict(features.build_matrix(spec, packed, stored), return_members=False)
     if isinstance(pred, RegressionPrediction):
-        result = metrics.regression_metrics(y, pred.mean, pred.std)
+        # Coverage, the page's error bars and its coverage curve use the predictive std
+        # (the spread calibrated on out-of-bag errors); the Spearman ranks by the spread.
+        std = ensemble.predictive_std(pred.std)
+        result = metrics.regression_metrics(y, pred.mean, std, y_spread=pred.std)
         result["y_true"] = [round(float(v), 4) for v in y]
         result["y_pred"] = [round(float(v), 4) for v in pred.mean]
-        result["y_std"] = [round(float(v), 4) for v in pred.std]
-        return result
+        result["y_std"] = [round(float(v), 4) for v in std]
+        return result | calibrated
     result = metrics.classification_metrics(y, pred.proba, n_classes=len(assay.classes) or None)
     # Per compound, as for regression: the model page draws the calibration curve from them.
     result["y_true"] = [int(v) for v in y]
@@ -862,6 +872,9 @@ class PredictionRow:
     probabilities: list[float] | None
     predicted_class: str | None
     error: str | None = None
+    # Regression: the spread calibrated on out-of-bag errors (`mlmodels.selectors.predictive_std`),
+    # the std of the error to expect; ± 1.96 x it is the 95 % interval.
+    predictive_std: float | None = None
 
 
 def model_predict(
@@ -870,7 +883,6 @@ def model_predict(
     """Predictions for posted SMILES or registered compounds; a bad SMILES is a row error."""
     if model.status == ModelStatus.FAILED:
         raise Conflict(f"{model} failed: {model.error or 'retrain it'}")
-    assay = model.assay
     rows: list[PredictionRow] = []
     if compound_ids:
         scores = model_score_compounds(model=model, compound_ids=list(compound_ids))
@@ -880,7 +892,7 @@ def model_predict(
             if k is None:
                 rows.append(PredictionRow(str(cid), int(cid), None, None, None, None, None, "no such compound"))
                 continue
-            rows.append(_row(str(cid), int(cid), scores, k, assay))
+            rows.append(_row(str(cid), int(cid), scores, k, model))
         return rows
     art = model_load(model=model)
     spec = art.feature_spec
@@ -907,21 +919,24 @@ def model_predict(
             fingerprints=packed,
         )
         for k, (i, _) in enumerate(valid):
-            rows[i] = _row(rows[i].input, None, scores, k, assay)
+            rows[i] = _row(rows[i].input, None, scores, k, model)
     return rows
 
 
-def _row(inp: str, cid: int | None, scores: PoolScores, k: int, assay: Assay) -> PredictionRow:
+def _row(inp: str, cid: int | None, scores: PoolScores, k: int, model: MLModel) -> PredictionRow:
+    assay = model.assay
     proba = [round(float(p), 6) for p in scores.proba[k]] if scores.proba is not None else None
     pred = float(scores.prediction[k])
+    uncertainty = float(scores.uncertainty[k])
     return PredictionRow(
         input=inp,
         compound_id=cid,
         prediction=pred,
-        uncertainty=float(scores.uncertainty[k]),
+        uncertainty=uncertainty,
         applicability_distance=float(scores.applicability[k]),
         probabilities=proba,
         predicted_class=assay.format_value(pred) if assay.is_classification else None,
+        predictive_std=None if assay.is_classification else predictive_std(model=model, std=uncertainty),
     )
 
 

@@ -32,7 +32,8 @@ REGRESSION_METRICS = [
     ("spearman", "Spearman ρ", "higher"),
     ("coverage_95", "95% interval coverage (ideal 0.95)", None),
     ("uncertainty_spearman", "Uncertainty–error Spearman ρ", "higher"),
-    ("mean_std", "Mean ensemble std", None),
+    ("mean_std", "Mean predictive std", None),
+    ("mean_spread", "Mean ensemble spread (std of the members)", None),
     ("n", "Validation compounds", None),
 ]
 CLASSIFICATION_METRICS = [
@@ -218,5 +219,6 @@ def _prediction_chart(model: MLModel, pred: Any) -> str:
     if model.assay.is_classification and pred.probabilities:
         return charts.probability_bars(classes=model.assay.classes, probabilities=pred.probabilities)
     span = selectors.assay_value_range(assay=model.assay) or (pred.prediction - 1, pred.prediction + 1)
-    return charts.interval_bar(mean=pred.prediction, std=pred.uncertainty or 0.0, lo=span[0], hi=span[1],
+    std = pred.predictive_std if pred.predictive_std is not None else pred.uncertainty
+    return charts.interval_bar(mean=pred.prediction, std=std or 0.0, lo=span[0], hi=span[1],
                                units=model.assay.units)

@@ -58,12 +58,17 @@ def regression_metrics(
     y_true: Sequence[float] | np.ndarray,
     y_pred: Sequence[float] | np.ndarray,
     y_std: Sequence[float] | np.ndarray | None = None,
+    *,
+    y_spread: Sequence[float] | np.ndarray | None = None,
 ) -> dict[str, float | int | None]:
     """RMSE, MAE, R², Spearman; with `y_std` also calibration of the uncertainty.
 
     `uncertainty_spearman` is Spearman(|error|, std): does a larger std flag a larger
     error? `coverage_95` is the fraction of true values inside mean ± 1.96·std (0.95
-    for a well-calibrated Gaussian; bootstrap spreads are usually too narrow).
+    for a well-calibrated Gaussian; raw bootstrap spreads are usually too narrow).
+    `y_spread`: the ensemble's raw spread when `y_std` is its calibrated predictive std;
+    the Spearman is then taken on the spread (a calibration with no weight on the spread
+    makes every std equal, which ranks nothing) and its mean is `mean_spread`.
     """
     t = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_pred, dtype=np.float64).ravel()
@@ -82,9 +87,14 @@ def regression_metrics(
         s = np.asarray(y_std, dtype=np.float64).ravel()
         if s.shape != t.shape:
             raise ValueError("y_std has a different length")
-        out["uncertainty_spearman"] = _spearman(np.abs(err), s)
+        spread = s if y_spread is None else np.asarray(y_spread, dtype=np.float64).ravel()
+        if spread.shape != t.shape:
+            raise ValueError("y_spread has a different length")
+        out["uncertainty_spearman"] = _spearman(np.abs(err), spread)
         out["coverage_95"] = _f(np.mean(np.abs(err) <= _Z95 * s))
         out["mean_std"] = _f(np.mean(s))
+        if y_spread is not None:
+            out["mean_spread"] = _f(np.mean(spread))
     return out
 
 

@@ -124,6 +124,8 @@ def test_models_list_detail_versions_and_predict(api_for: Any, trained: dict[str
     pred = client.post(f"/api/models/{model.pk}/predict/", {"smiles": ["CCO", "nonsense"]}, format="json").json()
     ok, bad = pred["results"]
     assert ok["prediction"] is not None and ok["uncertainty"] >= 0 and 0 <= ok["applicability_distance"] <= 1
+    cal = model.metrics["uncertainty_calibration"]  # the spread calibrated on out-of-bag errors
+    assert ok["predictive_std"] == pytest.approx((cal["scale"] * ok["uncertainty"] ** 2 + cal["noise"]) ** 0.5)
     assert bad["prediction"] is None and bad["error"]
     by_id = client.post(f"/api/models/{model.pk}/predict/", {"compound_ids": [trained["pool_ids"][0], 10**12]}, format="json").json()
     assert by_id["results"][0]["compound_id"] == trained["pool_ids"][0] and by_id["results"][1]["error"] == "no such compound"

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from compounds.models import Measurement
@@ -130,6 +131,25 @@ def test_predictions_for_smiles_carry_uncertainty_and_applicability(setup):  # t
         assert row.prediction is not None
         assert row.uncertainty >= 0
         assert 0 <= row.applicability_distance <= 1
+
+
+def test_intervals_come_from_the_spread_calibrated_on_out_of_bag_errors(setup, settings):  # type: ignore[no-untyped-def]
+    import math
+
+    model = setup["model"]
+    art = load_artifact(settings.ARTIFACT_ROOT / model.artifact)
+    stored = model.metrics["uncertainty_calibration"]
+    assert stored["scale"] == pytest.approx(art.ensemble.calibration_.scale, abs=1e-6)
+    assert stored["noise"] == pytest.approx(art.ensemble.calibration_.noise, abs=1e-6) and stored["noise"] > 0
+    # Coverage, the parity plot's bars and the coverage curve use the predictive std; the
+    # uncertainty Spearman and mean_spread describe the raw spread.
+    y, mean, std = (np.asarray(model.metrics[k]) for k in ("y_true", "y_pred", "y_std"))
+    assert model.metrics["coverage_95"] == pytest.approx(np.mean(np.abs(y - mean) <= 1.96 * std), abs=0.02)
+    assert model.metrics["mean_std"] > model.metrics["mean_spread"]
+    row = services.model_predict(model=model, smiles=["CCO"])[0]
+    assert row.predictive_std == pytest.approx(math.sqrt(stored["scale"] * row.uncertainty**2 + stored["noise"]))
+    by_id = services.model_predict(model=model, compound_ids=[setup["pool_ids"][0]])[0]
+    assert by_id.predictive_std == pytest.approx(math.sqrt(stored["scale"] * by_id.uncertainty**2 + stored["noise"]))
 
 
 def test_a_training_compound_has_applicability_distance_zero(setup, settings):  # type: ignore[no-untyped-def]

@@ -60,6 +60,19 @@ def test_the_item_page_shows_the_compound_prediction_reasons_and_shortcuts(clien
     assert "js/labeling.js" in body
 
 
+def test_the_band_uses_the_model_s_calibrated_std_once_it_has_one(client_for, scientist, items):  # type: ignore[no-untyped-def]
+    url = _item_url(items[0])
+    body = client_for(scientist).get(url).content.decode()
+    assert "± 1.96 × its spread (std 0.3)" in body  # a version trained before calibration
+    model = items[0].model
+    model.metrics = {"coverage_95": 0.93, "uncertainty_calibration": {"scale": 3.0, "noise": 0.09, "rows": 900}}
+    model.save()
+    body = client_for(scientist).get(url).content.decode()
+    # √(3 × 0.3² + 0.09) = 0.6: the spread of the stored item, calibrated on out-of-bag errors
+    assert "± 1.96 × its predictive std 0.6 (the ensemble's spread 0.3" in body
+    assert "this band held 93%" in body and "not as a calibrated" not in body
+
+
 def test_an_item_picked_during_a_warm_up_names_the_strategy_that_chose_it(client_for, scientist, items):  # type: ignore[no-untyped-def]
     item = items[0]
     item.score_components = {"rank": 0, "score": 0.4, "random": 0.4, "stage": "warmup", "picked_by": "random"}

@@ -43,6 +43,17 @@ def test_the_detail_page_draws_a_parity_plot_and_lists_versions(client_for, view
     assert "Versions of Solubility" in body
 
 
+def test_the_detail_page_says_which_std_its_intervals_use(client_for, viewer, scored):  # type: ignore[no-untyped-def]
+    body = client_for(viewer).get(reverse("mlmodels:detail", args=[scored.pk])).content.decode()
+    assert "bars: ± 1.96 × ensemble std" in body and "trained before calibrated intervals" in body
+    scored.metrics |= {"uncertainty_calibration": {"scale": 2.5, "noise": 0.17, "rows": 950}, "mean_spread": 0.1}
+    scored.save()
+    body = client_for(viewer).get(reverse("mlmodels:detail", args=[scored.pk])).content.decode()
+    assert "bars: ± 1.96 × predictive std" in body
+    assert "√(2.5 × spread² + 0.17)" in body and "out-of-bag errors of 950 training compounds" in body
+    assert "Mean ensemble spread" in body
+
+
 def test_a_classification_model_shows_its_confusion_matrix_and_ece(client_for, viewer, class_model):  # type: ignore[no-untyped-def]
     class_model.metrics = {"roc_auc": 0.8, "ece": 0.07, "accuracy": 0.7, "confusion_matrix": [[5, 1, 0], [1, 4, 2], [0, 1, 6]]}
     class_model.save()

@@ -61,7 +61,8 @@ class Command(BaseCommand):
             raise CommandError(f"cannot write {opts['out']}: {exc.strerror}") from exc
         try:
             writer = SafeWriter(out_fh)
-            header = ["row", "name", "smiles", "prediction", "uncertainty", "applicability_distance"]
+            # predictive_std (regression): the spread calibrated on out-of-bag errors; ± 1.96 x it is a 95 % interval.
+            header = ["row", "name", "smiles", "prediction", "uncertainty", "predictive_std", "applicability_distance"]
             writer.writerow(header + [f"p_{c}" for c in classes] + ["error"])
             pred = None
             if mols:
@@ -76,15 +77,16 @@ class Command(BaseCommand):
             position = {row_i: k for k, row_i in enumerate(keep)}
             for i, row in enumerate(rows):
                 if i in errors or pred is None:
-                    writer.writerow([row.row, row.name, row.smiles, "", "", ""] + [""] * len(classes) + [errors.get(i, "")])
+                    writer.writerow([row.row, row.name, row.smiles, "", "", "", ""] + [""] * len(classes) + [errors.get(i, "")])
                     continue
                 k = position[i]
                 if isinstance(pred, RegressionPrediction):
-                    values = [f"{pred.mean[k]:.4f}", f"{pred.std[k]:.4f}"]
+                    predictive = art.ensemble.predictive_std(pred.std[k : k + 1])[0]
+                    values = [f"{pred.mean[k]:.4f}", f"{pred.std[k]:.4f}", f"{predictive:.4f}"]
                     probs: list[str] = []
                 else:
                     label = int(pred.labels[k])
-                    values = [classes[label] if label < len(classes) else label, f"{pred.disagreement[k]:.4f}"]
+                    values = [classes[label] if label < len(classes) else label, f"{pred.disagreement[k]:.4f}", ""]
                     probs = [f"{p:.4f}" for p in pred.proba[k]]
                 writer.writerow([row.row, row.name, row.smiles, *values, f"{dist[k]:.4f}", *probs, ""])
         finally:
