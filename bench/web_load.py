@@ -69,6 +69,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--duration", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per gunicorn worker (gunicorn's gthread worker above 1; 1 is its sync worker)")
     parser.add_argument("--no-analyze", action="store_true",
                         help="leave the refilled queue table's statistics stale (as on this machine without autovacuum)")
     args = parser.parse_args()
@@ -125,7 +127,8 @@ def main() -> None:
     # Production serves hashed static files (whitenoise manifest): collect them first.
     subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{PORT}",
+        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "-w", "2", "--threads", str(args.threads),
+         "-b", f"127.0.0.1:{PORT}",
          "--log-level", "warning"], cwd=ROOT, env=env)
     tmp = Path(tempfile.mkdtemp())
     try:
