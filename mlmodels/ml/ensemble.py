@@ -104,9 +104,13 @@ class Calibration:
         extra = var * (1.0 / m[usable] - 1.0 / n_members)
         spread2 = var * (n_members - 1) / n_members  # the spread² the product will pass in
 
+        # A floor on the variance: targets the members fit exactly (a constant assay) would
+        # otherwise drive the noise to 0 and the likelihood to infinity.
+        floor = 1e-12 + 1e-9 * float(np.var(y))
+
         def nll(log_params: np.ndarray) -> float:
-            scale, noise = np.exp(log_params)
-            v = scale * spread2 + noise + extra
+            scale, noise = np.exp(np.clip(log_params, -50.0, 50.0))
+            v = np.maximum(scale * spread2 + noise + extra, floor)
             return float(np.sum(np.log(v) + r2 / v))
 
         start = np.log([0.5, max(float(np.mean(r2)) / 2, 1e-6)])
@@ -116,8 +120,10 @@ class Calibration:
         result = minimize(
             nll, start, method="Nelder-Mead", options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": 1e-6}
         )
-        scale, noise = (float(v) for v in np.exp(result.x))
-        return cls(scale=scale, noise=noise, n_rows=int(usable.sum()))
+        if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
+            return None
+        scale, noise = (float(v) for v in np.exp(np.clip(result.x, -50.0, 50.0)))
+        return cls(scale=scale, noise=max(noise, floor), n_rows=int(usable.sum()))
 
     def apply(self, std: np.ndarray) -> np.ndarray:
         std = np.asarray(std)

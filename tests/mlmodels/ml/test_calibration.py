@@ -56,6 +56,13 @@ def test_too_few_rows_with_two_out_of_bag_members_give_no_calibration() -> None:
     assert Calibration.fit(pred, oob, y) is None
 
 
+def test_a_target_the_members_fit_exactly_gives_finite_intervals() -> None:
+    X, _ = _noisy(200, seed=5)
+    ensemble = BootstrapEnsemble(random_state=0, **FAST).fit(X, np.full(200, -2.0))
+    std = ensemble.predictive_std(ensemble.predict(X[:20]).std)
+    assert np.all(np.isfinite(std)) and np.all(std >= 0) and float(std.max()) < 1e-3
+
+
 def test_the_predictive_std_covers_held_out_values_where_the_spread_does_not() -> None:
     X, y = _noisy(600, seed=0)
     X_new, y_new = _noisy(3000, seed=1)
