@@ -25,11 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from model_quality import featurize, load_solubility, parsed  # noqa: E402
+from model_quality import default_solubility  # noqa: E402
 
-from mlmodels.ml import physchem  # noqa: E402
 from mlmodels.ml.ensemble import BootstrapEnsemble  # noqa: E402
-from mlmodels.ml.features import DEFAULT_SPEC, build_matrix  # noqa: E402
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 
@@ -44,11 +42,8 @@ def nll(err: np.ndarray, std: np.ndarray) -> float:
 
 def main() -> None:
     started = time.perf_counter()
-    data, mols = parsed(load_solubility())
-    f = featurize(mols, DEFAULT_SPEC)
-    X = build_matrix(DEFAULT_SPEC, f.packed, f.stored)
-    tr, te, y = np.flatnonzero(data.train), np.flatnonzero(~data.train), data.logs
-    kwargs = physchem.ensemble_kwargs(DEFAULT_SPEC)
+    sol = default_solubility()
+    X, tr, te, y, kwargs = sol.X, sol.train, sol.test, sol.y, sol.kwargs
     runs = [(tr.size, k, tr) for k in range(5)]
     runs += [(size, k, np.random.default_rng(100 + k).choice(tr, size, replace=False)) for size in (150, 300, 550) for k in range(3)]
 

@@ -29,12 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from model_quality import featurize, load_solubility, parsed  # noqa: E402
+from model_quality import default_solubility  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
-from mlmodels.ml import physchem  # noqa: E402
 from mlmodels.ml.ensemble import BootstrapEnsemble  # noqa: E402
-from mlmodels.ml.features import DEFAULT_SPEC, build_matrix  # noqa: E402
 
 
 def rmse(pred: np.ndarray, y: np.ndarray) -> float:
@@ -59,11 +57,8 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     started = time.perf_counter()
 
-    data, mols = parsed(load_solubility())
-    f = featurize(mols, DEFAULT_SPEC)
-    X = build_matrix(DEFAULT_SPEC, f.packed, f.stored)
-    tr, te, y = np.flatnonzero(data.train), np.flatnonzero(~data.train), data.logs
-    base_kwargs = physchem.ensemble_kwargs(DEFAULT_SPEC)
+    sol = default_solubility()
+    X, tr, te, y, base_kwargs = sol.X, sol.train, sol.test, sol.y, sol.kwargs
 
     results: dict[str, dict[str, list[float]]] = {}
     for name, overrides in arms:

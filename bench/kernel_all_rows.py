@@ -24,12 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from model_quality import featurize, load_solubility, parsed  # noqa: E402
+from model_quality import default_solubility  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
-from mlmodels.ml import physchem  # noqa: E402
 from mlmodels.ml.ensemble import BootstrapEnsemble  # noqa: E402
-from mlmodels.ml.features import DEFAULT_SPEC, build_matrix  # noqa: E402
 
 SHARES = (0.0, 0.5, 1.0)
 
@@ -50,11 +48,8 @@ def report(label: str, res: dict[float, list[float]]) -> None:
 def main() -> None:
     which = set(sys.argv[1:]) or {"subsets", "test"}
     started = time.perf_counter()
-    data, mols = parsed(load_solubility())
-    f = featurize(mols, DEFAULT_SPEC)
-    X = build_matrix(DEFAULT_SPEC, f.packed, f.stored)
-    tr, te, y = np.flatnonzero(data.train), np.flatnonzero(~data.train), data.logs
-    kwargs = physchem.ensemble_kwargs(DEFAULT_SPEC)
+    sol = default_solubility()
+    X, tr, te, y, kwargs = sol.X, sol.train, sol.test, sol.y, sol.kwargs
 
     def fit_score(share: float, idx: np.ndarray, seed: int, target: np.ndarray) -> np.ndarray:
         model = BootstrapEnsemble(random_state=seed, smooth_all_rows=share, **kwargs).fit(X[idx], y[idx])

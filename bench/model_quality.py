@@ -125,6 +125,29 @@ def featurize(mols: list[Any], spec: FeatureSpec) -> Featurized:
     return Featurized(packed, stored, elapsed / len(mols) * 1e6)
 
 
+@dataclass
+class DefaultSolubility:
+    """The solubility set as the default model sees it, for the paired screens."""
+
+    X: np.ndarray  # DEFAULT_SPEC's matrix, every parsed row
+    train: np.ndarray  # row indices of the training split
+    test: np.ndarray  # row indices of the test split
+    y: np.ndarray  # logS
+    kwargs: dict[str, Any]  # the product's BootstrapEnsemble keywords (the prior included)
+
+
+def default_solubility() -> DefaultSolubility:
+    data, mols = parsed(load_solubility())
+    f = featurize(mols, DEFAULT_SPEC)
+    return DefaultSolubility(
+        X=build_matrix(DEFAULT_SPEC, f.packed, f.stored),
+        train=np.flatnonzero(data.train),
+        test=np.flatnonzero(~data.train),
+        y=data.logs,
+        kwargs=physchem.ensemble_kwargs(DEFAULT_SPEC),
+    )
+
+
 _last_cpu = 0.0
 
 
