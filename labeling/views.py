@@ -417,6 +417,7 @@ def _item_context(
     predicted_class = None
     if item.probabilities:
         predicted_class = max(range(len(item.probabilities)), key=lambda i: item.probabilities[i])
+    predictive = None if classes else model_selectors.predictive_std(model=item.model, std=item.uncertainty)
     return {
         "item": item,
         "compound": item.compound,
@@ -426,10 +427,10 @@ def _item_context(
         "may_act": may_act,
         "predicted_class": predicted_class,
         "entropy_share": entropy_share,
-        "prediction_chart": _prediction_chart(item),
+        "prediction_chart": _prediction_chart(item, predictive),
         "coverage": (item.model.metrics or {}).get("coverage_95"),
         "calibrated": bool((item.model.metrics or {}).get("uncertainty_calibration")),
-        "predictive_std": None if classes else model_selectors.predictive_std(model=item.model, std=item.uncertainty),
+        "predictive_std": predictive,
         "out_of_domain": (item.applicability_distance or 0) > APPLICABILITY_WARNING,
         "ad_threshold": APPLICABILITY_WARNING,
         "similar": model_selectors.assay_similar_labeled(compound=item.compound, assay=assay, k=5),
@@ -457,15 +458,14 @@ def _last_skip(request: HttpRequest, shown: LabelQueueItem) -> LabelQueueItem | 
     return skipped if selectors.queue_item_unskip_allowed(item=skipped, user=request.user) else None
 
 
-def _prediction_chart(item: LabelQueueItem) -> str:
+def _prediction_chart(item: LabelQueueItem, predictive_std: float | None) -> str:
     assay = item.model.assay
     if assay.is_classification and item.probabilities:
         return charts.probability_bars(classes=assay.classes, probabilities=item.probabilities)
     if item.prediction is None:
         return ""
     span = model_selectors.assay_value_range(assay=assay) or (item.prediction - 1, item.prediction + 1)
-    std = model_selectors.predictive_std(model=item.model, std=item.uncertainty)
-    return charts.interval_bar(mean=item.prediction, std=std or 0.0, lo=span[0], hi=span[1], units=assay.units)
+    return charts.interval_bar(mean=item.prediction, std=predictive_std or 0.0, lo=span[0], hi=span[1], units=assay.units)
 
 
 def _next_item(request: HttpRequest, item: LabelQueueItem, model_id: int | None) -> LabelQueueItem | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +10,7 @@ from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 from compounds.models import Assay, Compound, Measurement
 from compounds.selectors import compound_similar
 from labeling.models import LabelQueueItem
+from mlmodels.ml.ensemble import Calibration
 from mlmodels.ml.features import FeatureSpec
 from mlmodels.ml.metrics import primary_metric
 from mlmodels.models import MLModel, ModelStatus
@@ -131,7 +131,7 @@ def predictive_std(*, model: MLModel, std: float | None) -> float | None:
     calibration = (model.metrics or {}).get("uncertainty_calibration")
     if std is None or not calibration:
         return std
-    return math.sqrt(float(calibration["scale"]) * std * std + float(calibration["noise"]))
+    return float(Calibration.from_dict(calibration).apply(float(std)))
 
 
 def metrics_headline(metrics: dict[str, Any] | None) -> dict[str, Any]:

@@ -400,11 +400,7 @@ def _evaluate(
     ids, y = validation_targets(validation)
     calibration = getattr(ensemble, "calibration_", None)
     # Stored with the metrics so pages can turn a stored spread into an interval without the artifact.
-    calibrated = (
-        {"uncertainty_calibration": {"scale": round(calibration.scale, 6), "noise": round(calibration.noise, 6), "rows": calibration.n_rows}}
-        if calibration is not None
-        else {}
-    )
+    calibrated = {"uncertainty_calibration": calibration.to_dict()} if calibration is not None else {}
     if ids.size == 0:
         return {"n": 0, **calibrated}
     packed, stored = compound_features(spec=spec, compound_ids=ids)

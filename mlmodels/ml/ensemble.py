@@ -128,9 +128,18 @@ class Calibration:
         scale, noise = (float(v) for v in np.exp(np.clip(result.x, -50.0, 50.0)))
         return cls(scale=scale, noise=max(noise, floor), n_rows=int(usable.sum()))
 
-    def apply(self, std: np.ndarray) -> np.ndarray:
+    def apply(self, std: np.ndarray | float) -> np.ndarray:
+        """Spread(s) → predictive std(s), in the spread's dtype (a 0-d array for a number)."""
         std = np.asarray(std)
         return np.sqrt(self.scale * np.square(std, dtype=np.float64) + self.noise).astype(std.dtype, copy=False)
+
+    def to_dict(self) -> dict[str, float | int]:
+        """As kept in a model version's metrics (`uncertainty_calibration`)."""
+        return {"scale": round(self.scale, 6), "noise": round(self.noise, 6), "rows": self.n_rows}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        return cls(scale=float(data["scale"]), noise=float(data["noise"]), n_rows=int(data.get("rows", 0)))
 
 
 class _ConstantClassifier:

@@ -68,6 +68,8 @@ class Command(BaseCommand):
             if mols:
                 X = features.featurize_mols(mols, art.feature_spec)
                 pred = art.ensemble.predict(X, return_members=False)
+                if isinstance(pred, RegressionPrediction):
+                    predictive = art.ensemble.predictive_std(pred.std)
                 train_fps = art.extra.get("training_fingerprints")
                 dist = (
                     applicability.applicability_distance(features.packed_fingerprints(mols), train_fps)
@@ -81,8 +83,7 @@ class Command(BaseCommand):
                     continue
                 k = position[i]
                 if isinstance(pred, RegressionPrediction):
-                    predictive = art.ensemble.predictive_std(pred.std[k : k + 1])[0]
-                    values = [f"{pred.mean[k]:.4f}", f"{pred.std[k]:.4f}", f"{predictive:.4f}"]
+                    values = [f"{pred.mean[k]:.4f}", f"{pred.std[k]:.4f}", f"{predictive[k]:.4f}"]
                     probs: list[str] = []
                 else:
                     label = int(pred.labels[k])
