@@ -82,6 +82,9 @@ class ModelOutputs:
     labeled_values: np.ndarray | None = None  # measured values (L,) of the labeled compounds, same order
     features: np.ndarray | None = None  # the model's input matrix X (n, d) over the pool, for variance_reduction
     labeled_features: np.ndarray | None = None  # X (L, d) of the labeled compounds
+    # Each feature column's weight in the model's kernel distance (d,), None: all 1. A design
+    # then measures distances the way the model's kernel half does (its prior columns count more).
+    feature_weights: np.ndarray | None = None
     best_observed: float | None = None  # for expected_improvement
     direction: str = "maximize"  # which way is "better" for the assay
 
@@ -120,6 +123,13 @@ class ModelOutputs:
             and self.features.shape[1] != self.labeled_features.shape[1]
         ):
             raise StrategyError("labeled_features", "number of columns differs from features")
+        if self.feature_weights is not None:
+            weights = _float_array("feature_weights", self.feature_weights, ndim=1)
+            if self.features is None or weights.shape[0] != self.features.shape[1]:
+                raise StrategyError("feature_weights", "needs one weight per feature column")
+            if not (np.isfinite(weights).all() and (weights > 0).all()):
+                raise StrategyError("feature_weights", "must be finite and > 0")
+            object.__setattr__(self, "feature_weights", weights)
         if (
             self.fingerprints is not None
             and self.labeled_fingerprints is not None
@@ -586,6 +596,7 @@ class VarianceDesign:
         n_landmarks: int,
         seed: int,
         target_weights: np.ndarray | None = None,
+        column_weights: np.ndarray | None = None,
     ) -> VarianceDesign:
         rows = features if labeled is None or labeled.shape[0] == 0 else np.vstack([features, labeled])
         columns = KernelBasis.usable_columns(rows)
@@ -599,7 +610,8 @@ class VarianceDesign:
             # Quantiles and landmarks from a sample: as good for the kernel, and the
             # row-unique pass of a 25,000-row fit is most of the design's set-up.
             rows = rows[np.sort(np.random.default_rng(seed).choice(rows.shape[0], _BASIS_ROWS, replace=False))]
-        basis = KernelBasis(n_landmarks=n_landmarks, gamma=gamma).fit(rows, columns, seed)
+        weights = None if column_weights is None else np.asarray(column_weights, dtype=np.float64)[columns]
+        basis = KernelBasis(n_landmarks=n_landmarks, gamma=gamma).fit(rows, columns, seed, weights=weights)
         whitener = nystrom_whitener(basis.gram())
         m = whitener.shape[0]
         # Every pool row is a candidate and a target: its features are computed once.
@@ -661,6 +673,8 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
     landmarks = p["landmarks"]
     if isinstance(landmarks, bool) or not isinstance(landmarks, int | np.integer) or not 16 <= landmarks <= 4096:
         raise StrategyError("landmarks", f"must be an integer in 16..4096, got {landmarks!r}")
+    if not isinstance(p["model_kernel"], bool):
+        raise StrategyError("model_kernel", f"must be true or false, got {p['model_kernel']!r}")
     seed = 0 if p.get("random_state") is None else int(p["random_state"])
     power = _number(p, "uncertainty_power", minimum=0.0)
     weights = None
@@ -675,6 +689,7 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
         n_landmarks=int(landmarks),
         seed=seed,
         target_weights=weights,
+        column_weights=o.feature_weights if p["model_kernel"] else None,
     )
 
 
@@ -846,11 +861,12 @@ STRATEGIES: dict[str, StrategyInfo] = {
             "improve",
             "Label-free design (V-optimality): the compounds whose labels would most lower the "
             "mean predictive variance over the whole pool of a Gaussian process with the model's "
-            "descriptor kernel, given the labeled compounds; the batch is built one compound at a "
+            "descriptor kernel (model_kernel: its prior's columns weighted as the model weighs them), "
+            "given the labeled compounds; the batch is built one compound at a "
             "time, each pick counted as labeled. Representative and spread out, never spent on "
             "outliers; it does not depend on the model's current fit (unless uncertainty_power > 0 "
             "weights the pool by the model's uncertainty).",
-            {"noise": 0.1, "gamma": 0.2, "landmarks": 512, "uncertainty_power": 0.0},
+            {"noise": 0.1, "gamma": 0.2, "landmarks": 512, "uncertainty_power": 0.0, "model_kernel": True},
             {REGRESSION: ("features",), CLASSIFICATION: ("features",)},
             _score_variance_reduction,
             _variance_reduction_batch,

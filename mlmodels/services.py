@@ -706,12 +706,13 @@ def model_training_fingerprints(*, art: artifacts.Artifact) -> np.ndarray:
 
 
 def model_training_features(*, art: artifacts.Artifact) -> np.ndarray:
-    """The model's input matrix X of its training compounds, in training order."""
+    """The training compounds' rows as the members see them (the model's input X plus the
+    prior's columns where it has a prior), in training order."""
     ids = [int(i) for i in art.training_ids]
     existing = set(Compound.objects.filter(id__in=ids).values_list("id", flat=True))
     ids = [i for i in ids if i in existing]
     packed, stored = compound_features(spec=art.feature_spec, compound_ids=ids)
-    return features.build_matrix(art.feature_spec, packed, stored)
+    return art.ensemble.member_input(features.build_matrix(art.feature_spec, packed, stored))
 
 
 @dataclass
@@ -725,7 +726,10 @@ class PoolScores:
     member_proba: np.ndarray | None  # (members, n, K)
     applicability: np.ndarray
     fingerprints: np.ndarray | None  # packed (n, 256), when asked for
-    features: np.ndarray | None = None  # the model's input X (n, d) float32, when asked for
+    # The rows as the members see them (X plus the prior's columns), when asked for, and each
+    # column's weight in the kernel half's distance (None: all 1).
+    features: np.ndarray | None = None
+    feature_weights: np.ndarray | None = None
 
     @property
     def prediction(self) -> np.ndarray:
@@ -756,8 +760,9 @@ def model_score_compounds(
 ) -> PoolScores:
     """Score registered compounds from their stored fingerprints/features, in chunks.
 
-    `with_features` keeps the model's input matrix (4 bytes x columns a compound: for
-    design strategies on a sampled pool, not for a 1M pool)."""
+    `with_features` keeps the rows as the members see them, with the kernel's column
+    weights (4 bytes x columns a compound: for design strategies on a sampled pool, not for
+    a 1M pool)."""
     art = model_load(model=model)
     spec = art.feature_spec
     train_fps = model_training_fingerprints(art=art)
@@ -803,7 +808,7 @@ def model_score_compounds(
             free.put(buffer)  # nothing refers to X after the prediction
         part: dict[str, Any] = {"ids": ids, "applicability": distance}
         if with_features:
-            part["features"] = X
+            part["features"] = art.ensemble.member_input(X, prior_columns=prior_columns)
         if with_fingerprints:
             # 256 bytes a compound: kept only when a batch mode or the map needs them.
             part["fingerprints"] = packed
@@ -822,6 +827,7 @@ def model_score_compounds(
         return np.concatenate(arrays, axis=axis) if arrays else None
 
     empty_ids = np.zeros(0, dtype=np.int64)
+    pool_features = cat("features") if with_features else None
     return PoolScores(
         ids=cat("ids") if parts else empty_ids,
         mean=cat("mean"),
@@ -832,7 +838,8 @@ def model_score_compounds(
         fingerprints=cat("fingerprints") if parts and with_fingerprints else (
             np.zeros((0, chemistry.FP_BYTES), dtype=np.uint8) if with_fingerprints else None
         ),
-        features=cat("features") if with_features else None,
+        features=pool_features,
+        feature_weights=None if pool_features is None else art.ensemble.kernel_column_weights(pool_features.shape[1]),
     )
 
 

@@ -486,6 +486,7 @@ def model_outputs(
         labeled_values=labeled_values,
         features=scores.features,
         labeled_features=labeled_features,
+        feature_weights=scores.feature_weights,
         best_observed=best_observed,
         direction=model.assay.direction,
     )

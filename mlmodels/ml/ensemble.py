@@ -446,6 +446,12 @@ class BootstrapEnsemble(BaseEstimator):
             return None
         return np.where(columns >= self.n_features_in_, w, 1.0)
 
+    def kernel_column_weights(self, n_columns: int) -> np.ndarray | None:
+        """Per column of `member_input`'s output (n_columns wide), its weight in the kernel
+        half's distance; None where every column counts once. A design strategy that
+        measures distances as the model does reads these (cycles.strategies)."""
+        return self._basis_weights(np.arange(n_columns))
+
     def _smooth_parts(self) -> list[tuple[float, Any, np.ndarray, np.ndarray]]:
         """(weight, basis, coef (members, landmarks), intercept (members,)) per fitted part."""
         parts = []

@@ -121,10 +121,21 @@ def test_variance_reduction_designs_over_the_models_own_features(setup):  # type
     art = model_services.model_load(model=model)
     X_train = model_services.model_training_features(art=art)
     assert X_train.shape[0] == len(art.training_ids)
-    # Row i is training compound i's input, as the model built it from stored features.
+    # Row i is training compound i as the members see it: its input from stored features,
+    # then the prior's columns, the ones the model's kernel weighs more.
     first = Compound.objects.get(pk=art.training_ids[0])
-    expected = featurize_smiles([first.canonical_smiles], art.feature_spec)[0]
+    expected = art.ensemble.member_input(featurize_smiles([first.canonical_smiles], art.feature_spec))[0]
+    extra = len(art.ensemble.member_feature_names_extra)
+    assert extra > 0 and X_train.shape[1] == art.feature_spec.n_features + extra
     np.testing.assert_allclose(X_train[0], expected, rtol=1e-5, equal_nan=True)
+    weights = art.ensemble.kernel_column_weights(X_train.shape[1])
+    assert weights is not None and set(weights[-extra:]) == {art.ensemble.smooth_prior_weight}
+    assert set(weights[:-extra]) == {1.0}
+    # The pool's rows come the same way, with the same weights, from the stored features.
+    pool = model_services.model_score_compounds(model=model, compound_ids=art.training_ids[:3], with_features=True)
+    row = int(np.flatnonzero(pool.ids == art.training_ids[0])[0])
+    np.testing.assert_allclose(pool.features[row], X_train[0], rtol=1e-5, equal_nan=True)
+    np.testing.assert_array_equal(pool.feature_weights, weights)
 
     eligible = pool_queryset(model=model, pool=PoolSpec())[0].count()
     result = services.cycle_select(model=model, user=setup["lead"], strategy="variance_reduction", batch_size=6)

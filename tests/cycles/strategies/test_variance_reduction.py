@@ -1,4 +1,4 @@
-"""variance_reduction: greedy V-optimal design with the model's descriptor kernel.
+"""variance_reduction: greedy V-optimal design with the model's descriptor kernel (and its column weights).
 
 The Nyström form with every row a landmark is the exact Gaussian process, so its
 picks are checked against a brute-force n x n posterior covariance, conditioned one
@@ -22,10 +22,15 @@ def outputs(pool: np.ndarray, labeled: np.ndarray | None) -> ModelOutputs:
     return ModelOutputs("regression", mean=np.zeros(pool.shape[0]), features=pool, labeled_features=labeled)
 
 
-def brute_force_picks(pool: np.ndarray, labeled: np.ndarray, k: int, noise: float, gamma: float) -> list[int]:
+def brute_force_picks(
+    pool: np.ndarray, labeled: np.ndarray, k: int, noise: float, gamma: float, weights: np.ndarray | None = None
+) -> list[int]:
     """Exact GP: the same kernel (fit on pool + labeled rows), covariance over pool + labeled."""
     rows = np.vstack([pool, labeled])
-    basis = KernelBasis(n_landmarks=10_000, gamma=gamma).fit(rows, KernelBasis.usable_columns(rows), seed=0)
+    columns = KernelBasis.usable_columns(rows)
+    basis = KernelBasis(n_landmarks=10_000, gamma=gamma).fit(
+        rows, columns, seed=0, weights=None if weights is None else weights[columns]
+    )
     T = basis.transform(rows)
     d = (T * T).sum(1)[:, None] + (T * T).sum(1)[None, :] - 2 * T @ T.T
     S = np.exp(-basis.gamma_ * np.maximum(d, 0))
@@ -99,12 +104,35 @@ def test_excluded_compounds_are_never_picked_and_picks_are_distinct():
     assert sorted(everything.indices.tolist()) == list(range(1, 50, 2))
 
 
+def test_the_design_weighs_columns_as_the_models_kernel_does():
+    pool, labeled = features(60, seed=1), features(8, seed=2)
+    # As a model with a prior weighs its prior's columns: here the first descriptor, 4x.
+    weights = np.ones(pool.shape[1])
+    weights[0] = 4.0
+    out = ModelOutputs("regression", mean=np.zeros(60), features=pool, labeled_features=labeled, feature_weights=weights)
+    weighted = select("variance_reduction", out, 6, params={"landmarks": 4096}, random_state=0)
+    assert weighted.indices.tolist() == brute_force_picks(pool, labeled, 6, 0.1, gamma=0.2, weights=weights)
+    # model_kernel false: every column counts once, as without weights.
+    plain = select("variance_reduction", out, 6, params={"landmarks": 4096, "model_kernel": False}, random_state=0)
+    assert plain.indices.tolist() == brute_force_picks(pool, labeled, 6, 0.1, gamma=0.2)
+    assert plain.indices.tolist() != weighted.indices.tolist()
+
+
+@pytest.mark.parametrize("weights", [np.ones(4), np.r_[np.ones(8), 0.0], np.r_[np.ones(8), np.nan]])
+def test_feature_weights_are_one_positive_number_per_column(weights: np.ndarray):
+    with pytest.raises(StrategyError) as err:
+        ModelOutputs("regression", mean=np.zeros(20), features=features(20), feature_weights=weights)
+    assert err.value.param == "feature_weights"
+
+
 def test_it_needs_the_feature_matrix_and_sane_parameters():
     pool = features(20)
     with pytest.raises(StrategyError) as err:
         select("variance_reduction", ModelOutputs("regression", mean=np.zeros(20)), 2)
     assert err.value.param == "features"
-    for param, value in (("noise", 0), ("gamma", -1.0), ("landmarks", 3), ("landmarks", "many")):
+    for param, value in (
+        ("noise", 0), ("gamma", -1.0), ("landmarks", 3), ("landmarks", "many"), ("model_kernel", "yes")
+    ):
         with pytest.raises(StrategyError) as err:
             select("variance_reduction", outputs(pool, None), 2, params={param: value})
         assert err.value.param == param
