@@ -9,6 +9,9 @@ default (DEFAULT_SPEC, 10-member XGBoost bootstrap ensemble); seeds 0..N-1.
     .venv/bin/python bench/model_improvement.py --only regression --seeds 10
     .venv/bin/python bench/model_improvement.py --only regression --seeds 10 --jobs 2 --baselines random \
         --out docs/benchmarks/solubility_prior          # 2026-12-01: the default with the melting-point prior
+    .venv/bin/python bench/model_improvement.py --only regression --seeds 10 --jobs 2 --baselines "" --no-preset \
+        --arm 'vrall={"strategy": "variance_reduction"}' --also docs/benchmarks/solubility_model_kernel.csv \
+        --out /tmp/arms                                 # other schedules beside an earlier run's rows
 
 Regression (logS, validation RMSE vs labels): random, uncertainty, hybrid (spec
 default weights), greedy_sampling (iGS, Wu, Lin & Huang 2019; added 2026-11-29, not
@@ -54,14 +57,21 @@ PROTOCOL = ["--initial", "50", "--batch-size", "25", "--cycles", "20"]
 BASELINES = ["random", "uncertainty", "hybrid", "greedy_sampling"]
 
 
-def run(args: list[str], env: dict[str, str], *, jobs: int = 1, seeds: int = 5) -> float:
+def run(
+    args: list[str], env: dict[str, str], *, jobs: int = 1, seeds: int = 5, also: list[Path] | None = None
+) -> float:
     """One `simulate` over every strategy and seed, or (jobs > 1) one process per
-    (strategy, seed), each on its own SQLite file, merged into the same outputs."""
+    (strategy, seed), each on its own SQLite file, merged into the same outputs.
+    `also`: CSVs of earlier runs of the same protocol whose rows join the outputs (a
+    strategy's seeds replay exactly, so a baseline need not run again)."""
     t = time.time()
     if jobs <= 1:
         cmd = ["nice", "-n", "19", sys.executable, "manage.py", "simulate", *args, "--seeds", str(seeds)]
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+        if also:
+            out = Path(args[args.index("--out") + 1])
+            merge([out.with_suffix(".csv"), *also], out, lower_is_better="--task" not in args)
         return time.time() - t
     strategies = [args[i + 1] for i, a in enumerate(args) if a == "--strategy"]
     rest = [a for i, a in enumerate(args) if a != "--strategy" and (i == 0 or args[i - 1] != "--strategy")]
@@ -85,7 +95,7 @@ def run(args: list[str], env: dict[str, str], *, jobs: int = 1, seeds: int = 5) 
     tasks = [(strategy, seed) for seed in range(seeds) for strategy in strategies]
     with ThreadPoolExecutor(jobs) as pool:
         parts = list(pool.map(one, tasks))
-    merge(parts, out, lower_is_better="--task" not in rest)
+    merge([*parts, *(also or [])], out, lower_is_better="--task" not in rest)
     shutil.rmtree(tmp, ignore_errors=True)
     return time.time() - t
 
@@ -155,11 +165,11 @@ def curve_summary(csv_path: Path, column: str, lower_is_better: bool) -> dict[st
                 by[r["strategy"]][int(r["step"])].append((float(r["labels"]), float(r[column])))
     curves = {s: [(np.mean([x for x, _ in pts]), np.mean([v for _, v in pts])) for _, pts in sorted(steps.items())]
               for s, steps in by.items()}
-    target = curves["random"][-1][1]
+    target = curves["random"][-1][1] if "random" in curves else None
     out: dict[str, dict[str, float | None]] = {}
     for s, curve in curves.items():
         xs, ys = np.array([x for x, _ in curve]), np.array([y for _, y in curve])
-        ok = ys <= target if lower_is_better else ys >= target
+        ok = np.zeros(ys.shape, bool) if target is None else ys <= target if lower_is_better else ys >= target
         out[s] = {"reach": float(xs[np.argmax(ok)]) if ok.any() else None,
                   "area": float(np.trapezoid(ys, xs) / (xs[-1] - xs[0]))}
     return out
@@ -175,7 +185,8 @@ def table(csv_path: Path, column: str, label: str, lower_is_better: bool) -> Non
     for strategy, vals in finals(csv_path, column).items():
         v = np.array(vals)
         s = summary[strategy]
-        reach = "not reached" if s["reach"] is None else f"{s['reach']:.0f}"
+        reach = "no random run" if "random" not in summary else (
+            "not reached" if s["reach"] is None else f"{s['reach']:.0f}")
         print(f"| {strategy} | {v.mean():.3f} ± {v.std(ddof=1):.3f} (n={v.size}) | {reach} | {s['area']:.3f} |")
 
 
@@ -188,6 +199,13 @@ def main() -> None:
     ap.add_argument("--only", choices=["regression", "classification"], default=None)
     ap.add_argument("--baselines", default=",".join(BASELINES),
                     help="regression: comma-separated strategies run beside the preset (default: %(default)s)")
+    ap.add_argument("--arm", action="append", default=[], metavar="NAME=JSON",
+                    help="regression: also run this schedule under NAME (simulate params, e.g. "
+                         "'vr450={\"strategy\": \"uncertainty\", \"warmup\": {\"strategy\": "
+                         "\"variance_reduction\", \"until_labeled\": 450}}'); repeatable")
+    ap.add_argument("--no-preset", action="store_true", help="regression: do not run the preset's strategy")
+    ap.add_argument("--also", action="append", default=[], type=Path, metavar="CSV",
+                    help="regression: merge an earlier run's rows (same protocol) into the outputs; repeatable")
     ap.add_argument("--out", default="docs/benchmarks/solubility")
     ap.add_argument("--cls-strategy", default=None,
                     help="classification: compare this strategy (default: the MODEL_IMPROVEMENT preset) with random")
@@ -204,11 +222,20 @@ def main() -> None:
         # names the real strategy behind a label).
         name = label(preset)
         params = {name: {"strategy": preset["strategy"], **preset["params"]}}
+        for arm in opts.arm:
+            arm_name, sep, arm_params = arm.partition("=")
+            if not sep or not arm_name:
+                ap.error(f"--arm {arm!r}: expected NAME=JSON")
+            try:
+                params[arm_name] = json.loads(arm_params)
+            except json.JSONDecodeError as exc:
+                ap.error(f"--arm {arm_name}: {exc}")
         args = [*common, "--assay", "logS", *preset_args(preset), "--params", json.dumps(params),
                 "--out", opts.out]
-        for s in dict.fromkeys([*filter(None, opts.baselines.split(",")), name]):
+        arms = [a.partition("=")[0] for a in opts.arm]
+        for s in dict.fromkeys([*filter(None, opts.baselines.split(",")), *arms, *([] if opts.no_preset else [name])]):
             args += ["--strategy", s]
-        wall = run(args, env, jobs=opts.jobs, seeds=opts.seeds)
+        wall = run(args, env, jobs=opts.jobs, seeds=opts.seeds, also=opts.also)
         print(f"regression run: {wall:.0f} s wall")
         table(ROOT / f"{opts.out}.csv", "value", "RMSE", lower_is_better=True)
     if opts.only in (None, "classification"):
