@@ -448,8 +448,12 @@ class BootstrapEnsemble(BaseEstimator):
 
     def kernel_column_weights(self, n_columns: int) -> np.ndarray | None:
         """Per column of `member_input`'s output (n_columns wide), its weight in the kernel
-        half's distance; None where every column counts once. A design strategy that
-        measures distances as the model does reads these (cycles.strategies)."""
+        half's distance; None where every column counts once, and where there is no kernel
+        half (classification, random forest, smooth_weight 0): the trees weigh no column
+        more than another. A design strategy that measures distances as the model does reads
+        these (cycles.strategies)."""
+        if getattr(self, "basis_", None) is None:
+            return None
         return self._basis_weights(np.arange(n_columns))
 
     def _smooth_parts(self) -> list[tuple[float, Any, np.ndarray, np.ndarray]]:

@@ -227,6 +227,25 @@ def test_the_kernel_half_weights_the_prior_columns_and_only_them(with_prior: Boo
     assert with_prior.smooth_prior_weight == 4.0  # the default (BENCHMARKS.md, 2026-12-01)
 
 
+def test_a_design_reads_the_kernel_weights_only_where_there_is_a_kernel_half(
+    with_prior: BootstrapEnsemble, logs: np.ndarray
+) -> None:
+    X = featurize_smiles(SMILES, DEFAULT_SPEC)
+    width = with_prior.member_input(X).shape[1]
+    weights = with_prior.kernel_column_weights(width)
+    np.testing.assert_array_equal(weights[with_prior.basis_.columns_], with_prior.basis_.weights_)
+    assert weights[: X.shape[1]].tolist() == [1.0] * X.shape[1] and weights[X.shape[1] :].tolist() == [4.0] * 3
+    # Trees alone (a classifier, or no kernel share) weigh no column more than another,
+    # though their members see the prior's columns too.
+    classes = (logs > np.median(logs)).astype(int)
+    for trees_only in (
+        BootstrapEnsemble(**FAST, task="classification", melting_point_prior=True, descriptor_offset=OFFSET).fit(X, classes),
+        BootstrapEnsemble(**FAST, melting_point_prior=True, descriptor_offset=OFFSET, smooth_weight=0.0).fit(X, logs),
+    ):
+        assert trees_only.member_input(X).shape[1] == width
+        assert trees_only.basis_ is None and trees_only.kernel_column_weights(width) is None
+
+
 def test_the_baseline_is_half_the_least_squares_line_in_the_gse_column(
     with_prior: BootstrapEnsemble, logs: np.ndarray
 ) -> None:
