@@ -12,6 +12,8 @@ default (DEFAULT_SPEC, 10-member XGBoost bootstrap ensemble); seeds 0..N-1.
     .venv/bin/python bench/model_improvement.py --only regression --seeds 10 --jobs 2 --baselines "" --no-preset \
         --arm 'vrall={"strategy": "variance_reduction"}' --also docs/benchmarks/solubility_model_kernel.csv \
         --out /tmp/arms                                 # other schedules beside an earlier run's rows
+    .venv/bin/python bench/model_improvement.py --only regression --seeds 5 --jobs 2 --holdout 205 --cycles 14 \
+        --out /tmp/heldout                              # choose on the training split, never on the test split
 
 Regression (logS, validation RMSE vs labels): random, uncertainty, hybrid (spec
 default weights), greedy_sampling (iGS, Wu, Lin & Huang 2019; added 2026-11-29, not
@@ -51,7 +53,29 @@ MODEL_IMPROVEMENT = presets.MODEL_IMPROVEMENT
 CLASSIFICATION_IMPROVEMENT = getattr(presets, "CLASSIFICATION_IMPROVEMENT", None)
 
 DATA = ROOT / "compounds" / "fixtures" / "solubility.csv"
-PROTOCOL = ["--initial", "50", "--batch-size", "25", "--cycles", "20"]
+PROTOCOL = ["--initial", "50", "--batch-size", "25"]
+
+
+def holdout_csv(data: Path, n_validation: int, seed: int) -> Path:
+    """The file's `train` rows only, `n_validation` of them (numpy default_rng(seed), drawn
+    without replacement) marked `test` and the rest `train`: a validation set and a pool for
+    screening choices without looking at the real test split. Written to a temp file."""
+    import numpy as np
+
+    with data.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        train = [r for r in reader if r["split"] == "train"]
+    if not 0 < n_validation < len(train):
+        raise SystemExit(f"--holdout must be in 1..{len(train) - 1}, got {n_validation}")
+    chosen = set(np.random.default_rng(seed).choice(len(train), n_validation, replace=False).tolist())
+    fd, name = tempfile.mkstemp(prefix="chemloop-holdout-", suffix=".csv")
+    with os.fdopen(fd, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for i, row in enumerate(train):
+            writer.writerow({**row, "split": "test" if i in chosen else "train"})
+    return Path(name)
 # Product default hybrid weights (cycles.strategies.DEFAULT_HYBRID_WEIGHTS) = no params;
 # greedy_sampling with its default variant (igs).
 BASELINES = ["random", "uncertainty", "hybrid", "greedy_sampling"]
@@ -180,7 +204,9 @@ def table(csv_path: Path, column: str, label: str, lower_is_better: bool) -> Non
 
     summary = curve_summary(csv_path, column, lower_is_better)
     print(f"\n{csv_path.name}: {label}")
-    print(f"| strategy | {label} @550 (mean ± sd, n) | labels to reach random's {label}@550 | normalised area |")
+    with csv_path.open() as fh:
+        last = max(int(r["labels"]) for r in csv.DictReader(fh))
+    print(f"| strategy | {label} @{last} (mean ± sd, n) | labels to reach random's {label}@{last} | normalised area |")
     print("|---|---|---|---|")
     for strategy, vals in finals(csv_path, column).items():
         v = np.array(vals)
@@ -194,6 +220,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--cycles", type=int, default=20, help="batches of 25 after the 50 initial labels")
+    ap.add_argument("--holdout", type=int, default=0, metavar="N",
+                    help="screen without the test split: validation = N random train rows, pool = the rest")
+    ap.add_argument("--holdout-seed", type=int, default=7)
     ap.add_argument("--jobs", type=int, default=1,
                     help="processes: > 1 runs every (strategy, seed) in its own process and SQLite file")
     ap.add_argument("--only", choices=["regression", "classification"], default=None)
@@ -214,7 +244,8 @@ def main() -> None:
     env.setdefault("DATABASE_URL", "sqlite:////tmp/solub.sqlite3")
     env.setdefault("ARTIFACT_ROOT", "/tmp/solub-artifacts")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    common = ["--data", str(opts.data), *PROTOCOL]
+    data = holdout_csv(opts.data, opts.holdout, opts.holdout_seed) if opts.holdout else opts.data
+    common = ["--data", str(data), *PROTOCOL, "--cycles", str(opts.cycles)]
     if opts.only in (None, "regression"):
         preset = MODEL_IMPROVEMENT
         # The preset runs under its own label (e.g. "uncertainty_ranked") so its tuned
@@ -254,6 +285,8 @@ def main() -> None:
         print(f"classification run: {wall:.0f} s wall")
         table(ROOT / f"{out}.csv", "value", "macro ROC-AUC", lower_is_better=False)
         table(ROOT / f"{out}.csv", "accuracy", "accuracy", lower_is_better=False)
+    if data != opts.data:
+        data.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
