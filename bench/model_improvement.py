@@ -55,6 +55,10 @@ CLASSIFICATION_IMPROVEMENT = getattr(presets, "CLASSIFICATION_IMPROVEMENT", None
 DATA = ROOT / "compounds" / "fixtures" / "solubility.csv"
 PROTOCOL = ["--initial", "50", "--batch-size", "25"]
 
+# Product default hybrid weights (cycles.strategies.DEFAULT_HYBRID_WEIGHTS) = no params;
+# greedy_sampling with its default variant (igs).
+BASELINES = ["random", "uncertainty", "hybrid", "greedy_sampling"]
+
 
 def holdout_csv(data: Path, n_validation: int, seed: int) -> Path:
     """The file's `train` rows only, `n_validation` of them (numpy default_rng(seed), drawn
@@ -76,9 +80,6 @@ def holdout_csv(data: Path, n_validation: int, seed: int) -> Path:
         for i, row in enumerate(train):
             writer.writerow({**row, "split": "test" if i in chosen else "train"})
     return Path(name)
-# Product default hybrid weights (cycles.strategies.DEFAULT_HYBRID_WEIGHTS) = no params;
-# greedy_sampling with its default variant (igs).
-BASELINES = ["random", "uncertainty", "hybrid", "greedy_sampling"]
 
 
 def run(
@@ -240,6 +241,15 @@ def main() -> None:
     ap.add_argument("--cls-strategy", default=None,
                     help="classification: compare this strategy (default: the MODEL_IMPROVEMENT preset) with random")
     opts = ap.parse_args()
+    arms: dict[str, dict] = {}
+    for arm in opts.arm:
+        arm_name, sep, arm_params = arm.partition("=")
+        if not sep or not arm_name:
+            ap.error(f"--arm {arm!r}: expected NAME=JSON")
+        try:
+            arms[arm_name] = json.loads(arm_params)
+        except json.JSONDecodeError as exc:
+            ap.error(f"--arm {arm_name}: {exc}")
     env = dict(os.environ)
     env.setdefault("DATABASE_URL", "sqlite:////tmp/solub.sqlite3")
     env.setdefault("ARTIFACT_ROOT", "/tmp/solub-artifacts")
@@ -252,18 +262,9 @@ def main() -> None:
         # params never replace a plain baseline's (simulate: a "strategy" key in params
         # names the real strategy behind a label).
         name = label(preset)
-        params = {name: {"strategy": preset["strategy"], **preset["params"]}}
-        for arm in opts.arm:
-            arm_name, sep, arm_params = arm.partition("=")
-            if not sep or not arm_name:
-                ap.error(f"--arm {arm!r}: expected NAME=JSON")
-            try:
-                params[arm_name] = json.loads(arm_params)
-            except json.JSONDecodeError as exc:
-                ap.error(f"--arm {arm_name}: {exc}")
+        params = {name: {"strategy": preset["strategy"], **preset["params"]}, **arms}
         args = [*common, "--assay", "logS", *preset_args(preset), "--params", json.dumps(params),
                 "--out", opts.out]
-        arms = [a.partition("=")[0] for a in opts.arm]
         for s in dict.fromkeys([*filter(None, opts.baselines.split(",")), *arms, *([] if opts.no_preset else [name])]):
             args += ["--strategy", s]
         wall = run(args, env, jobs=opts.jobs, seeds=opts.seeds, also=opts.also)
