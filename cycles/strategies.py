@@ -85,6 +85,9 @@ class ModelOutputs:
     # Each feature column's weight in the model's kernel distance (d,), None: all 1. A design
     # then measures distances the way the model's kernel half does (its prior columns count more).
     feature_weights: np.ndarray | None = None
+    # X (T, d) of the compounds the model is measured on (its lineage's validation set: the
+    # structures, never their values), for a design that aims its variance reduction there.
+    target_features: np.ndarray | None = None
     best_observed: float | None = None  # for expected_improvement
     direction: str = "maximize"  # which way is "better" for the assay
 
@@ -113,16 +116,14 @@ class ModelOutputs:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _fingerprint_array(name, value))
-        for name in ("features", "labeled_features"):
+        for name in ("features", "labeled_features", "target_features"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _feature_array(name, value))
-        if (
-            self.features is not None
-            and self.labeled_features is not None
-            and self.features.shape[1] != self.labeled_features.shape[1]
-        ):
-            raise StrategyError("labeled_features", "number of columns differs from features")
+        for name in ("labeled_features", "target_features"):
+            value = getattr(self, name)
+            if self.features is not None and value is not None and self.features.shape[1] != value.shape[1]:
+                raise StrategyError(name, "number of columns differs from features")
         if self.feature_weights is not None:
             weights = _float_array("feature_weights", self.feature_weights, ndim=1)
             if self.features is None or weights.shape[0] != self.features.shape[1]:
@@ -597,8 +598,17 @@ class VarianceDesign:
         seed: int,
         target_weights: np.ndarray | None = None,
         column_weights: np.ndarray | None = None,
+        targets: np.ndarray | None = None,
+        pool_share: float = 1.0,
     ) -> VarianceDesign:
-        rows = features if labeled is None or labeled.shape[0] == 0 else np.vstack([features, labeled])
+        """`targets`: rows whose variance counts besides the pool's (the validation set);
+        the pool's mean variance then counts `pool_share` and the targets' 1 - pool_share."""
+        parts = [features]
+        if labeled is not None and labeled.shape[0]:
+            parts.append(labeled)
+        if targets is not None and targets.shape[0]:
+            parts.append(targets)
+        rows = parts[0] if len(parts) == 1 else np.vstack(parts)
         columns = KernelBasis.usable_columns(rows)
         if columns.size == 0:
             # A fingerprint-only model: the bits themselves, as 0/1 coordinates.
@@ -617,7 +627,12 @@ class VarianceDesign:
         # Every pool row is a candidate and a target: its features are computed once.
         Phi = _nystrom(basis, whitener, features)
         w = np.ones(features.shape[0]) if target_weights is None else np.asarray(target_weights, dtype=np.float64)
-        G = Phi.T @ (Phi * w[:, None]) / max(float(w.sum()), 1e-12)
+        G = np.zeros((m, m))
+        if pool_share > 0:
+            G += pool_share * (Phi.T @ (Phi * w[:, None])) / max(float(w.sum()), 1e-12)
+        if pool_share < 1 and targets is not None and targets.shape[0]:
+            Phi_t = _nystrom(basis, whitener, targets)
+            G += (1.0 - pool_share) * (Phi_t.T @ Phi_t) / Phi_t.shape[0]
         A = np.eye(m)
         if labeled is not None and labeled.shape[0]:
             for start in range(0, labeled.shape[0], _DESIGN_BLOCK):
@@ -659,6 +674,9 @@ def _nystrom(basis: KernelBasis, whitener: np.ndarray, X: np.ndarray) -> np.ndar
         [basis.kernel(X[start : start + _DESIGN_BLOCK]) @ whitener for start in range(0, max(X.shape[0], 1), _DESIGN_BLOCK)]
     )
 _BASIS_ROWS = 5000
+# Where the design lowers variance, as the pool's share of it: the pool, the model's
+# validation compounds (where every version is measured), or half each.
+_DESIGN_TARGETS = {"pool": 1.0, "validation": 0.0, "both": 0.5}
 _DESIGN_CANDIDATES = 4000
 
 
@@ -675,6 +693,12 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
         raise StrategyError("landmarks", f"must be an integer in 16..4096, got {landmarks!r}")
     if not isinstance(p["model_kernel"], bool):
         raise StrategyError("model_kernel", f"must be true or false, got {p['model_kernel']!r}")
+    target = p["target"]
+    if not isinstance(target, str) or target not in _DESIGN_TARGETS:
+        raise StrategyError("target", f"must be one of {', '.join(_DESIGN_TARGETS)}, got {target!r}")
+    pool_share = _DESIGN_TARGETS[target]
+    if pool_share < 1 and (o.target_features is None or o.target_features.shape[0] == 0):
+        raise StrategyError("target", f"{target!r} needs the model's validation compounds, and it has none")
     seed = 0 if p.get("random_state") is None else int(p["random_state"])
     power = _number(p, "uncertainty_power", minimum=0.0)
     weights = None
@@ -690,6 +714,8 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
         seed=seed,
         target_weights=weights,
         column_weights=o.feature_weights if p["model_kernel"] else None,
+        targets=o.target_features if pool_share < 1 else None,
+        pool_share=pool_share,
     )
 
 
@@ -862,11 +888,20 @@ STRATEGIES: dict[str, StrategyInfo] = {
             "Label-free design (V-optimality): the compounds whose labels would most lower the "
             "mean predictive variance over the whole pool of a Gaussian process with the model's "
             "descriptor kernel (model_kernel: its prior's columns weighted as the model weighs them), "
-            "given the labeled compounds; the batch is built one compound at a "
+            "given the labeled compounds; target 'validation' lowers it over the model's validation "
+            "compounds instead (their structures, never their values), 'both' half each; the batch is "
+            "built one compound at a "
             "time, each pick counted as labeled. Representative and spread out, never spent on "
             "outliers; it does not depend on the model's current fit (unless uncertainty_power > 0 "
             "weights the pool by the model's uncertainty).",
-            {"noise": 0.1, "gamma": 0.2, "landmarks": 512, "uncertainty_power": 0.0, "model_kernel": True},
+            {
+                "noise": 0.1,
+                "gamma": 0.2,
+                "landmarks": 512,
+                "uncertainty_power": 0.0,
+                "model_kernel": True,
+                "target": "pool",
+            },
             {REGRESSION: ("features",), CLASSIFICATION: ("features",)},
             _score_variance_reduction,
             _variance_reduction_batch,

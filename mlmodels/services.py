@@ -715,6 +715,20 @@ def model_training_features(*, art: artifacts.Artifact) -> np.ndarray:
     return art.ensemble.member_input(features.build_matrix(art.feature_spec, packed, stored))
 
 
+def model_validation_features(*, model: MLModel, limit: int = 5000) -> np.ndarray | None:
+    """The lineage's validation compounds as the members see them (structures only, never
+    their values), for a design aimed at where the model is measured; None for an empty set.
+    A set above `limit` is a seeded sample of it (the design's target, not a metric)."""
+    ids = np.array(sorted(model.validation_set.compounds.values_list("id", flat=True)), dtype=np.int64)
+    if ids.size == 0:
+        return None
+    if ids.size > limit:
+        ids = np.sort(np.random.default_rng(0).choice(ids, limit, replace=False))
+    art = model_load(model=model)
+    packed, stored = compound_features(spec=art.feature_spec, compound_ids=ids.tolist())
+    return art.ensemble.member_input(features.build_matrix(art.feature_spec, packed, stored))
+
+
 @dataclass
 class PoolScores:
     """Model outputs over a pool, aligned by `ids`."""

@@ -369,13 +369,15 @@ def cycle_select(
             "The pool has no eligible compounds (all are labeled, queued or in the validation set).",
             extra={"field": "pool", "pool_errors": pool_errors},
         )
-    labeled_fps = labeled_values = labeled_features = None
+    labeled_fps = labeled_values = labeled_features = target_features = None
     if ranked_batch or "labeled_fingerprints" in required:
         labeled_fps = model_services.model_training_fingerprints(art=model_services.model_load(model=model))
     if "labeled_values" in required:
         labeled_values = _training_values(model=model)
     if needs_features:
         labeled_features = model_services.model_training_features(art=model_services.model_load(model=model))
+        if _wants_validation_target(params):
+            target_features = model_services.model_validation_features(model=model)
     try:
         outputs = model_outputs(
             model=model,
@@ -383,6 +385,7 @@ def cycle_select(
             labeled_fingerprints=labeled_fps,
             labeled_values=labeled_values,
             labeled_features=labeled_features,
+            target_features=target_features,
             best_observed=_best_observed(model) if not model.assay.is_classification else None,
         )
         selection = strategies.select(strategy, outputs, batch_size, params=params, random_state=random_state)
@@ -445,6 +448,17 @@ def _warmup_over(model: MLModel, warmup: dict[str, Any]) -> bool:
     return int(model_services.model_training_fingerprints(art=art).shape[0]) >= until
 
 
+def _wants_validation_target(params: dict[str, Any] | None) -> bool:
+    """True when the strategy or its warm-up aims a design at the validation compounds
+    (any `target` but the pool: strategies.select refuses a malformed one)."""
+    params = params or {}
+    warmup = params.get("warmup")
+    warm_params = warmup.get("params") if isinstance(warmup, dict) else None
+    return any(
+        isinstance(p, dict) and p.get("target", "pool") != "pool" for p in (params, warm_params)
+    )
+
+
 def _feature_pool(qs: QuerySet[Compound], random_state: int | None) -> tuple[QuerySet[Compound], bool]:
     """The pool, or a seeded random sample of FEATURE_POOL_CAP of it (True when sampled)."""
     ids = model_services.pool_id_array(qs)
@@ -471,6 +485,7 @@ def model_outputs(
     labeled_fingerprints: np.ndarray | None = None,
     labeled_values: np.ndarray | None = None,
     labeled_features: np.ndarray | None = None,
+    target_features: np.ndarray | None = None,
     best_observed: float | None = None,
 ) -> strategies.ModelOutputs:
     """What the strategies see of a model's scores over a pool."""
@@ -487,6 +502,7 @@ def model_outputs(
         features=scores.features,
         labeled_features=labeled_features,
         feature_weights=scores.feature_weights,
+        target_features=target_features,
         best_observed=best_observed,
         direction=model.assay.direction,
     )

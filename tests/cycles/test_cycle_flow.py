@@ -164,6 +164,38 @@ def test_variance_reduction_sees_a_seeded_sample_of_a_big_pool(setup, monkeypatc
     assert [c.compound.pk for c in runs[0].candidates] == [c.compound.pk for c in runs[1].candidates]
 
 
+def test_a_design_can_aim_at_the_lineages_validation_compounds(setup):  # type: ignore[no-untyped-def]
+    model = setup["model"]
+    X_val = model_services.model_validation_features(model=model)
+    art = model_services.model_load(model=model)
+    # One row per validation compound, as the members see it (structure only: no value is read).
+    assert X_val.shape == (len(setup["validation_ids"]), model_services.model_training_features(art=art).shape[1])
+    first = Compound.objects.get(pk=min(setup["validation_ids"]))
+    expected = art.ensemble.member_input(featurize_smiles([first.canonical_smiles], art.feature_spec))[0]
+    np.testing.assert_allclose(X_val[0], expected, rtol=1e-5, equal_nan=True)
+
+    schedule = {"batch": "ranked_batch", "warmup": {"strategy": "variance_reduction", "until_labeled": 10_000}}
+    picks = {}
+    for target in ("pool", "validation"):
+        params = {**schedule, "warmup": {**schedule["warmup"], "params": {"target": target}}}
+        result = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=6,
+                                       params=params, preview=True)
+        assert result.params["warmup"]["params"]["target"] == target
+        picks[target] = [c.compound.pk for c in result.candidates]
+        # The validation compounds are the design's target, never its picks.
+        assert not set(picks[target]) & set(setup["validation_ids"])
+    assert picks["pool"] != picks["validation"]
+
+    # A validation set with no compounds: a 400 naming the parameter, nothing opened.
+    model.validation_set.compounds.clear()
+    assert model_services.model_validation_features(model=model) is None
+    with pytest.raises(ValidationFailed) as err:
+        services.cycle_select(model=model, user=setup["lead"], strategy="variance_reduction", batch_size=6,
+                              params={"target": "validation"})
+    assert err.value.extra["field"] == "target"
+    assert not ActiveLearningCycle.objects.filter(model=model).exists()
+
+
 def test_a_finished_design_warm_up_no_longer_samples_the_pool(setup, monkeypatch):  # type: ignore[no-untyped-def]
     """The model-improvement preset's schedule (design, then uncertainty): once the model
     has its `until_labeled` labels the uncertainty stage ranks the whole pool, not the

@@ -23,10 +23,18 @@ def outputs(pool: np.ndarray, labeled: np.ndarray | None) -> ModelOutputs:
 
 
 def brute_force_picks(
-    pool: np.ndarray, labeled: np.ndarray, k: int, noise: float, gamma: float, weights: np.ndarray | None = None
+    pool: np.ndarray,
+    labeled: np.ndarray,
+    k: int,
+    noise: float,
+    gamma: float,
+    weights: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
+    pool_share: float = 1.0,
 ) -> list[int]:
-    """Exact GP: the same kernel (fit on pool + labeled rows), covariance over pool + labeled."""
-    rows = np.vstack([pool, labeled])
+    """Exact GP: the same kernel (fit on pool + labeled [+ target] rows), covariance over
+    all of them; the objective is pool_share x the pool's mean variance + the rest x the targets'."""
+    rows = np.vstack([pool, labeled] + ([] if targets is None else [targets]))
     columns = KernelBasis.usable_columns(rows)
     basis = KernelBasis(n_landmarks=10_000, gamma=gamma).fit(
         rows, columns, seed=0, weights=None if weights is None else weights[columns]
@@ -39,13 +47,16 @@ def brute_force_picks(
         s = S[:, j].copy()
         S[:] -= np.outer(s, s) / (s[j] + noise)
 
-    n = pool.shape[0]
-    for j in range(n, rows.shape[0]):
+    n, n_labeled = pool.shape[0], labeled.shape[0]
+    for j in range(n, n + n_labeled):
         condition(j)
     picks: list[int] = []
     for _ in range(k):
         P = S[:n, :n]
-        gain = (P**2).mean(axis=0) / (np.diag(P) + noise)
+        reduction = pool_share * (P**2).mean(axis=0)
+        if targets is not None:
+            reduction += (1 - pool_share) * (S[n + n_labeled :, :n] ** 2).mean(axis=0)
+        gain = reduction / (np.diag(P) + noise)
         gain[picks] = -np.inf
         j = int(np.argmax(gain))
         picks.append(j)
@@ -116,6 +127,43 @@ def test_the_design_weighs_columns_as_the_models_kernel_does():
     plain = select("variance_reduction", out, 6, params={"landmarks": 4096, "model_kernel": False}, random_state=0)
     assert plain.indices.tolist() == brute_force_picks(pool, labeled, 6, 0.1, gamma=0.2)
     assert plain.indices.tolist() != weighted.indices.tolist()
+
+
+@pytest.mark.parametrize(("target", "share"), [("validation", 0.0), ("both", 0.5)])
+def test_a_design_aimed_at_the_validation_compounds_is_the_exact_design_for_them(target: str, share: float):
+    pool, labeled = features(60, seed=1), features(8, seed=2)
+    # The compounds the model is measured on sit off to one side of the pool.
+    targets = features(15, seed=3) + np.r_[np.full(6, 1.5), np.zeros(3)].astype(np.float32)
+    out = ModelOutputs("regression", mean=np.zeros(60), features=pool, labeled_features=labeled, target_features=targets)
+    aimed = select("variance_reduction", out, 6, params={"landmarks": 4096, "target": target}, random_state=0)
+    assert aimed.indices.tolist() == brute_force_picks(
+        pool, labeled, 6, 0.1, gamma=0.2, targets=targets, pool_share=share
+    )
+    assert aimed.params["target"] == target
+    # The default designs over the pool alone, and picks other compounds.
+    plain = select("variance_reduction", out, 6, params={"landmarks": 4096}, random_state=0)
+    assert plain.indices.tolist() == brute_force_picks(pool, labeled, 6, 0.1, gamma=0.2)
+    assert plain.indices.tolist() != aimed.indices.tolist()
+    if target == "validation":
+        # Aimed at the targets, the batch comes from their side of the pool.
+        assert pool[aimed.indices, :6].sum(axis=1).mean() > pool[plain.indices, :6].sum(axis=1).mean()
+
+
+def test_a_validation_target_needs_the_validation_compounds():
+    pool = features(20)
+    for value in ("test", ["validation"], None):
+        with pytest.raises(StrategyError) as err:
+            select("variance_reduction", outputs(pool, None), 2, params={"target": value})
+        assert err.value.param == "target"
+    # A model without a validation set (or an empty one) has nothing to aim at.
+    for targets in (None, np.zeros((0, 9), dtype=np.float32)):
+        out = ModelOutputs("regression", mean=np.zeros(20), features=pool, target_features=targets)
+        with pytest.raises(StrategyError) as err:
+            select("variance_reduction", out, 2, params={"target": "both"})
+        assert err.value.param == "target" and "validation compounds" in err.value.message
+    with pytest.raises(StrategyError) as err:
+        ModelOutputs("regression", mean=np.zeros(20), features=pool, target_features=features(4)[:, :5])
+    assert err.value.param == "target_features"
 
 
 @pytest.mark.parametrize("weights", [np.ones(4), np.r_[np.ones(8), 0.0], np.r_[np.ones(8), np.nan]])
