@@ -14,6 +14,8 @@ default (DEFAULT_SPEC, 10-member XGBoost bootstrap ensemble); seeds 0..N-1.
         --out /tmp/arms                                 # other schedules beside an earlier run's rows
     .venv/bin/python bench/model_improvement.py --only regression --seeds 5 --jobs 2 --holdout 205 --cycles 14 \
         --out /tmp/heldout                              # choose on the training split, never on the test split
+    .venv/bin/python bench/model_improvement.py --only regression --seeds 5 --jobs 2 --holdout 205 --cycles 14 \
+        --check-test --out /tmp/check                   # ... and score every version on the test split as well
 
 Regression (logS, validation RMSE vs labels): random, uncertainty, hybrid (spec
 default weights), greedy_sampling (iGS, Wu, Lin & Huang 2019; added 2026-11-29, not
@@ -60,16 +62,19 @@ PROTOCOL = ["--initial", "50", "--batch-size", "25"]
 BASELINES = ["random", "uncertainty", "hybrid", "greedy_sampling"]
 
 
-def holdout_csv(data: Path, n_validation: int, seed: int) -> Path:
+def holdout_csv(data: Path, n_validation: int, seed: int, *, check: bool = False) -> Path:
     """The file's `train` rows only, `n_validation` of them (numpy default_rng(seed), drawn
     without replacement) marked `test` and the rest `train`: a validation set and a pool for
-    screening choices without looking at the real test split. Written to a temp file."""
+    screening choices without looking at the real test split. Written to a temp file.
+    `check`: the test rows follow, marked `check` (simulate scores every version on them
+    as `check_rmse`, seen by no strategy); the train rows keep their ids, so seeds replay."""
     import numpy as np
 
     with data.open(newline="") as fh:
         reader = csv.DictReader(fh)
         fields = list(reader.fieldnames or [])
-        train = [r for r in reader if r["split"] == "train"]
+        rows = list(reader)
+    train = [r for r in rows if r["split"] == "train"]
     if not 0 < n_validation < len(train):
         raise SystemExit(f"--holdout must be in 1..{len(train) - 1}, got {n_validation}")
     chosen = set(np.random.default_rng(seed).choice(len(train), n_validation, replace=False).tolist())
@@ -79,6 +84,8 @@ def holdout_csv(data: Path, n_validation: int, seed: int) -> Path:
         writer.writeheader()
         for i, row in enumerate(train):
             writer.writerow({**row, "split": "test" if i in chosen else "train"})
+        if check:
+            writer.writerows({**row, "split": "check"} for row in rows if row["split"] == "test")
     return Path(name)
 
 
@@ -225,6 +232,9 @@ def main() -> None:
     ap.add_argument("--holdout", type=int, default=0, metavar="N",
                     help="screen without the test split: validation = N random train rows, pool = the rest")
     ap.add_argument("--holdout-seed", type=int, default=7)
+    ap.add_argument("--check-test", action="store_true",
+                    help="with --holdout: score every version on the test split as well (check_rmse), "
+                         "a yardstick no strategy sees")
     ap.add_argument("--jobs", type=int, default=1,
                     help="processes: > 1 runs every (strategy, seed) in its own process and SQLite file")
     ap.add_argument("--only", choices=["regression", "classification"], default=None)
@@ -254,7 +264,9 @@ def main() -> None:
     env.setdefault("DATABASE_URL", "sqlite:////tmp/solub.sqlite3")
     env.setdefault("ARTIFACT_ROOT", "/tmp/solub-artifacts")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    data = holdout_csv(opts.data, opts.holdout, opts.holdout_seed) if opts.holdout else opts.data
+    if opts.check_test and not opts.holdout:
+        ap.error("--check-test needs --holdout (without it the test split is the validation set)")
+    data = holdout_csv(opts.data, opts.holdout, opts.holdout_seed, check=opts.check_test) if opts.holdout else opts.data
     common = ["--data", str(data), *PROTOCOL, "--cycles", str(opts.cycles)]
     if opts.only in (None, "regression"):
         preset = MODEL_IMPROVEMENT
@@ -270,6 +282,9 @@ def main() -> None:
         wall = run(args, env, jobs=opts.jobs, seeds=opts.seeds, also=opts.also)
         print(f"regression run: {wall:.0f} s wall")
         table(ROOT / f"{opts.out}.csv", "value", "RMSE", lower_is_better=True)
+        if opts.check_test:
+            table(ROOT / f"{opts.out}.csv", "check_rmse", "check RMSE (test split, seen by no strategy)",
+                  lower_is_better=True)
     if opts.only in (None, "classification"):
         # The "improve" preset is goal-based, so a classification assay gets the same
         # selection (uncertainty = normalised entropy) unless a classification preset exists.

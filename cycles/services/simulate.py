@@ -7,6 +7,10 @@ modes:
 
 - improve: learning curve of the validation metric vs number of labels
   (validation = the file's `split == test` rows, or a seeded random fraction);
+  rows with `split == check` are in neither the pool nor the validation set: every
+  version is also scored on them (`check_rmse` / `check_accuracy`), a second yardstick
+  that no strategy sees (e.g. to show that a design aimed at the validation compounds
+  did not buy its gain there at the cost of everywhere else);
 - find: MolPAL's hit-finding protocol: % of the true top-k found among all
   acquired compounds (initial random set + every batch), no validation set.
 """
@@ -88,8 +92,11 @@ def _sim_user() -> Any:
     return user
 
 
-def _read_truth(config: SimulationConfig, log: LogFn) -> tuple[Assay, list[int], list[int], dict[int, float]]:
-    """Import the file once as dataset + truth assay; returns (truth assay, library ids, test ids, values)."""
+def _read_truth(
+    config: SimulationConfig, log: LogFn
+) -> tuple[Assay, list[int], list[int], list[int], dict[int, float]]:
+    """Import the file once as dataset + truth assay; returns (truth assay, library ids, test
+    ids, check ids, values)."""
     stem = config.path.name.split(".")[0]
     dataset_name = f"sim:{stem}"
     truth_name = f"sim-truth:{stem}:{config.value_column}"
@@ -121,21 +128,24 @@ def _read_truth(config: SimulationConfig, log: LogFn) -> tuple[Assay, list[int],
         )
         log(f"imported {report.imported} compounds ({report.invalid} rejected) in {time.time() - t:.1f}s")
         if "split" in rows[0]:
-            test = io.StringIO()
-            w = csv.writer(test)
-            w.writerow(["smiles"])
-            w.writerows([r[smiles_col]] for r in rows if r["split"] == "test")
-            compound_services.compounds_import(
-                stream=io.BytesIO(test.getvalue().encode()), filename="t.csv", dataset_name=f"{dataset_name}:test"
-            )
+            for split in ("test", "check"):
+                part = io.StringIO()
+                w = csv.writer(part)
+                w.writerow(["smiles"])
+                w.writerows([r[smiles_col]] for r in rows if r["split"] == split)
+                compound_services.compounds_import(
+                    stream=io.BytesIO(part.getvalue().encode()), filename="t.csv",
+                    dataset_name=f"{dataset_name}:{split}",
+                )
     values: dict[int, float] = {}
     for cid, value in Measurement.objects.filter(assay=truth).order_by("created_at").values_list("compound_id", "value"):
         values[cid] = value
     library = sorted(values)
-    test_ids = sorted(
-        Compound.objects.filter(datasets__name=f"{dataset_name}:test").values_list("id", flat=True)
+    test_ids, check_ids = (
+        sorted(Compound.objects.filter(datasets__name=f"{dataset_name}:{split}").values_list("id", flat=True))
+        for split in ("test", "check")
     )
-    return truth, library, test_ids, values
+    return truth, library, test_ids, check_ids, values
 
 
 def _count(x: float, n: int) -> int:
@@ -143,7 +153,7 @@ def _count(x: float, n: int) -> int:
 
 
 def simulate(config: SimulationConfig, *, log: LogFn = print) -> list[SimulationRow]:
-    truth, library, test_ids, values = _read_truth(config, log)
+    truth, library, test_ids, check_ids, values = _read_truth(config, log)
     user = _sim_user()
     rows: list[SimulationRow] = []
     if config.mode == "find":
@@ -159,7 +169,7 @@ def simulate(config: SimulationConfig, *, log: LogFn = print) -> list[Simulation
         else:
             rng = np.random.default_rng(12345)
             validation = sorted(int(i) for i in rng.choice(library, size=round(config.validation_fraction * len(library)), replace=False))
-        vset = set(validation)
+        vset = set(validation) | set(check_ids)
         pool = [c for c in library if c not in vset]
         metric = "rmse" if config.task == TaskType.REGRESSION else "roc_auc"
     n_initial = _count(config.initial, len(pool))
@@ -170,7 +180,8 @@ def simulate(config: SimulationConfig, *, log: LogFn = print) -> list[Simulation
             try:
                 rows.extend(
                     _run_one(
-                        config=config, truth=truth, pool=pool, validation=validation, values=values, user=user,
+                        config=config, truth=truth, pool=pool, validation=validation,
+                        check=check_ids if config.mode == "improve" else [], values=values, user=user,
                         strategy=strategy, seed=seed, n_initial=n_initial, batch=batch, metric=metric,
                         top=top if config.mode == "find" else None, log=log, tag=tag,
                     )
@@ -211,6 +222,7 @@ def _run_one(
     truth: Assay,
     pool: list[int],
     validation: list[int],
+    check: list[int],
     values: dict[int, float],
     user: Any,
     strategy: str,
@@ -256,6 +268,8 @@ def _run_one(
             raw = model.metrics.get(metric)
             value = float(raw) if isinstance(raw, (int, float)) else None
         extra = {k: v for k, v in model.metrics.items() if isinstance(v, (int, float)) and k != "n"}
+        if check:
+            extra.update(_check_metrics(model, check, values))
         out.append(SimulationRow(strategy, seed, step, len(acquired), metric, value, extra, time.time() - t0))
 
     record(0, model)
@@ -283,6 +297,15 @@ def _run_one(
         last = out[-1]
         log(f"{strategy} seed {seed} step {step}: {last.labels} labels, {metric} = {last.value}")
     return out
+
+
+def _check_metrics(model: MLModel, check: list[int], values: dict[int, float]) -> dict[str, float]:
+    """The version scored on the check compounds, which no strategy and no training sees."""
+    scores = model_services.model_score_compounds(model=model, compound_ids=check)
+    truth = np.array([values[int(i)] for i in scores.ids])
+    if scores.mean is not None:
+        return {"check_rmse": float(np.sqrt(np.mean((scores.mean - truth) ** 2)))}
+    return {"check_accuracy": float(np.mean(scores.prediction == truth))}
 
 
 # --- Summaries and output ------------------------------------------------------------

@@ -80,6 +80,46 @@ def test_a_strategy_name_can_label_a_tuned_variant(tmp_path, settings):  # type:
     assert cycle.strategy_params["alpha"] == 0.4
 
 
+def test_check_rows_score_every_version_and_are_never_picked_labeled_or_validated(tmp_path, settings):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from compounds.models import Compound, Measurement
+    from mlmodels import services as model_services
+    from mlmodels.models import MLModel
+
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    src = settings.BASE_DIR / "compounds" / "fixtures" / "solubility.csv"
+    data = tmp_path / "sol.csv"
+    with src.open() as fh, data.open("w", newline="") as out_fh:
+        reader = csv.DictReader(fh)
+        w = csv.DictWriter(out_fh, fieldnames=reader.fieldnames or [])
+        w.writeheader()
+        train = [r for r in reader if r["split"] == "train"][:240]
+        for i, r in enumerate(train):
+            w.writerow({**r, "split": "train" if i < 160 else "test" if i < 200 else "check"})
+    out = tmp_path / "checked"
+    # A design aimed at the validation compounds: the check rows are the yardstick it never sees.
+    params = '{"aimed": {"strategy": "variance_reduction", "target": "validation"}}'
+    call_command(
+        "simulate", "--data", str(data), "--cycles", "2", "--batch-size", "20", "--initial", "30", "--seeds", "1",
+        "--members", "2", "--hyperparameters", FAST, "--strategy", "aimed", "--params", params,
+        "--out", str(out), "--keep",
+    )
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert [int(r["labels"]) for r in rows] == [30, 50, 70]
+    assert all(float(r["check_rmse"]) > 0 for r in rows)
+    check_ids = set(Compound.objects.filter(datasets__name="sim:sol:check").values_list("id", flat=True))
+    assert len(check_ids) == 40
+    model = MLModel.objects.get(status="active")
+    assert not check_ids & set(model.validation_set.compounds.values_list("id", flat=True))
+    assert not check_ids & set(Measurement.objects.filter(assay=model.assay).values_list("compound_id", flat=True))
+    # The last row's check RMSE is the final version's, computed by hand.
+    truth = dict(Measurement.objects.filter(assay__name="sim-truth:sol:logS").values_list("compound_id", "value"))
+    scores = model_services.model_score_compounds(model=model, compound_ids=sorted(check_ids))
+    expected = np.sqrt(np.mean((scores.mean - np.array([truth[int(i)] for i in scores.ids])) ** 2))
+    assert float(rows[-1]["check_rmse"]) == pytest.approx(expected, rel=1e-6)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
