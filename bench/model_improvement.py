@@ -165,11 +165,17 @@ def preset_args(preset: dict) -> list[str]:
 
 def label(preset: dict) -> str:
     """uncertainty + ranked_batch -> "uncertainty_ranked"; a plain top-k strategy keeps its name;
-    a warm-up schedule is a prefix: "random300_uncertainty_ranked"."""
+    a warm-up schedule is a prefix: "random300_uncertainty_ranked", and a design's target
+    other than the pool follows it: "variance_reduction300_validation_uncertainty_ranked"."""
     batch = preset["params"].get("batch", "top")
     name = preset["strategy"] if batch == "top" else f"{preset['strategy']}_{batch.split('_')[0]}"
     warmup = preset["params"].get("warmup")
-    return f"{warmup['strategy']}{warmup['until_labeled']}_{name}" if warmup else name
+    if not warmup:
+        return name
+    # A design aimed elsewhere than the pool is another schedule: "..._validation" keeps its
+    # rows apart from an earlier run's (--also).
+    target = (warmup.get("params") or {}).get("target", "pool")
+    return f"{warmup['strategy']}{warmup['until_labeled']}{'' if target == 'pool' else '_' + target}_{name}"
 
 
 def finals(csv_path: Path, column: str) -> dict[str, list[float]]:

@@ -22,6 +22,12 @@ WARMUP_CHOICES = [
     ("variance_reduction", "variance reduction"),
 ]
 
+DESIGN_TARGETS = [
+    ("pool", "the pool"),
+    ("validation", "the validation compounds"),
+    ("both", "both, half each"),
+]
+
 
 class SelectionForm(forms.Form):
     model = forms.ModelChoiceField(queryset=MLModel.objects.none(), empty_label=None)
@@ -43,6 +49,9 @@ class SelectionForm(forms.Form):
     # has been trained on `warmup_until` compounds.
     warmup = forms.ChoiceField(choices=WARMUP_CHOICES, required=False)
     warmup_until = forms.IntegerField(required=False, min_value=1, max_value=10_000_000)
+    # variance_reduction's `target` (as the strategy or as the warm-up): where its design
+    # lowers the model's uncertainty.
+    design_target = forms.ChoiceField(choices=DESIGN_TARGETS, required=False, initial="pool")
     min_uncertainty = forms.FloatField(required=False, min_value=0)
     w_uncertainty = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["uncertainty"])
     w_margin = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["margin"])
@@ -115,8 +124,13 @@ class SelectionForm(forms.Form):
         params: dict[str, Any] = {"batch": data["batch"]}
         if data.get("min_uncertainty") is not None:
             params["min_uncertainty"] = data["min_uncertainty"]
+        target = data.get("design_target") or "pool"
         if data.get("warmup") and data.get("warmup_until"):
             params["warmup"] = {"strategy": data["warmup"], "until_labeled": data["warmup_until"]}
+            if data["warmup"] == "variance_reduction":
+                params["warmup"]["params"] = {"target": target}
+        if "target" in accepted:
+            params["target"] = target
         if "weights" in accepted:
             params["weights"] = {
                 "uncertainty": _or(data.get("w_uncertainty"), DEFAULT_HYBRID_WEIGHTS["uncertainty"]),

@@ -188,6 +188,7 @@ def _default_choice(catalog: list[dict[str, Any]], model: MLModel | None) -> dic
     warmup = preset["params"].get("warmup")
     if warmup:
         choice.update(warmup=warmup["strategy"], warmup_until=warmup["until_labeled"])
+        choice["design_target"] = (warmup.get("params") or {}).get("target", "pool")
     return choice
 
 

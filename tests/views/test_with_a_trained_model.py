@@ -37,6 +37,28 @@ def test_preview_then_add_to_queue(client_for, lead, trained):  # type: ignore[n
     assert "Cycle #1 opened: 6 compounds queued." in page and page.count('name="items"') == 6
 
 
+def test_the_design_target_reaches_the_design_as_warm_up_or_as_the_strategy(client_for, lead, trained):  # type: ignore[no-untyped-def]
+    model = trained["model"]  # trained on 40 compounds: still inside a 300-label warm-up
+    c = client_for(lead)
+    data = {"model": model.pk, "pool": "all", "strategy": "uncertainty", "batch_size": 5, "batch": "ranked_batch",
+            "warmup": "variance_reduction", "warmup_until": 300, "design_target": "validation", "seed": 3,
+            "action": "queue"}
+    c.post(reverse("cycles:selection"), data)
+    cycle = ActiveLearningCycle.objects.get()
+    assert cycle.strategy_params["picked_by"] == "variance_reduction"
+    assert cycle.strategy_params["warmup"]["params"]["target"] == "validation"
+    # As the strategy itself; a target outside the choices is a form error, nothing opened.
+    direct = {**data, "strategy": "variance_reduction", "batch": "top", "warmup": "", "warmup_until": "",
+              "design_target": "both"}
+    response = c.post(reverse("cycles:selection"), direct)
+    assert response.status_code == 302
+    direct_cycle = ActiveLearningCycle.objects.get(selection_strategy="variance_reduction")
+    assert direct_cycle.strategy_params["target"] == "both"
+    bad = c.post(reverse("cycles:selection"), {**direct, "design_target": "everything"})
+    assert bad.status_code == 400 and "Select a valid choice" in bad.content.decode()
+    assert ActiveLearningCycle.objects.count() == 2
+
+
 def test_a_random_warm_up_is_applied_and_recorded(client_for, lead, trained):  # type: ignore[no-untyped-def]
     model = trained["model"]  # trained on 40 compounds: still inside a 300-label warm-up
     c = client_for(lead)
