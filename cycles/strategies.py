@@ -575,7 +575,8 @@ class VarianceDesign:
     not depend on the measured values, so the design needs no trust in a model fit
     on a few labels. With A the posterior precision of w (I + Phi_L' Phi_L / noise)
     and G = Phi_pool' Phi_pool / n, labeling candidate c lowers the mean variance
-    over the pool by (u' G u) / (noise + phi_c' u), u = A^-1 phi_c; after each pick
+    over the pool by (u' G u) / (noise + phi_c' u), u = A^-1 phi_c (aimed at other target
+    rows, G mixes in their Phi_t' Phi_t / t: the same formula then counts their variance); after each pick
     A^-1 takes a rank-1 update, so a batch of k costs O(k x candidates x landmarks).
     """
 
@@ -602,7 +603,8 @@ class VarianceDesign:
         pool_share: float = 1.0,
     ) -> VarianceDesign:
         """`targets`: rows whose variance counts besides the pool's (the validation set);
-        the pool's mean variance then counts `pool_share` and the targets' 1 - pool_share."""
+        the pool's mean variance then counts `pool_share` and the targets' 1 - pool_share.
+        `target_weights` weigh the pool's rows (uncertainty_power), not `targets`."""
         parts = [features]
         if labeled is not None and labeled.shape[0]:
             parts.append(labeled)
@@ -701,6 +703,10 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
         raise StrategyError("target", f"{target!r} needs the model's validation compounds, and it has none")
     seed = 0 if p.get("random_state") is None else int(p["random_state"])
     power = _number(p, "uncertainty_power", minimum=0.0)
+    if power > 0 and pool_share == 0:
+        raise StrategyError(
+            "uncertainty_power", "weighs the pool's compounds, and target 'validation' leaves none in the design"
+        )
     weights = None
     if power > 0:
         # Variance lowered where the ensemble is unsure counts more: std^power per pool compound.

@@ -164,6 +164,12 @@ def test_a_validation_target_needs_the_validation_compounds():
     with pytest.raises(StrategyError) as err:
         ModelOutputs("regression", mean=np.zeros(20), features=pool, target_features=features(4)[:, :5])
     assert err.value.param == "target_features"
+    # uncertainty_power weighs pool compounds: aimed at the validation compounds alone, it would do nothing.
+    aimed = ModelOutputs("regression", mean=np.zeros(20), std=np.ones(20), features=pool, target_features=features(5))
+    with pytest.raises(StrategyError) as err:
+        select("variance_reduction", aimed, 2, params={"target": "validation", "uncertainty_power": 1.0})
+    assert err.value.param == "uncertainty_power"
+    assert len(select("variance_reduction", aimed, 2, params={"target": "both", "uncertainty_power": 1.0}).indices) == 2
 
 
 @pytest.mark.parametrize("weights", [np.ones(4), np.r_[np.ones(8), 0.0], np.r_[np.ones(8), np.nan]])
