@@ -710,8 +710,12 @@ def model_training_features(*, art: artifacts.Artifact) -> np.ndarray:
     prior's columns where it has a prior), in training order."""
     ids = [int(i) for i in art.training_ids]
     existing = set(Compound.objects.filter(id__in=ids).values_list("id", flat=True))
-    ids = [i for i in ids if i in existing]
-    packed, stored = compound_features(spec=art.feature_spec, compound_ids=ids)
+    return _member_rows(art, [i for i in ids if i in existing])
+
+
+def _member_rows(art: artifacts.Artifact, compound_ids: Sequence[int]) -> np.ndarray:
+    """The compounds' rows as the artifact's members see them, in the order given."""
+    packed, stored = compound_features(spec=art.feature_spec, compound_ids=compound_ids)
     return art.ensemble.member_input(features.build_matrix(art.feature_spec, packed, stored))
 
 
@@ -724,9 +728,7 @@ def model_validation_features(*, model: MLModel, limit: int = 5000) -> np.ndarra
         return None
     if ids.size > limit:
         ids = np.sort(np.random.default_rng(0).choice(ids, limit, replace=False))
-    art = model_load(model=model)
-    packed, stored = compound_features(spec=art.feature_spec, compound_ids=ids.tolist())
-    return art.ensemble.member_input(features.build_matrix(art.feature_spec, packed, stored))
+    return _member_rows(model_load(model=model), ids.tolist())
 
 
 @dataclass
