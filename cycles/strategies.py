@@ -76,6 +76,7 @@ class ModelOutputs:
     std: np.ndarray | None = None  # regression ensemble spread (n,)
     proba: np.ndarray | None = None  # classification mean probabilities (n, K)
     member_proba: np.ndarray | None = None  # per-member probabilities (members, n, K), for BALD
+    members: np.ndarray | None = None  # regression: per-member predictions (members, n)
     applicability: np.ndarray | None = None  # 1 - max Tanimoto to the training set (n,)
     fingerprints: np.ndarray | None = None  # packed (n, 256) uint8
     labeled_fingerprints: np.ndarray | None = None  # packed (L, 256) uint8 of labeled compounds
@@ -88,6 +89,9 @@ class ModelOutputs:
     # X (T, d) of the compounds the model is measured on (its lineage's validation set: the
     # structures, never their values), for a design that aims its variance reduction there.
     target_features: np.ndarray | None = None
+    # Regression: the members' predictions (members, T) of those same compounds, for a design
+    # that counts the ensemble's own covariance (variance_reduction's ensemble_weight).
+    target_members: np.ndarray | None = None
     best_observed: float | None = None  # for expected_improvement
     direction: str = "maximize"  # which way is "better" for the assay
 
@@ -116,6 +120,18 @@ class ModelOutputs:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _fingerprint_array(name, value))
+        for name in ("members", "target_members"):
+            value = getattr(self, name)
+            if value is not None:
+                value = _float_array(name, value, ndim=2)
+                if value.shape[0] < 2:
+                    raise StrategyError(name, "needs at least 2 members")
+                object.__setattr__(self, name, value)
+        if self.target_members is not None:
+            if self.target_features is None or self.target_members.shape[1] != self.target_features.shape[0]:
+                raise StrategyError("target_members", "needs one column per row of target_features")
+            if self.members is not None and self.members.shape[0] != self.target_members.shape[0]:
+                raise StrategyError("target_members", "number of members differs from members")
         for name in ("features", "labeled_features", "target_features"):
             value = getattr(self, name)
             if value is not None:
@@ -172,6 +188,8 @@ class ModelOutputs:
         }
         if self.member_proba is not None:
             sizes["member_proba"] = self.member_proba.shape[1]
+        if self.members is not None:
+            sizes["members"] = self.members.shape[1]
         return sizes
 
     @property
@@ -601,10 +619,19 @@ class VarianceDesign:
         column_weights: np.ndarray | None = None,
         targets: np.ndarray | None = None,
         pool_share: float = 1.0,
+        members: np.ndarray | None = None,
+        target_members: np.ndarray | None = None,
+        ensemble_weight: float = 0.0,
     ) -> VarianceDesign:
         """`targets`: rows whose variance counts besides the pool's (the validation set);
         the pool's mean variance then counts `pool_share` and the targets' 1 - pool_share.
-        `target_weights` weigh the pool's rows (uncertainty_power), not `targets`."""
+        `target_weights` weigh the pool's rows (uncertainty_power), not `targets`.
+
+        `ensemble_weight` > 0 adds the ensemble's own covariance (members (M, n) over the
+        pool, target_members (M, T) over `targets`) to the process's posterior covariance,
+        scaled so that weight 1 gives it the same mean variance over the pool. The design
+        then also goes where the fitted members disagree in step with the targets, which a
+        label-free kernel cannot see."""
         parts = [features]
         if labeled is not None and labeled.shape[0]:
             parts.append(labeled)
@@ -642,8 +669,60 @@ class VarianceDesign:
                 A += phi.T @ phi / noise
         A_inv = np.linalg.inv(A)
         A_inv = (A_inv + A_inv.T) / 2.0
+        if ensemble_weight > 0:
+            if members is None:
+                raise StrategyError("ensemble_weight", "needs the members' predictions over the pool")
+            if pool_share < 1 and targets is not None and targets.shape[0] and target_members is None:
+                raise StrategyError("ensemble_weight", "needs the members' predictions of the target compounds")
+            return cls._with_ensemble(
+                Phi, A_inv, w, basis, whitener, targets, pool_share,
+                members, target_members, ensemble_weight, noise,
+            )
         P = Phi @ A_inv
         return cls(P=P, Phi=Phi, G=G, num=np.einsum("ij,ij->i", P @ G, P), var=np.einsum("ij,ij->i", P, Phi), noise=noise)
+
+    @classmethod
+    def _with_ensemble(
+        cls,
+        Phi: np.ndarray,
+        A_inv: np.ndarray,
+        w: np.ndarray,
+        basis: KernelBasis,
+        whitener: np.ndarray,
+        targets: np.ndarray | None,
+        pool_share: float,
+        members: np.ndarray,
+        target_members: np.ndarray | None,
+        ensemble_weight: float,
+        noise: float,
+    ) -> VarianceDesign:
+        """The design in the posterior's own coordinates: a row psi_x = [phi_x L, sqrt(c) d_x]
+        with A^-1 = L L' and d_x the members' deviations from their mean / sqrt(M), so
+        psi_x . psi_x' = the process's posterior covariance + c x the ensemble's. The prior
+        on the coordinates is then N(0, I), and the same rank-1 updates condition on picks."""
+        L = np.linalg.cholesky(A_inv + 1e-12 * np.eye(A_inv.shape[0]))
+
+        def deviations(m: np.ndarray) -> np.ndarray:
+            m = np.asarray(m, dtype=np.float64)
+            return ((m - m.mean(axis=0)) / np.sqrt(m.shape[0])).T
+
+        psi_gp = Phi @ L
+        dev = deviations(members)
+        gp_mean_var = float(np.einsum("ij,ij->i", psi_gp, psi_gp).mean())
+        ens_mean_var = float(np.einsum("ij,ij->i", dev, dev).mean())
+        scale = np.sqrt(ensemble_weight * gp_mean_var / max(ens_mean_var, _EPS))
+        Psi = np.hstack([psi_gp, scale * dev])
+        G = np.zeros((Psi.shape[1], Psi.shape[1]))
+        if pool_share > 0:
+            G += pool_share * (Psi.T @ (Psi * w[:, None])) / max(float(w.sum()), 1e-12)
+        if pool_share < 1 and targets is not None and targets.shape[0]:
+            assert target_members is not None
+            Psi_t = np.hstack([_nystrom(basis, whitener, targets) @ L, scale * deviations(target_members)])
+            G += (1.0 - pool_share) * (Psi_t.T @ Psi_t) / Psi_t.shape[0]
+        return cls(
+            P=Psi.copy(), Phi=Psi, G=G, num=np.einsum("ij,ij->i", Psi @ G, Psi),
+            var=np.einsum("ij,ij->i", Psi, Psi), noise=noise,
+        )
 
     def gains(self) -> np.ndarray:
         return self.num / (self.noise + self.var)
@@ -711,6 +790,15 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
     if power > 0:
         # Variance lowered where the ensemble is unsure counts more: std^power per pool compound.
         weights = np.maximum(uncertainty_scores(o), _EPS) ** power
+    ensemble_weight = _number(p, "ensemble_weight", minimum=0.0)
+    if ensemble_weight > 0:
+        if o.task != REGRESSION:
+            raise StrategyError("ensemble_weight", "needs a regression model's members")
+        _need(o, "members", "variance_reduction with ensemble_weight > 0")
+        if pool_share < 1 and o.target_members is None:
+            raise StrategyError(
+                "ensemble_weight", f"target {target!r} needs the members' predictions of the validation compounds"
+            )
     return VarianceDesign.build(
         features,
         o.labeled_features,
@@ -722,6 +810,9 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
         column_weights=o.feature_weights if p["model_kernel"] else None,
         targets=o.target_features if pool_share < 1 else None,
         pool_share=pool_share,
+        members=o.members,
+        target_members=o.target_members,
+        ensemble_weight=ensemble_weight,
     )
 
 
@@ -899,7 +990,8 @@ STRATEGIES: dict[str, StrategyInfo] = {
             "built one compound at a "
             "time, each pick counted as labeled. Representative and spread out, never spent on "
             "outliers; it does not depend on the model's current fit (unless uncertainty_power > 0 "
-            "weights the pool by the model's uncertainty).",
+            "weights the pool by the model's uncertainty, or ensemble_weight > 0 adds the regression "
+            "members' covariance to the process's, 1 = the same mean variance).",
             {
                 "noise": 0.1,
                 "gamma": 0.2,
@@ -907,6 +999,7 @@ STRATEGIES: dict[str, StrategyInfo] = {
                 "uncertainty_power": 0.0,
                 "model_kernel": True,
                 "target": "pool",
+                "ensemble_weight": 0.0,
             },
             {REGRESSION: ("features",), CLASSIFICATION: ("features",)},
             _score_variance_reduction,
@@ -973,7 +1066,7 @@ def select(
         raise StrategyError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
     p = _resolve_params(info, params)
     if p["warmup"] is not None:
-        warmup = _validate_warmup(p["warmup"], strategy, outputs)
+        warmup = _validate_warmup(p["warmup"], strategy, outputs, p)
         p["warmup"] = warmup
         if _n_labeled(outputs) < warmup["until_labeled"]:
             return _select_warmup(strategy, p, outputs, batch_size, random_state, exclude)
@@ -1022,7 +1115,7 @@ def _n_labeled(outputs: ModelOutputs) -> int:
     return int(labeled.shape[0])
 
 
-def _validate_warmup(value: Any, strategy: str, outputs: ModelOutputs) -> dict[str, Any]:
+def _validate_warmup(value: Any, strategy: str, outputs: ModelOutputs, main: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise StrategyError(
             "warmup", "must be a mapping like {'strategy': 'greedy_sampling', 'until_labeled': 300}"
@@ -1034,8 +1127,6 @@ def _validate_warmup(value: Any, strategy: str, outputs: ModelOutputs) -> dict[s
     info = STRATEGIES.get(name) if isinstance(name, str) else None
     if info is None:
         raise StrategyError("warmup", f"unknown warm-up strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    if name == strategy:
-        raise StrategyError("warmup", "the warm-up strategy must differ from the strategy it leads into")
     if outputs.task not in info.tasks:
         raise StrategyError("warmup", f"{name!r} supports {' and '.join(info.tasks)} models only")
     until = value.get("until_labeled")
@@ -1046,6 +1137,18 @@ def _validate_warmup(value: Any, strategy: str, outputs: ModelOutputs) -> dict[s
         raise StrategyError("warmup", "params must be a mapping of the warm-up strategy's parameters")
     if inner.get("warmup") is not None:
         raise StrategyError("warmup", "a warm-up strategy cannot have a warm-up of its own")
+    if name == strategy:
+        # The same strategy is a schedule only with other settings (e.g. a design that
+        # later also counts the ensemble's covariance); unknown names are refused later.
+        same = {**main, "warmup": None}
+        try:
+            same_settings = _resolve_params(info, inner) == same
+        except StrategyError:
+            same_settings = False
+        if same_settings:
+            raise StrategyError(
+                "warmup", "the warm-up must differ from the strategy it leads into (another strategy or other params)"
+            )
     return {"strategy": name, "until_labeled": int(until), "params": dict(inner)}
 
 

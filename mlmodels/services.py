@@ -713,22 +713,36 @@ def model_training_features(*, art: artifacts.Artifact) -> np.ndarray:
     return _member_rows(art, [i for i in ids if i in existing])
 
 
+def _model_matrix(art: artifacts.Artifact, compound_ids: Sequence[int]) -> np.ndarray:
+    """The compounds' model input X (before the prior's columns), in the order given."""
+    packed, stored = compound_features(spec=art.feature_spec, compound_ids=compound_ids)
+    return features.build_matrix(art.feature_spec, packed, stored)
+
+
 def _member_rows(art: artifacts.Artifact, compound_ids: Sequence[int]) -> np.ndarray:
     """The compounds' rows as the artifact's members see them, in the order given."""
-    packed, stored = compound_features(spec=art.feature_spec, compound_ids=compound_ids)
-    return art.ensemble.member_input(features.build_matrix(art.feature_spec, packed, stored))
+    return art.ensemble.member_input(_model_matrix(art, compound_ids))
 
 
-def model_validation_features(*, model: MLModel, limit: int = 5000) -> np.ndarray | None:
+def model_validation_features(
+    *, model: MLModel, limit: int = 5000, with_members: bool = False
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The lineage's validation compounds as the members see them (structures only, never
-    their values), for a design aimed at where the model is measured; None for an empty set.
+    their values), for a design aimed at where the model is measured, and with_members the
+    regression members' predictions of them (members, T); (None, None) for an empty set.
     A set above `limit` is a seeded sample of it (the design's target, not a metric)."""
     ids = np.array(sorted(model.validation_set.compounds.values_list("id", flat=True)), dtype=np.int64)
     if ids.size == 0:
-        return None
+        return None, None
     if ids.size > limit:
         ids = np.sort(np.random.default_rng(0).choice(ids, limit, replace=False))
-    return _member_rows(model_load(model=model), ids.tolist())
+    art = model_load(model=model)
+    X = _model_matrix(art, ids.tolist())
+    members = None
+    if with_members:
+        pred = art.ensemble.predict(X, return_members=True)
+        members = pred.members if isinstance(pred, RegressionPrediction) else None
+    return art.ensemble.member_input(X), members
 
 
 @dataclass
@@ -746,6 +760,7 @@ class PoolScores:
     # column's weight in the kernel half's distance (None: all 1).
     features: np.ndarray | None = None
     feature_weights: np.ndarray | None = None
+    members: np.ndarray | None = None  # regression (members, n), when asked for
 
     @property
     def prediction(self) -> np.ndarray:
@@ -830,6 +845,8 @@ def model_score_compounds(
             part["fingerprints"] = packed
         if isinstance(pred, RegressionPrediction):
             part["mean"], part["std"] = pred.mean, pred.std
+            if with_members and pred.members is not None:
+                part["members"] = pred.members
         elif isinstance(pred, ClassificationPrediction):
             part["proba"] = pred.proba
             if with_members and pred.member_proba is not None:
@@ -856,6 +873,7 @@ def model_score_compounds(
         ),
         features=pool_features,
         feature_weights=None if pool_features is None else art.ensemble.kernel_column_weights(pool_features.shape[1]),
+        members=cat("members", axis=1),
     )
 
 

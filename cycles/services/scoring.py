@@ -63,6 +63,7 @@ def _score_range(plan: dict[str, Any], lo: int, hi: int) -> bytes:
             "std": scores.std,
             "proba": scores.proba,
             "member_proba": scores.member_proba,
+            "members": scores.members,
             "applicability": scores.applicability,
             "fingerprints": scores.fingerprints,
         }.items()
@@ -190,4 +191,5 @@ def _merge(parts: list[dict[str, np.ndarray]]) -> model_services.PoolScores:
         member_proba=cat("member_proba", axis=1),
         applicability=cat("applicability"),
         fingerprints=cat("fingerprints"),
+        members=cat("members", axis=1),
     )

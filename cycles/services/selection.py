@@ -317,7 +317,8 @@ def cycle_select(
     required = set(info.requires.get(task, ()))
     batch_modes = {(params or {}).get("batch")}
     warmup = (params or {}).get("warmup")
-    if isinstance(warmup, dict) and _warmup_over(model, warmup):
+    warm_over = isinstance(warmup, dict) and _warmup_over(model, warmup)
+    if warm_over:
         # The schedule has handed over for good (labels only grow): the warm-up's needs
         # (e.g. the design's feature matrix, which caps the pool at a sample) no longer apply.
         required.add("labeled_fingerprints")
@@ -331,7 +332,12 @@ def cycle_select(
             batch_modes.add(warmup["params"].get("batch"))
         required.add("labeled_fingerprints")
     ranked_batch = "ranked_batch" in batch_modes
-    needs_members = strategy == "bald" or (isinstance(warmup, dict) and warmup.get("strategy") == "bald")
+    warm_active = isinstance(warmup, dict) and not warm_over
+    needs_members = (
+        strategy == "bald"
+        or (isinstance(warmup, dict) and warmup.get("strategy") == "bald")
+        or _wants_ensemble_design(params, warm_active=warm_active)
+    )
     # Fingerprints of the whole pool only when a strategy, batch mode or the map uses them (256 B a compound).
     needs_fps = (
         with_pool_fingerprints
@@ -369,7 +375,7 @@ def cycle_select(
             "The pool has no eligible compounds (all are labeled, queued or in the validation set).",
             extra={"field": "pool", "pool_errors": pool_errors},
         )
-    labeled_fps = labeled_values = labeled_features = target_features = None
+    labeled_fps = labeled_values = labeled_features = target_features = target_members = None
     if ranked_batch or "labeled_fingerprints" in required:
         labeled_fps = model_services.model_training_fingerprints(art=model_services.model_load(model=model))
     if "labeled_values" in required:
@@ -377,7 +383,9 @@ def cycle_select(
     if needs_features:
         labeled_features = model_services.model_training_features(art=model_services.model_load(model=model))
         if _wants_validation_target(params):
-            target_features = model_services.model_validation_features(model=model)
+            target_features, target_members = model_services.model_validation_features(
+                model=model, with_members=needs_members and task == "regression"
+            )
     try:
         outputs = model_outputs(
             model=model,
@@ -386,6 +394,7 @@ def cycle_select(
             labeled_values=labeled_values,
             labeled_features=labeled_features,
             target_features=target_features,
+            target_members=target_members,
             best_observed=_best_observed(model) if not model.assay.is_classification else None,
         )
         selection = strategies.select(strategy, outputs, batch_size, params=params, random_state=random_state)
@@ -459,6 +468,19 @@ def _wants_validation_target(params: dict[str, Any] | None) -> bool:
     )
 
 
+def _wants_ensemble_design(params: dict[str, Any] | None, *, warm_active: bool) -> bool:
+    """True when the strategy, or a warm-up still in force, is a design that counts the
+    members' covariance (ensemble_weight > 0): the pool is then scored with its members."""
+    params = params or {}
+    warmup = params.get("warmup")
+    warm_params = warmup.get("params") if warm_active and isinstance(warmup, dict) else None
+    for p in (params, warm_params):
+        weight = p.get("ensemble_weight") if isinstance(p, dict) else None
+        if isinstance(weight, int | float) and not isinstance(weight, bool) and weight > 0:
+            return True
+    return False
+
+
 def _feature_pool(qs: QuerySet[Compound], random_state: int | None) -> tuple[QuerySet[Compound], bool]:
     """The pool, or a seeded random sample of FEATURE_POOL_CAP of it (True when sampled)."""
     ids = model_services.pool_id_array(qs)
@@ -486,6 +508,7 @@ def model_outputs(
     labeled_values: np.ndarray | None = None,
     labeled_features: np.ndarray | None = None,
     target_features: np.ndarray | None = None,
+    target_members: np.ndarray | None = None,
     best_observed: float | None = None,
 ) -> strategies.ModelOutputs:
     """What the strategies see of a model's scores over a pool."""
@@ -495,6 +518,7 @@ def model_outputs(
         std=scores.std,
         proba=scores.proba,
         member_proba=scores.member_proba,
+        members=scores.members,
         applicability=scores.applicability,
         fingerprints=scores.fingerprints,
         labeled_fingerprints=labeled_fingerprints,
@@ -503,6 +527,7 @@ def model_outputs(
         labeled_features=labeled_features,
         feature_weights=scores.feature_weights,
         target_features=target_features,
+        target_members=target_members,
         best_observed=best_observed,
         direction=model.assay.direction,
     )

@@ -166,7 +166,8 @@ def test_variance_reduction_sees_a_seeded_sample_of_a_big_pool(setup, monkeypatc
 
 def test_a_design_can_aim_at_the_lineages_validation_compounds(setup):  # type: ignore[no-untyped-def]
     model = setup["model"]
-    X_val = model_services.model_validation_features(model=model)
+    X_val, members = model_services.model_validation_features(model=model)
+    assert members is None  # only when asked for
     art = model_services.model_load(model=model)
     # One row per validation compound, as the members see it (structure only: no value is read).
     assert X_val.shape == (len(setup["validation_ids"]), model_services.model_training_features(art=art).shape[1])
@@ -186,9 +187,25 @@ def test_a_design_can_aim_at_the_lineages_validation_compounds(setup):  # type: 
         assert not set(picks[target]) & set(setup["validation_ids"])
     assert picks["pool"] != picks["validation"]
 
+    # With the members' covariance: the pool and the validation compounds are scored with
+    # their members (the same predictions the model makes), and the design uses them.
+    X_again, val_members = model_services.model_validation_features(model=model, with_members=True)
+    np.testing.assert_array_equal(X_again, X_val)
+    assert val_members.shape == (art.ensemble.n_members, len(setup["validation_ids"]))
+    np.testing.assert_allclose(val_members.mean(axis=0), art.ensemble.predict(
+        featurize_smiles([c.canonical_smiles for c in Compound.objects.filter(pk__in=setup["validation_ids"])
+                          .order_by("pk")], art.feature_spec)).mean, rtol=1e-5)
+    ens_params = {**schedule, "warmup": {**schedule["warmup"],
+                                         "params": {"target": "validation", "ensemble_weight": 3.0}}}
+    ens = services.cycle_select(model=model, user=setup["lead"], strategy="uncertainty", batch_size=6,
+                                params=ens_params, preview=True)
+    assert ens.params["warmup"]["params"]["ensemble_weight"] == 3.0
+    assert not {c.compound.pk for c in ens.candidates} & set(setup["validation_ids"])
+    assert [c.compound.pk for c in ens.candidates] != picks["validation"]
+
     # A validation set with no compounds: a 400 naming the parameter, nothing opened.
     model.validation_set.compounds.clear()
-    assert model_services.model_validation_features(model=model) is None
+    assert model_services.model_validation_features(model=model) == (None, None)
     with pytest.raises(ValidationFailed) as err:
         services.cycle_select(model=model, user=setup["lead"], strategy="variance_reduction", batch_size=6,
                               params={"target": "validation"})

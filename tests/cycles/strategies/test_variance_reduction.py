@@ -31,6 +31,9 @@ def brute_force_picks(
     weights: np.ndarray | None = None,
     targets: np.ndarray | None = None,
     pool_share: float = 1.0,
+    members: np.ndarray | None = None,
+    target_members: np.ndarray | None = None,
+    ensemble_weight: float = 0.0,
 ) -> list[int]:
     """Exact GP: the same kernel (fit on pool + labeled [+ target] rows), covariance over
     all of them; the objective is pool_share x the pool's mean variance + the rest x the targets'."""
@@ -50,6 +53,16 @@ def brute_force_picks(
     n, n_labeled = pool.shape[0], labeled.shape[0]
     for j in range(n, n + n_labeled):
         condition(j)
+    if ensemble_weight:
+        # The members' covariance over pool and targets (labeled rows: none, they are known),
+        # scaled to ensemble_weight x the posterior's mean variance over the pool.
+        m = np.zeros((members.shape[0], S.shape[0]))
+        m[:, :n] = members
+        if target_members is not None:
+            m[:, n + n_labeled :] = target_members
+        dev = m - m.mean(axis=0)
+        E = dev.T @ dev / m.shape[0]
+        S += ensemble_weight * np.diag(S)[:n].mean() / np.diag(E)[:n].mean() * E
     picks: list[int] = []
     for _ in range(k):
         P = S[:n, :n]
@@ -226,3 +239,59 @@ def test_a_big_pool_picks_from_its_best_initial_gains(monkeypatch):
     assert set(capped.indices.tolist()) <= top30
     assert capped.indices[0] == full.indices[0] == int(np.argmax(full.scores))
     np.testing.assert_array_equal(capped.scores, full.scores)
+
+
+@pytest.mark.parametrize(("target", "share"), [("pool", 1.0), ("validation", 0.0)])
+def test_ensemble_weight_adds_the_members_covariance_to_the_exact_design(target: str, share: float):
+    pool, labeled, targets = features(60, seed=1), features(8, seed=2), features(15, seed=3)
+    rng = np.random.default_rng(5)
+    members = rng.normal(size=(10, 60))
+    target_members = rng.normal(size=(10, 15))
+    # Members that disagree in step on pool compound 7 and every target: where a design aimed
+    # at the targets should go first, when the members' covariance counts enough.
+    members[:, 7] = target_members[:, :].mean(axis=1) * 3 + rng.normal(size=10) * 0.01
+    target_members += (members[:, 7] / 3)[:, None] * 2
+    out = ModelOutputs(
+        "regression", mean=np.zeros(60), members=members, features=pool, labeled_features=labeled,
+        target_features=targets, target_members=target_members,
+    )
+    params = {"landmarks": 4096, "target": target, "ensemble_weight": 2.0}
+    chosen = select("variance_reduction", out, 6, params=params, random_state=0)
+    aimed = target != "pool"  # a pool design leaves the targets out of its kernel, too
+    assert chosen.indices.tolist() == brute_force_picks(
+        pool, labeled, 6, 0.1, gamma=0.2, targets=targets if aimed else None, pool_share=share,
+        members=members, target_members=target_members if aimed else None, ensemble_weight=2.0,
+    )
+    plain = select("variance_reduction", out, 6, params={**params, "ensemble_weight": 0.0}, random_state=0)
+    assert chosen.indices.tolist() != plain.indices.tolist()
+    if target == "validation":
+        assert chosen.indices[0] == 7
+
+
+def test_ensemble_weight_needs_a_regression_models_members():
+    pool = features(30)
+    out = ModelOutputs("regression", mean=np.zeros(30), features=pool, target_features=features(5, seed=3))
+    for params in ({"ensemble_weight": 1.0}, {"ensemble_weight": -1.0}, {"ensemble_weight": "1"}):
+        with pytest.raises(StrategyError) as err:
+            select("variance_reduction", out, 4, params=params)
+        assert err.value.param in ("ensemble_weight", "members")
+    members = np.random.default_rng(0).normal(size=(10, 30))
+    with_members = ModelOutputs("regression", mean=np.zeros(30), members=members, features=pool,
+                                target_features=features(5, seed=3))
+    # Aimed at the validation compounds, their members' predictions are needed too.
+    with pytest.raises(StrategyError) as err:
+        select("variance_reduction", with_members, 4, params={"ensemble_weight": 1.0, "target": "validation"})
+    assert err.value.param == "ensemble_weight"
+    # Arrays that do not line up are refused when the outputs are built.
+    with pytest.raises(StrategyError) as err:
+        ModelOutputs("regression", mean=np.zeros(30), members=members[:, :20], features=pool)
+    assert err.value.param == "outputs"
+    with pytest.raises(StrategyError) as err:
+        ModelOutputs("regression", mean=np.zeros(30), members=members, features=pool,
+                     target_features=features(5, seed=3), target_members=np.zeros((10, 4)))
+    assert err.value.param == "target_members"
+    proba = np.full((30, 2), 0.5)
+    with pytest.raises(StrategyError) as err:
+        select("variance_reduction", ModelOutputs("classification", proba=proba, features=pool), 4,
+               params={"ensemble_weight": 1.0})
+    assert err.value.param == "ensemble_weight"

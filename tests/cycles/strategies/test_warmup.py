@@ -71,6 +71,7 @@ def test_excluded_compounds_stay_excluded_during_the_warm_up():
         ({"strategy": "greedy_sampling", "until_labeled": True}, "until_labeled must be an integer"),
         ({"strategy": "nope", "until_labeled": 5}, "unknown warm-up strategy"),
         ({"strategy": "uncertainty", "until_labeled": 5}, "must differ"),
+        ({"strategy": "uncertainty", "until_labeled": 5, "params": {"alpha": 0.5}}, "must differ"),
         ({"strategy": "least_confidence", "until_labeled": 5}, "classification models only"),
         ({"strategy": "random", "until_labeled": 5, "when": 1}, "unknown key"),
         ({"strategy": "random", "until_labeled": 5, "params": [1]}, "params must be a mapping"),
@@ -94,3 +95,15 @@ def test_a_schedule_needs_the_labeled_compounds_to_count_them():
     with pytest.raises(StrategyError, match="labeled_fingerprints") as err:
         select("uncertainty", plain, 1, params={"warmup": {"strategy": "random", "until_labeled": 5}})
     assert err.value.param == "warmup"
+
+
+def test_the_same_strategy_with_other_settings_is_a_schedule():
+    # greedy_sampling's gsy variant picks by |predicted - measured| alone: B (10.0), not igs's A.
+    params = {"variant": "gsy", "warmup": {**WARMUP, "params": {"variant": "igs"}}}
+    during = select("greedy_sampling", outputs(1), 1, params=params)
+    assert during.indices.tolist() == [0]
+    assert during.params["picked_by"] == "greedy_sampling"
+    assert during.params["warmup"]["params"]["variant"] == "igs"
+    after = select("greedy_sampling", outputs(2), 1, params=params)
+    assert after.indices.tolist() == [1]
+    assert "stage" not in after.params
