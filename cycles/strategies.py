@@ -615,17 +615,19 @@ class VarianceDesign:
         gamma: float,
         n_landmarks: int,
         seed: int,
-        target_weights: np.ndarray | None = None,
+        pool_weights: np.ndarray | None = None,
         column_weights: np.ndarray | None = None,
         targets: np.ndarray | None = None,
         pool_share: float = 1.0,
         members: np.ndarray | None = None,
         target_members: np.ndarray | None = None,
         ensemble_weight: float = 0.0,
+        target_weights: np.ndarray | None = None,
     ) -> VarianceDesign:
         """`targets`: rows whose variance counts besides the pool's (the validation set);
         the pool's mean variance then counts `pool_share` and the targets' 1 - pool_share.
-        `target_weights` weigh the pool's rows (uncertainty_power), not `targets`.
+        `pool_weights` weigh the pool's rows and `target_weights` the targets' in their
+        mean (uncertainty_power: where the ensemble is unsure counts more).
 
         `ensemble_weight` > 0 adds the ensemble's own covariance (members (M, n) over the
         pool, target_members (M, T) over `targets`) to the process's posterior covariance,
@@ -655,13 +657,17 @@ class VarianceDesign:
         m = whitener.shape[0]
         # Every pool row is a candidate and a target: its features are computed once.
         Phi = _nystrom(basis, whitener, features)
-        w = np.ones(features.shape[0]) if target_weights is None else np.asarray(target_weights, dtype=np.float64)
+        w = np.ones(features.shape[0]) if pool_weights is None else np.asarray(pool_weights, dtype=np.float64)
+        wt = None
+        if targets is not None and targets.shape[0]:
+            wt = np.ones(targets.shape[0]) if target_weights is None else np.asarray(target_weights, dtype=np.float64)
         G = np.zeros((m, m))
         if pool_share > 0:
             G += pool_share * (Phi.T @ (Phi * w[:, None])) / max(float(w.sum()), 1e-12)
         if pool_share < 1 and targets is not None and targets.shape[0]:
+            assert wt is not None
             Phi_t = _nystrom(basis, whitener, targets)
-            G += (1.0 - pool_share) * (Phi_t.T @ Phi_t) / Phi_t.shape[0]
+            G += (1.0 - pool_share) * (Phi_t.T @ (Phi_t * wt[:, None])) / max(float(wt.sum()), 1e-12)
         A = np.eye(m)
         if labeled is not None and labeled.shape[0]:
             for start in range(0, labeled.shape[0], _DESIGN_BLOCK):
@@ -675,7 +681,7 @@ class VarianceDesign:
             if pool_share < 1 and targets is not None and targets.shape[0] and target_members is None:
                 raise StrategyError("ensemble_weight", "needs the members' predictions of the target compounds")
             return cls._with_ensemble(
-                Phi, A_inv, w, basis, whitener, targets, pool_share,
+                Phi, A_inv, w, wt, basis, whitener, targets, pool_share,
                 members, target_members, ensemble_weight, noise,
             )
         P = Phi @ A_inv
@@ -687,6 +693,7 @@ class VarianceDesign:
         Phi: np.ndarray,
         A_inv: np.ndarray,
         w: np.ndarray,
+        wt: np.ndarray | None,
         basis: KernelBasis,
         whitener: np.ndarray,
         targets: np.ndarray | None,
@@ -716,9 +723,9 @@ class VarianceDesign:
         if pool_share > 0:
             G += pool_share * (Psi.T @ (Psi * w[:, None])) / max(float(w.sum()), 1e-12)
         if pool_share < 1 and targets is not None and targets.shape[0]:
-            assert target_members is not None
+            assert target_members is not None and wt is not None
             Psi_t = np.hstack([_nystrom(basis, whitener, targets) @ L, scale * deviations(target_members)])
-            G += (1.0 - pool_share) * (Psi_t.T @ Psi_t) / Psi_t.shape[0]
+            G += (1.0 - pool_share) * (Psi_t.T @ (Psi_t * wt[:, None])) / max(float(wt.sum()), 1e-12)
         return cls(
             P=Psi.copy(), Phi=Psi, G=G, num=np.einsum("ij,ij->i", Psi @ G, Psi),
             var=np.einsum("ij,ij->i", Psi, Psi), noise=noise,
@@ -782,14 +789,18 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
         raise StrategyError("target", f"{target!r} needs the model's validation compounds, and it has none")
     seed = 0 if p.get("random_state") is None else int(p["random_state"])
     power = _number(p, "uncertainty_power", minimum=0.0)
-    if power > 0 and pool_share == 0:
-        raise StrategyError(
-            "uncertainty_power", "weighs the pool's compounds, and target 'validation' leaves none in the design"
-        )
-    weights = None
-    if power > 0:
+    weights = target_weights = None
+    if power > 0 and pool_share > 0:
         # Variance lowered where the ensemble is unsure counts more: std^power per pool compound.
         weights = np.maximum(uncertainty_scores(o), _EPS) ** power
+    if power > 0 and pool_share < 1:
+        # The same for the validation compounds, from the members' spread over them.
+        if o.task != REGRESSION or o.target_members is None:
+            raise StrategyError(
+                "uncertainty_power",
+                f"target {target!r} needs a regression model's member predictions of the validation compounds",
+            )
+        target_weights = np.maximum(o.target_members.std(axis=0), _EPS) ** power
     ensemble_weight = _number(p, "ensemble_weight", minimum=0.0)
     if ensemble_weight > 0:
         if o.task != REGRESSION:
@@ -806,7 +817,8 @@ def _variance_design(o: ModelOutputs, p: dict[str, Any]) -> VarianceDesign:
         gamma=gamma,
         n_landmarks=int(landmarks),
         seed=seed,
-        target_weights=weights,
+        pool_weights=weights,
+        target_weights=target_weights,
         column_weights=o.feature_weights if p["model_kernel"] else None,
         targets=o.target_features if pool_share < 1 else None,
         pool_share=pool_share,
@@ -990,8 +1002,8 @@ STRATEGIES: dict[str, StrategyInfo] = {
             "built one compound at a "
             "time, each pick counted as labeled. Representative and spread out, never spent on "
             "outliers; it does not depend on the model's current fit (unless uncertainty_power > 0 "
-            "weights the pool by the model's uncertainty, or ensemble_weight > 0 adds the regression "
-            "members' covariance to the process's, 1 = the same mean variance).",
+            "weights the targets by the model's uncertainty, std^power, or ensemble_weight > 0 adds the "
+            "regression members' covariance to the process's, 1 = the same mean variance).",
             {
                 "noise": 0.1,
                 "gamma": 0.2,

@@ -469,14 +469,22 @@ def _wants_validation_target(params: dict[str, Any] | None) -> bool:
 
 
 def _wants_ensemble_design(params: dict[str, Any] | None, *, warm_active: bool) -> bool:
-    """True when the strategy, or a warm-up still in force, is a design that counts the
-    members' covariance (ensemble_weight > 0): the pool is then scored with its members."""
+    """True when the strategy, or a warm-up still in force, is a design that uses the
+    members' predictions (ensemble_weight > 0, or uncertainty_power > 0 aimed at the
+    validation compounds): the pool and those compounds are then scored with their members."""
     params = params or {}
     warmup = params.get("warmup")
     warm_params = warmup.get("params") if warm_active and isinstance(warmup, dict) else None
+
+    def positive(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
     for p in (params, warm_params):
-        weight = p.get("ensemble_weight") if isinstance(p, dict) else None
-        if isinstance(weight, int | float) and not isinstance(weight, bool) and weight > 0:
+        if not isinstance(p, dict):
+            continue
+        if positive(p.get("ensemble_weight")):
+            return True
+        if positive(p.get("uncertainty_power")) and p.get("target", "pool") != "pool":
             return True
     return False
 

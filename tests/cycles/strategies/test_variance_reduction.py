@@ -34,6 +34,7 @@ def brute_force_picks(
     members: np.ndarray | None = None,
     target_members: np.ndarray | None = None,
     ensemble_weight: float = 0.0,
+    target_weights: np.ndarray | None = None,
 ) -> list[int]:
     """Exact GP: the same kernel (fit on pool + labeled [+ target] rows), covariance over
     all of them; the objective is pool_share x the pool's mean variance + the rest x the targets'."""
@@ -68,7 +69,8 @@ def brute_force_picks(
         P = S[:n, :n]
         reduction = pool_share * (P**2).mean(axis=0)
         if targets is not None:
-            reduction += (1 - pool_share) * (S[n + n_labeled :, :n] ** 2).mean(axis=0)
+            wt = np.ones(targets.shape[0]) if target_weights is None else target_weights
+            reduction += (1 - pool_share) * (wt[:, None] * S[n + n_labeled :, :n] ** 2).sum(axis=0) / wt.sum()
         gain = reduction / (np.diag(P) + noise)
         gain[picks] = -np.inf
         j = int(np.argmax(gain))
@@ -177,12 +179,17 @@ def test_a_validation_target_needs_the_validation_compounds():
     with pytest.raises(StrategyError) as err:
         ModelOutputs("regression", mean=np.zeros(20), features=pool, target_features=features(4)[:, :5])
     assert err.value.param == "target_features"
-    # uncertainty_power weighs pool compounds: aimed at the validation compounds alone, it would do nothing.
+    # uncertainty_power weighs the validation compounds by the members' spread over them: without
+    # the members' predictions of them it is refused, with them it runs.
     aimed = ModelOutputs("regression", mean=np.zeros(20), std=np.ones(20), features=pool, target_features=features(5))
-    with pytest.raises(StrategyError) as err:
-        select("variance_reduction", aimed, 2, params={"target": "validation", "uncertainty_power": 1.0})
-    assert err.value.param == "uncertainty_power"
-    assert len(select("variance_reduction", aimed, 2, params={"target": "both", "uncertainty_power": 1.0}).indices) == 2
+    for target in ("validation", "both"):
+        with pytest.raises(StrategyError) as err:
+            select("variance_reduction", aimed, 2, params={"target": target, "uncertainty_power": 1.0})
+        assert err.value.param == "uncertainty_power"
+    with_members = ModelOutputs("regression", mean=np.zeros(20), std=np.ones(20), features=pool,
+                                target_features=features(5), target_members=np.ones((10, 5)))
+    assert len(select("variance_reduction", with_members, 2, params={"target": "both", "uncertainty_power": 1.0})
+               .indices) == 2
 
 
 @pytest.mark.parametrize("weights", [np.ones(4), np.r_[np.ones(8), 0.0], np.r_[np.ones(8), np.nan]])
@@ -295,3 +302,21 @@ def test_ensemble_weight_needs_a_regression_models_members():
         select("variance_reduction", ModelOutputs("classification", proba=proba, features=pool), 4,
                params={"ensemble_weight": 1.0})
     assert err.value.param == "ensemble_weight"
+
+
+def test_uncertainty_power_weighs_the_validation_compounds_by_the_members_spread():
+    pool, labeled = features(60, seed=1), features(8, seed=2)
+    targets = features(15, seed=3)
+    rng = np.random.default_rng(6)
+    # The members disagree a lot over the first five validation compounds only.
+    target_members = rng.normal(size=(10, 15)) * np.r_[np.full(5, 2.0), np.full(10, 0.1)]
+    out = ModelOutputs("regression", mean=np.zeros(60), features=pool, labeled_features=labeled,
+                       target_features=targets, target_members=target_members)
+    params = {"landmarks": 4096, "target": "validation", "uncertainty_power": 2.0}
+    chosen = select("variance_reduction", out, 6, params=params, random_state=0)
+    weights = target_members.std(axis=0) ** 2
+    assert chosen.indices.tolist() == brute_force_picks(
+        pool, labeled, 6, 0.1, gamma=0.2, targets=targets, pool_share=0.0, target_weights=weights
+    )
+    plain = select("variance_reduction", out, 6, params={**params, "uncertainty_power": 0.0}, random_state=0)
+    assert chosen.indices.tolist() != plain.indices.tolist()
