@@ -52,6 +52,9 @@ class SelectionForm(forms.Form):
     # variance_reduction's `target` (as the strategy or as the warm-up): where its design
     # lowers the model's uncertainty.
     design_target = forms.ChoiceField(choices=DESIGN_TARGETS, required=False, initial="pool")
+    # variance_reduction's `ensemble_weight` when it is the strategy (a warm-up design stays
+    # label-free): how much the fitted members' own covariance counts beside the kernel's.
+    design_ensemble_weight = forms.FloatField(required=False, min_value=0, max_value=1000, initial=0)
     min_uncertainty = forms.FloatField(required=False, min_value=0)
     w_uncertainty = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["uncertainty"])
     w_margin = forms.FloatField(required=False, min_value=0, initial=DEFAULT_HYBRID_WEIGHTS["margin"])
@@ -92,11 +95,19 @@ class SelectionForm(forms.Form):
             self.add_error("compounds", "Paste at least one SMILES or compound id.")
         if data.get("warmup") and not data.get("warmup_until"):
             self.add_error("warmup_until", "Say until how many labels the warm-up strategy picks.")
-        if data.get("warmup") and data.get("warmup") == data.get("strategy"):
-            self.add_error("warmup", "The warm-up must be another strategy than the one it leads into.")
+        if data.get("warmup") and data.get("warmup") == data.get("strategy") and not self._design_counts_ensemble():
+            self.add_error(
+                "warmup",
+                "The warm-up must be another strategy than the one it leads into (or, for variance reduction, "
+                "the same design before it counts the ensemble's covariance).",
+            )
         if data.get("batch") == "class_balanced" and data.get("model") and not data["model"].assay.is_classification:
             self.add_error("batch", "Class-balanced batches need a classification model.")
         return data
+
+    def _design_counts_ensemble(self) -> bool:
+        data = self.cleaned_data
+        return data.get("strategy") == "variance_reduction" and (data.get("design_ensemble_weight") or 0) > 0
 
     def pool_lines(self) -> list[str]:
         text = self.cleaned_data.get("compounds") or ""
@@ -131,6 +142,8 @@ class SelectionForm(forms.Form):
                 params["warmup"]["params"] = {"target": target}
         if "target" in accepted:
             params["target"] = target
+        if "ensemble_weight" in accepted and data.get("design_ensemble_weight"):
+            params["ensemble_weight"] = data["design_ensemble_weight"]
         if "weights" in accepted:
             params["weights"] = {
                 "uncertainty": _or(data.get("w_uncertainty"), DEFAULT_HYBRID_WEIGHTS["uncertainty"]),

@@ -189,6 +189,8 @@ def _default_choice(catalog: list[dict[str, Any]], model: MLModel | None) -> dic
     if warmup:
         choice.update(warmup=warmup["strategy"], warmup_until=warmup["until_labeled"])
         choice["design_target"] = (warmup.get("params") or {}).get("target", "pool")
+    if "ensemble_weight" in preset["params"]:
+        choice["design_ensemble_weight"] = preset["params"]["ensemble_weight"]
     return choice
 
 
