@@ -333,10 +333,11 @@ def cycle_select(
         required.add("labeled_fingerprints")
     ranked_batch = "ranked_batch" in batch_modes
     warm_active = isinstance(warmup, dict) and not warm_over
+    ensemble_design = _wants_ensemble_design(params, warm_active=warm_active)
     needs_members = (
         strategy == "bald"
         or (isinstance(warmup, dict) and warmup.get("strategy") == "bald")
-        or _wants_ensemble_design(params, warm_active=warm_active)
+        or ensemble_design
     )
     # Fingerprints of the whole pool only when a strategy, batch mode or the map uses them (256 B a compound).
     needs_fps = (
@@ -345,9 +346,12 @@ def cycle_select(
         or "fingerprints" in required
     )
     needs_features = "features" in required
-    pool_sampled = False
+    pool_sampled: str | None = None
     if needs_features:
-        qs, pool_sampled = _feature_pool(qs, random_state)
+        if ensemble_design:
+            qs, pool_sampled = _uncertain_pool(model=model, qs=qs, progress=progress)
+        else:
+            qs, pool_sampled = _feature_pool(qs, random_state)
         distributed = False
     elif distributed is None:
         # Big pools on RQ are shared with the configured helpers (workers on other
@@ -419,8 +423,9 @@ def cycle_select(
         )
     used_params = {k: _jsonable(v) for k, v in selection.params.items()}
     if pool_sampled:
-        # The cycle records that the design saw a sample, and how big.
+        # The cycle records that the design saw a sample, how big, and how it was drawn.
         used_params["pool_sample"] = FEATURE_POOL_CAP
+        used_params["pool_sample_by"] = pool_sampled
     result = SelectionResult(
         model=model,
         strategy=strategy,
@@ -489,14 +494,33 @@ def _wants_ensemble_design(params: dict[str, Any] | None, *, warm_active: bool) 
     return False
 
 
-def _feature_pool(qs: QuerySet[Compound], random_state: int | None) -> tuple[QuerySet[Compound], bool]:
-    """The pool, or a seeded random sample of FEATURE_POOL_CAP of it (True when sampled)."""
+def _feature_pool(qs: QuerySet[Compound], random_state: int | None) -> tuple[QuerySet[Compound], str | None]:
+    """The pool, or a seeded random sample of FEATURE_POOL_CAP of it ("random" when sampled)."""
     ids = model_services.pool_id_array(qs)
     if ids.size <= FEATURE_POOL_CAP:
-        return qs, False
+        return qs, None
     rng = np.random.default_rng(random_state)
     sample = np.sort(rng.choice(ids, FEATURE_POOL_CAP, replace=False))
-    return Compound.objects.filter(id__in=sample.tolist()), True
+    return Compound.objects.filter(id__in=sample.tolist()), "random"
+
+
+def _uncertain_pool(
+    *, model: MLModel, qs: QuerySet[Compound], progress: Callable[[str, int], None]
+) -> tuple[QuerySet[Compound], str | None]:
+    """The pool, or its FEATURE_POOL_CAP most uncertain compounds ("uncertainty" when cut).
+
+    A design that counts the members' predictions depends on the fit anyway, so on a big
+    pool it chooses among the compounds the ensemble is least sure of (the whole pool is
+    scored once, without features), not among a random sample that would miss most of them."""
+    ids = model_services.pool_id_array(qs)
+    if ids.size <= FEATURE_POOL_CAP:
+        return qs, None
+    scores = model_services.model_score_compounds(
+        model=model, queryset=qs, with_fingerprints=False,
+        progress=lambda stage, percent: progress("scoring pool for the design's candidates", int(percent * 0.6)),
+    )
+    keep = strategies.top_k(scores.uncertainty, FEATURE_POOL_CAP)
+    return Compound.objects.filter(id__in=np.sort(scores.ids[keep]).tolist()), "uncertainty"
 
 
 def _training_values(*, model: MLModel) -> np.ndarray:

@@ -159,9 +159,30 @@ def test_variance_reduction_sees_a_seeded_sample_of_a_big_pool(setup, monkeypatc
         for _ in range(2)
     ]
     assert runs[0].pool_size == 40
-    assert runs[0].params["pool_sample"] == 40
+    assert runs[0].params["pool_sample"] == 40 and runs[0].params["pool_sample_by"] == "random"
     # The same seed draws the same sample and so the same batch.
     assert [c.compound.pk for c in runs[0].candidates] == [c.compound.pk for c in runs[1].candidates]
+
+
+def test_a_design_that_counts_the_members_chooses_among_the_most_uncertain_of_a_big_pool(setup, monkeypatch):  # type: ignore[no-untyped-def]
+    from cycles.services import selection
+
+    model = setup["model"]
+    monkeypatch.setattr(selection, "FEATURE_POOL_CAP", 40)
+    qs = pool_queryset(model=model, pool=PoolSpec())[0]
+    whole = model_services.model_score_compounds(model=model, queryset=qs, with_fingerprints=False)
+    assert whole.ids.size > 40
+    most_uncertain = set(whole.ids[np.argsort(-whole.std, kind="stable")[:40]].tolist())
+    params = {"target": "validation", "ensemble_weight": 4.0}
+    result = services.cycle_select(model=model, user=setup["lead"], strategy="variance_reduction", batch_size=5,
+                                   params=params, random_state=1, preview=True)
+    assert result.pool_size == 40
+    assert result.params["pool_sample"] == 40 and result.params["pool_sample_by"] == "uncertainty"
+    assert {c.compound.pk for c in result.candidates} <= most_uncertain
+    # Whatever the seed: the cut is the ensemble's, not a draw.
+    again = services.cycle_select(model=model, user=setup["lead"], strategy="variance_reduction", batch_size=5,
+                                  params=params, random_state=2, preview=True)
+    assert [c.compound.pk for c in again.candidates] == [c.compound.pk for c in result.candidates]
 
 
 def test_a_design_can_aim_at_the_lineages_validation_compounds(setup):  # type: ignore[no-untyped-def]
