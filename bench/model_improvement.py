@@ -169,6 +169,11 @@ def label(preset: dict) -> str:
     other than the pool follows it: "variance_reduction300_validation_uncertainty_ranked"."""
     batch = preset["params"].get("batch", "top")
     name = preset["strategy"] if batch == "top" else f"{preset['strategy']}_{batch.split('_')[0]}"
+    # The strategy's own design settings, as the warm-up's: "..._validation_ens4".
+    if preset["params"].get("target", "pool") != "pool":
+        name += f"_{preset['params']['target']}"
+    if preset["params"].get("ensemble_weight"):
+        name += f"_ens{preset['params']['ensemble_weight']:g}"
     warmup = preset["params"].get("warmup")
     if not warmup:
         return name

@@ -347,16 +347,19 @@ def cycle_select(
     )
     needs_features = "features" in required
     pool_sampled: str | None = None
-    if needs_features:
-        if ensemble_design:
-            qs, pool_sampled = _uncertain_pool(model=model, qs=qs, progress=progress)
-        else:
-            qs, pool_sampled = _feature_pool(qs, random_state)
-        distributed = False
-    elif distributed is None:
+    if distributed is None and (not needs_features or ensemble_design):
         # Big pools on RQ are shared with the configured helpers (workers on other
         # machines); small ones, and every pool when there are none, are scored right here.
         distributed = helpers > 0 and not settings.JOBS_IN_PROCESS and qs.count() > DISTRIBUTE_ABOVE
+    if needs_features:
+        if ensemble_design:
+            qs, pool_sampled = _uncertain_pool(
+                model=model, qs=qs, pool=pool, distributed=bool(distributed), helpers=helpers, progress=progress
+            )
+        else:
+            qs, pool_sampled = _feature_pool(qs, random_state)
+        # The design's rows (at most FEATURE_POOL_CAP) are read right here.
+        distributed = False
     if distributed:
         from cycles.services.scoring import pool_score_distributed
 
@@ -505,7 +508,13 @@ def _feature_pool(qs: QuerySet[Compound], random_state: int | None) -> tuple[Que
 
 
 def _uncertain_pool(
-    *, model: MLModel, qs: QuerySet[Compound], progress: Callable[[str, int], None]
+    *,
+    model: MLModel,
+    qs: QuerySet[Compound],
+    pool: PoolSpec,
+    distributed: bool,
+    helpers: int,
+    progress: Callable[[str, int], None],
 ) -> tuple[QuerySet[Compound], str | None]:
     """The pool, or its FEATURE_POOL_CAP most uncertain compounds ("uncertainty" when cut).
 
@@ -515,10 +524,17 @@ def _uncertain_pool(
     ids = model_services.pool_id_array(qs)
     if ids.size <= FEATURE_POOL_CAP:
         return qs, None
-    scores = model_services.model_score_compounds(
-        model=model, queryset=qs, with_fingerprints=False,
-        progress=lambda stage, percent: progress("scoring pool for the design's candidates", int(percent * 0.6)),
-    )
+    def step(stage: str, percent: int) -> None:
+        progress("scoring pool for the design's candidates", int(percent * 0.8))
+
+    if distributed:
+        from cycles.services.scoring import pool_score_distributed
+
+        scores = pool_score_distributed(
+            model=model, pool=pool, queryset=qs, with_fingerprints=False, helpers=helpers, progress=step
+        )
+    else:
+        scores = model_services.model_score_compounds(model=model, queryset=qs, with_fingerprints=False, progress=step)
     keep = strategies.top_k(scores.uncertainty, FEATURE_POOL_CAP)
     return Compound.objects.filter(id__in=np.sort(scores.ids[keep]).tolist()), "uncertainty"
 

@@ -59,6 +59,20 @@ def test_a_distributed_selection_picks_the_same_batch(setup, monkeypatch):  # ty
     assert shared.pool_size == local.pool_size
 
 
+def test_a_design_over_a_big_pools_most_uncertain_picks_the_same_batch_when_shared(setup, monkeypatch):  # type: ignore[no-untyped-def]
+    from cycles.services import selection
+
+    monkeypatch.setattr(scoring, "CHUNK_IDS", 25)
+    monkeypatch.setattr(selection, "FEATURE_POOL_CAP", 30)
+    kwargs = {"model": setup["model"], "user": setup["lead"], "strategy": "variance_reduction", "batch_size": 5,
+              "params": {"target": "validation", "ensemble_weight": 4.0}, "random_state": 0, "preview": True}
+    local = cycle_select(**kwargs, distributed=False)
+    shared = cycle_select(**kwargs, distributed=True, helpers=0)
+    assert shared.params["pool_sample_by"] == local.params["pool_sample_by"] == "uncertainty"
+    assert shared.pool_size == local.pool_size == 30
+    assert [c.compound.pk for c in shared.candidates] == [c.compound.pk for c in local.candidates]
+
+
 def test_a_distributed_selection_within_a_series_picks_the_same_batch(setup, monkeypatch):  # type: ignore[no-untyped-def]
     """The helpers get the matched ids, not the pattern: same pool, same batch, no rescans."""
     monkeypatch.setattr(scoring, "CHUNK_IDS", 25)

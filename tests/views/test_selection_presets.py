@@ -47,6 +47,9 @@ def test_the_preset_warm_up_is_preselected_and_sent_with_the_selection(client_fo
     # Where the design aims (the preset: the validation compounds) is preselected as well.
     target_select = body.split('<select name="design_target">')[1].split("</select>")[0]
     assert re.search(rf'<option value="{warmup["params"]["target"]}"[^>]*selected', target_select)
+    # And the strategy's own ensemble covariance weight.
+    weight = presets.MODEL_IMPROVEMENT["params"]["ensemble_weight"]
+    assert f'name="design_ensemble_weight" value="{weight}"' in body
 
 
 def test_a_classification_model_gets_the_selection_without_the_warm_up(client_for, lead, class_model):  # type: ignore[no-untyped-def]
