@@ -477,24 +477,22 @@ def _wants_validation_target(params: dict[str, Any] | None) -> bool:
 
 
 def _wants_ensemble_design(params: dict[str, Any] | None, *, warm_active: bool) -> bool:
-    """True when the strategy, or a warm-up still in force, is a design that uses the
-    members' predictions (ensemble_weight > 0, or uncertainty_power > 0 aimed at the
-    validation compounds): the pool and those compounds are then scored with their members."""
+    """True when the stage that picks this batch (a warm-up still in force, else the
+    strategy) is a design that uses the members' predictions (ensemble_weight > 0, or
+    uncertainty_power > 0 aimed at the validation compounds): the pool and those compounds
+    are then scored with their members."""
     params = params or {}
     warmup = params.get("warmup")
-    warm_params = warmup.get("params") if warm_active and isinstance(warmup, dict) else None
+    p = (warmup.get("params") if isinstance(warmup, dict) else None) if warm_active else params
+    if not isinstance(p, dict):
+        return False
 
     def positive(value: Any) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
-    for p in (params, warm_params):
-        if not isinstance(p, dict):
-            continue
-        if positive(p.get("ensemble_weight")):
-            return True
-        if positive(p.get("uncertainty_power")) and p.get("target", "pool") != "pool":
-            return True
-    return False
+    return positive(p.get("ensemble_weight")) or (
+        positive(p.get("uncertainty_power")) and p.get("target", "pool") != "pool"
+    )
 
 
 def _feature_pool(qs: QuerySet[Compound], random_state: int | None) -> tuple[QuerySet[Compound], str | None]:

@@ -184,6 +184,20 @@ def test_a_design_that_counts_the_members_chooses_among_the_most_uncertain_of_a_
                                   params=params, random_state=2, preview=True)
     assert [c.compound.pk for c in again.candidates] == [c.compound.pk for c in result.candidates]
 
+    # The default schedule: while its label-free warm-up picks, the sample is a draw (that
+    # stage does not look at the fit); once it has handed over, the ensemble's cut.
+    n_training = len(model_services.model_load(model=model).training_ids)
+    schedule = {**params, "warmup": {"strategy": "variance_reduction", "until_labeled": n_training + 1,
+                                     "params": {"target": "validation"}}}
+    during = services.cycle_select(model=model, user=setup["lead"], strategy="variance_reduction", batch_size=5,
+                                   params=schedule, random_state=1, preview=True)
+    assert during.params["picked_by"] == "variance_reduction" and during.params["pool_sample_by"] == "random"
+    schedule["warmup"]["until_labeled"] = n_training
+    after = services.cycle_select(model=model, user=setup["lead"], strategy="variance_reduction", batch_size=5,
+                                  params=schedule, random_state=1, preview=True)
+    assert "picked_by" not in after.params and after.params["pool_sample_by"] == "uncertainty"
+    assert [c.compound.pk for c in after.candidates] == [c.compound.pk for c in result.candidates]
+
 
 def test_a_design_can_aim_at_the_lineages_validation_compounds(setup):  # type: ignore[no-untyped-def]
     model = setup["model"]
