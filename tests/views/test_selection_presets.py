@@ -81,6 +81,6 @@ def test_a_regression_model_keeps_its_warm_ups_and_parameters(client_for, lead):
     warmup_select = body.split('<select name="warmup">')[1].split("</select>")[0]
     assert 'value="greedy_sampling"' in warmup_select
     assert 'name="beta"' in body and 'name="xi"' in body
-    # Changing the model swaps the warm-up and tuning fields too, not only the strategy list.
-    assert 'hx-select-oob="#warmup-fields,#tuning-fields"' in body
-    assert 'id="warmup-fields"' in body and 'id="tuning-fields"' in body
+    # Changing the model swaps the warm-up, design and tuning fields too, not only the strategy list.
+    assert 'hx-select-oob="#warmup-fields,#design-fields,#tuning-fields"' in body
+    assert 'id="warmup-fields"' in body and 'id="design-fields"' in body and 'id="tuning-fields"' in body
