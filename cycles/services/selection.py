@@ -519,9 +519,6 @@ def _uncertain_pool(
     A design that counts the members' predictions depends on the fit anyway, so on a big
     pool it chooses among the compounds the ensemble is least sure of (the whole pool is
     scored once, without features), not among a random sample that would miss most of them."""
-    ids = model_services.pool_id_array(qs)
-    if ids.size <= FEATURE_POOL_CAP:
-        return qs, None
     def step(stage: str, percent: int) -> None:
         progress("scoring pool for the design's candidates", int(percent * 0.8))
 
@@ -533,6 +530,10 @@ def _uncertain_pool(
         )
     else:
         scores = model_services.model_score_compounds(model=model, queryset=qs, with_fingerprints=False, progress=step)
+    if scores.ids.size <= FEATURE_POOL_CAP:
+        # Small enough to design over whole (the caller scores it again with its features:
+        # cheap at this size, and a 1M pool then reads its ids once, not twice).
+        return qs, None
     keep = strategies.top_k(scores.uncertainty, FEATURE_POOL_CAP)
     return Compound.objects.filter(id__in=np.sort(scores.ids[keep]).tolist()), "uncertainty"
 
