@@ -658,16 +658,10 @@ class VarianceDesign:
         # Every pool row is a candidate and a target: its features are computed once.
         Phi = _nystrom(basis, whitener, features)
         w = np.ones(features.shape[0]) if pool_weights is None else np.asarray(pool_weights, dtype=np.float64)
-        wt = None
-        if targets is not None and targets.shape[0]:
-            wt = np.ones(targets.shape[0]) if target_weights is None else np.asarray(target_weights, dtype=np.float64)
-        G = np.zeros((m, m))
-        if pool_share > 0:
-            G += pool_share * (Phi.T @ (Phi * w[:, None])) / max(float(w.sum()), 1e-12)
+        Phi_t = wt = None
         if pool_share < 1 and targets is not None and targets.shape[0]:
-            assert wt is not None
             Phi_t = _nystrom(basis, whitener, targets)
-            G += (1.0 - pool_share) * (Phi_t.T @ (Phi_t * wt[:, None])) / max(float(wt.sum()), 1e-12)
+            wt = np.ones(targets.shape[0]) if target_weights is None else np.asarray(target_weights, dtype=np.float64)
         A = np.eye(m)
         if labeled is not None and labeled.shape[0]:
             for start in range(0, labeled.shape[0], _DESIGN_BLOCK):
@@ -678,12 +672,10 @@ class VarianceDesign:
         if ensemble_weight > 0:
             if members is None:
                 raise StrategyError("ensemble_weight", "needs the members' predictions over the pool")
-            if pool_share < 1 and targets is not None and targets.shape[0] and target_members is None:
+            if Phi_t is not None and target_members is None:
                 raise StrategyError("ensemble_weight", "needs the members' predictions of the target compounds")
-            return cls._with_ensemble(
-                Phi, A_inv, w, wt, basis, whitener, targets, pool_share,
-                members, target_members, ensemble_weight, noise,
-            )
+            return cls._with_ensemble(Phi, Phi_t, A_inv, w, wt, pool_share, members, target_members, ensemble_weight, noise)
+        G = _target_gram(Phi, w, Phi_t, wt, pool_share)
         P = Phi @ A_inv
         return cls(P=P, Phi=Phi, G=G, num=np.einsum("ij,ij->i", P @ G, P), var=np.einsum("ij,ij->i", P, Phi), noise=noise)
 
@@ -691,12 +683,10 @@ class VarianceDesign:
     def _with_ensemble(
         cls,
         Phi: np.ndarray,
+        Phi_t: np.ndarray | None,
         A_inv: np.ndarray,
         w: np.ndarray,
         wt: np.ndarray | None,
-        basis: KernelBasis,
-        whitener: np.ndarray,
-        targets: np.ndarray | None,
         pool_share: float,
         members: np.ndarray,
         target_members: np.ndarray | None,
@@ -719,13 +709,11 @@ class VarianceDesign:
         ens_mean_var = float(np.einsum("ij,ij->i", dev, dev).mean())
         scale = np.sqrt(ensemble_weight * gp_mean_var / max(ens_mean_var, _EPS))
         Psi = np.hstack([psi_gp, scale * dev])
-        G = np.zeros((Psi.shape[1], Psi.shape[1]))
-        if pool_share > 0:
-            G += pool_share * (Psi.T @ (Psi * w[:, None])) / max(float(w.sum()), 1e-12)
-        if pool_share < 1 and targets is not None and targets.shape[0]:
-            assert target_members is not None and wt is not None
-            Psi_t = np.hstack([_nystrom(basis, whitener, targets) @ L, scale * deviations(target_members)])
-            G += (1.0 - pool_share) * (Psi_t.T @ (Psi_t * wt[:, None])) / max(float(wt.sum()), 1e-12)
+        Psi_t = None
+        if Phi_t is not None:
+            assert target_members is not None
+            Psi_t = np.hstack([Phi_t @ L, scale * deviations(target_members)])
+        G = _target_gram(Psi, w, Psi_t, wt, pool_share)
         return cls(
             P=Psi.copy(), Phi=Psi, G=G, num=np.einsum("ij,ij->i", Psi @ G, Psi),
             var=np.einsum("ij,ij->i", Psi, Psi), noise=noise,
@@ -754,6 +742,19 @@ class VarianceDesign:
 
 
 _DESIGN_BLOCK = 4096
+
+
+def _target_gram(
+    pool: np.ndarray, w: np.ndarray, targets: np.ndarray | None, wt: np.ndarray | None, pool_share: float
+) -> np.ndarray:
+    """G: the weighted mean of the rows' outer products, pool_share of it over the pool and
+    the rest over the targets (whose variance the design lowers)."""
+    G = np.zeros((pool.shape[1], pool.shape[1]))
+    if pool_share > 0:
+        G += pool_share * (pool.T @ (pool * w[:, None])) / max(float(w.sum()), 1e-12)
+    if targets is not None and wt is not None:
+        G += (1.0 - pool_share) * (targets.T @ (targets * wt[:, None])) / max(float(wt.sum()), 1e-12)
+    return G
 
 
 def _nystrom(basis: KernelBasis, whitener: np.ndarray, X: np.ndarray) -> np.ndarray:
