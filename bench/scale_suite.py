@@ -9,9 +9,9 @@ hour, so every run is listed), selection on the 1M pool with and without an RQ w
 (`select_pool.py`), import of 100,000 compounds twice (`import_throughput.py`), the queue
 page and label submissions under load (`web_load.py`) and a retrain (`retrain.py`).
 
-Needs the bench set-up of BENCHMARKS.md ("tenth session"): /tmp/pool1m.smi and
-/tmp/pool100k.smi from make_pool.py, the pool imported into chemloop_bench and its
-features filled. Takes ~10 minutes on a 2-core machine.
+Needs the bench set-up (`bash bench/scale_setup.sh`, ≈ 25–45 min): /tmp/pool1m.smi and
+/tmp/pool100k.smi from make_pool.py, the pool imported into chemloop_bench, its substructure
+screens and features filled. Takes ~10–17 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
