@@ -2,6 +2,8 @@
 # The bench database for the scale suite (bench/scale_suite.py), from nothing, as one script.
 #
 #     bash bench/scale_setup.sh            # from the project root; ≈ 25–45 min on 2 cores
+#     POOL_SIZE=20000 DATABASE_URL=postgres://postgres@127.0.0.1:5432/chemloop_try bash bench/scale_setup.sh
+#                                          # a dry run of the steps on a small pool and another database
 #
 # What it builds (the set-up every scale section of BENCHMARKS.md names):
 #   /tmp/pool1m.smi and /tmp/pool100k.smi   make_pool.py, seed 0 (Enamine10k fragments recombined)
@@ -24,7 +26,7 @@ DB=${DATABASE_URL##*/}
 step() { echo "$(date -u +%H:%M:%S) $*"; }
 
 step "pool files"
-$PY bench/make_pool.py 1000000 /tmp/pool1m.smi --seed 0
+$PY bench/make_pool.py "${POOL_SIZE:-1000000}" /tmp/pool1m.smi --seed 0
 head -100000 /tmp/pool1m.smi > /tmp/pool100k.smi
 
 step "database $DB"
