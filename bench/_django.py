@@ -8,6 +8,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+# The bench scripts' Redis database (development uses 0; test runs pick 1-15 by process id).
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/9"
+
+
+def jobs_to_rq() -> None:
+    """Send jobs to RQ on the bench Redis (unless REDIS_URL says otherwise), never into the
+    calling process: a job run in threads of a timed process would be timed with it."""
+    os.environ.setdefault("REDIS_URL", BENCH_REDIS_URL)
 
 
 def setup(db_name: str = "chemloop_bench", *, own_database: bool = False) -> None:

@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
-
 import _django
+
+_django.jobs_to_rq()
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,16 +13,15 @@ applicability domain — and reports compounds/second and peak memory.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import time
 from pathlib import Path
 
-# Jobs go to RQ, never into this process: without it, the fixture's import would run the
-# pool's substructure-screen backfill in threads beside the timed scoring.
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
-
 import _django
+
+# Without it, the fixture's import would run the pool's substructure-screen backfill in
+# threads beside the timed scoring.
+_django.jobs_to_rq()
 
 
 def rss_mb() -> float:

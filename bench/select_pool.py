@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")  # the distributed path needs RQ
-
 import _django
+
+_django.jobs_to_rq()  # the distributed path needs RQ
 
 ROOT = Path(__file__).resolve().parents[1]
 

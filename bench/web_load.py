@@ -121,7 +121,7 @@ def main() -> None:
     print(f"database: {n_compounds:,} compounds, {len(item_ids):,} open queue items for {model}")
 
     # Redis as in production: the shared cache holds sessions and queue pages.
-    env = {"REDIS_URL": "redis://127.0.0.1:6379/9", **os.environ,
+    env = {"REDIS_URL": _django.BENCH_REDIS_URL, **os.environ,
            "DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": BENCH_SECRET,
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "false", "DEBUG": "false"}
     # Production serves hashed static files (whitenoise manifest): collect them first.
