@@ -37,17 +37,21 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def split_rows(fn: Callable[[int, int], object], n: int, *, workers: int | None = None) -> None:
+def split_rows(fn: Callable[[int, int], object], n: int, *, workers: int | None = None, pieces: int = 1) -> None:
     """Call fn(lo, hi) over contiguous row ranges covering 0..n, side by side.
 
     fn must write disjoint slices of its outputs and release the GIL (a
     `numba.njit(nogil=True)` kernel does), so the result is the same for any split.
+    `pieces` > 1 cuts the rows into that many ranges per worker, handed out as workers
+    free up: a thread slowed by another busy thread on the same cores (a prefetch
+    thread, a web request) then holds up only its current range, not half of the rows.
     """
     workers = min(workers or default_workers(), max(1, n // MIN_ROWS_PER_THREAD))
     if workers <= 1:
         fn(0, n)
         return
-    bounds = [n * k // workers for k in range(workers + 1)]
+    ranges = min(workers * max(1, pieces), max(1, n // MIN_ROWS_PER_THREAD))
+    bounds = [n * k // ranges for k in range(ranges + 1)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # list() re-raises the first error of any range.
         list(pool.map(fn, bounds[:-1], bounds[1:]))

@@ -1,4 +1,4 @@
-"""mlmodels.ml.stacked: the members' trees as one multi-target booster, same outputs."""
+"""mlmodels.ml.stacked: the members' trees as one multi-target booster or compiled arrays, same outputs."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from mlmodels.ml import ensemble
+from mlmodels.ml import ensemble, stacked
 from mlmodels.ml.ensemble import BootstrapEnsemble
-from mlmodels.ml.stacked import stack_boosters
+from mlmodels.ml.stacked import compile_trees, stack_boosters
 
 FAST = {"n_members": 5, "n_estimators": 30, "learning_rate": 0.2, "max_depth": 4}
 
@@ -41,10 +41,78 @@ def test_predictions_do_not_depend_on_the_path_a_block_takes() -> None:
     model = BootstrapEnsemble(random_state=5, **FAST).fit(X, y)
     pool, _ = _data(ensemble.STACK_MIN_ROWS + 10, seed=2)
     small = np.concatenate([model.predict_members(pool[s : s + 100]) for s in range(0, pool.shape[0], 100)], axis=1)
-    assert model not in ensemble._stacked  # small blocks never build it
+    assert model not in ensemble._compiled and model not in ensemble._stacked  # small blocks never build them
     big = model.predict_members(pool)
-    assert ensemble._stacked.get(model) is not None  # the big block took the stacked path
+    assert ensemble._compiled.get(model) is not None  # the big block took the compiled walk
+    assert model not in ensemble._stacked
     np.testing.assert_array_equal(big, small)
+
+
+def test_the_compiled_walk_gives_each_members_output_bit_for_bit() -> None:
+    X, y = _data(300)
+    model = BootstrapEnsemble(smooth_weight=0.0, random_state=3, **FAST).fit(X, y)
+    pool, _ = _data(5000, seed=1)
+    compiled = compile_trees(model.members_)
+    assert compiled is not None and compiled.depth == 4
+    got = compiled.predict(pool, workers=2)
+    assert got.shape == (5, 5000)
+    for i, member in enumerate(model.members_):
+        np.testing.assert_array_equal(got[i], member.inplace_predict(pool))
+
+
+def test_the_compiled_walk_matches_on_split_values_missing_values_and_infinities() -> None:
+    # Rows whose values sit exactly on the trees' thresholds (x < split goes left, equal goes
+    # right), missing everywhere (every default side), and +-inf.
+    X, y = _data(300)
+    members = [
+        xgb.train({"max_depth": 3, "seed": s, "subsample": 0.8}, xgb.DMatrix(X, label=y), num_boost_round=12)
+        for s in range(3)
+    ]
+    compiled = compile_trees(members)
+    assert compiled is not None
+    splits = compiled.threshold[~np.isnan(compiled.threshold)]
+    rng = np.random.default_rng(9)
+    on_split = rng.choice(splits, size=(400, X.shape[1])).astype(np.float32)
+    edge = np.array([np.nan, np.inf, -np.inf], dtype=np.float32)[rng.integers(0, 3, size=(300, X.shape[1]))]
+    mixed = np.where(rng.random((300, X.shape[1])) < 0.3, np.nan, on_split[:300])
+    pool = np.vstack([on_split, edge, mixed, np.full((1, X.shape[1]), np.nan, dtype=np.float32)])
+    got = compiled.predict(pool, workers=1)
+    for i, member in enumerate(members):
+        np.testing.assert_array_equal(got[i], member.inplace_predict(pool))
+
+
+def test_trees_of_different_depths_and_single_leaf_trees_compile_exactly() -> None:
+    X, y = _data(200)
+    # lossguide with a leaf budget grows unbalanced trees; a huge gamma leaves the root alone.
+    uneven = [
+        xgb.train({"grow_policy": "lossguide", "max_depth": 0, "max_leaves": 9, "seed": s}, xgb.DMatrix(X, label=y),
+                  num_boost_round=8)
+        for s in range(2)
+    ]
+    stumps = [xgb.train({"gamma": 1e9, "seed": s}, xgb.DMatrix(X, label=y), num_boost_round=3) for s in range(2)]
+    pool, _ = _data(3000, seed=8)
+    for members in (uneven, stumps):
+        compiled = compile_trees(members)
+        assert compiled is not None
+        got = compiled.predict(pool)
+        for i, member in enumerate(members):
+            np.testing.assert_array_equal(got[i], member.inplace_predict(pool))
+    assert compile_trees(stumps).depth == 0
+
+
+def test_what_the_walk_cannot_reproduce_is_left_to_xgboost(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = _data(200)
+    depth4 = [xgb.train({"max_depth": 4, "seed": s}, xgb.DMatrix(X, label=y), num_boost_round=3) for s in range(2)]
+    assert compile_trees(depth4) is not None
+    monkeypatch.setattr(stacked, "MAX_COMPILED_DEPTH", 3)
+    assert compile_trees(depth4) is None  # padding would cost 2**depth leaves a tree
+    monkeypatch.undo()
+    logistic = [xgb.train({"objective": "binary:logistic", "seed": s}, xgb.DMatrix(X, label=y > 1), num_boost_round=4)
+                for s in range(2)]
+    assert compile_trees(logistic) is None  # an output transform: the stacked booster keeps it exact
+    compiled = compile_trees([xgb.train({}, xgb.DMatrix(X, label=y), num_boost_round=2) for _ in range(2)])
+    with pytest.raises(ValueError, match="X must be"):
+        compiled.predict(X[:, :5])
 
 
 def test_members_that_cannot_be_stacked_exactly_are_left_alone() -> None:
@@ -67,6 +135,7 @@ def test_other_algorithms_predict_member_by_member(algorithm: str) -> None:
     pool, _ = _data(ensemble.STACK_MIN_ROWS, seed=4)
     assert model.predict_members(pool).shape == (2, pool.shape[0])
     assert model._stacked_trees() is None
+    assert model._compiled_trees() is None
 
 
 def test_binary_classifiers_stack_and_give_the_same_probabilities() -> None:
@@ -77,7 +146,8 @@ def test_binary_classifiers_stack_and_give_the_same_probabilities() -> None:
     small = np.concatenate([model.predict_members(pool[s : s + 100]) for s in range(0, pool.shape[0], 100)], axis=1)
     assert model not in ensemble._stacked
     big = model.predict_members(pool)
-    assert ensemble._stacked.get(model) is not None
+    assert ensemble._stacked.get(model) is not None  # binary:logistic: stacked, not compiled
+    assert model._compiled_trees() is None
     np.testing.assert_array_equal(big, small)  # members one by one below the threshold
     np.testing.assert_allclose(big.sum(axis=2), 1.0, rtol=1e-6)
 
